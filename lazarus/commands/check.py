@@ -1,0 +1,33 @@
+"""`lazarus check CONFIG`: validate a config and resolve its secret references."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lazarus.config import ConfigError, ConfigErrorGroup, load_config
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="validate a config file; exit 2 on any error")
+    p.add_argument("config", help="path of the YAML config")
+    p.add_argument("--no-secrets", action="store_true", help="do not resolve secret references")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config, check_secrets=not args.no_secrets)
+    except ConfigErrorGroup as group:
+        for error in group.errors:
+            print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    inv = config.inventory
+    print(
+        f"{args.config}: ok ({len(inv.hosts)} hosts, {len(inv.services)} services, "
+        f"{len(config.notify.receivers)} receivers)"
+    )
+    return 0
