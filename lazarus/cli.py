@@ -1,7 +1,9 @@
 """`lazarus ...`: the operator's command line.
 
 Each feature module contributes its sub-commands through ``add_parsers(subparsers)``; a command
-sets ``func`` and returns the process exit code (0 ok, 1 failed, 2 bad input).
+sets ``func`` and returns the process exit code (0 ok, 1 failed, 2 bad input). Commands of the
+Prefect layer arrive through the ``lazarus.commands`` entry point group, so the core never
+imports it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import importlib
 import logging
 import sys
+from importlib.metadata import entry_points
 
 # Modules that add sub-commands, in the order `lazarus --help` lists them.
 _FEATURES = ("lazarus.commands.check",)
@@ -21,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _FEATURES:
         importlib.import_module(name).add_parsers(sub)
+    for plugin in entry_points(group="lazarus.commands"):
+        plugin.load()(sub)
     return parser
 
 

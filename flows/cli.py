@@ -1,0 +1,78 @@
+"""The sub-commands that run Prefect flows: demo, serve, watch, recover.
+
+Registered through the ``lazarus.commands`` entry point (pyproject.toml), so the core CLI never
+imports this layer. Prefect is imported only when one of these commands runs, after
+``prefect_environment`` has pointed it at a project-local home with telemetry off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def prefect_environment(home: Path = Path(".lazarus/prefect")) -> None:
+    """Project-local Prefect state, no telemetry, patience for a slow ephemeral server start."""
+    os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="sandbox + watch + a fault, healed end to end; then clean up")
+    p.add_argument("--dir", type=Path, default=Path(".lazarus/demo"), help="sandbox state folder")
+    p.add_argument("--hosts", type=int, default=3)
+    p.add_argument("--fault", default="kill", choices=["kill", "hang", "error"])
+    p.add_argument("--keep", action="store_true", help="leave the sandbox up afterwards")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("serve", help="serve the watch (on its interval) and recover flows")
+    p.add_argument("config")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("watch", help="run one watch cycle now")
+    p.add_argument("config")
+    p.set_defaults(func=_watch)
+
+    p = sub.add_parser("recover", help="run recovery for one incident now")
+    p.add_argument("config")
+    p.add_argument("incident", type=int)
+    p.add_argument("--dry-run", action="store_true", help="print what would run; change nothing")
+    p.set_defaults(func=_recover)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    prefect_environment()
+    from flows.demo import run_demo
+
+    return run_demo(args.dir, hosts=args.hosts, fault=args.fault, keep=args.keep)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    prefect_environment()
+    from flows.serve import serve_flows
+
+    serve_flows(Path(args.config).resolve())
+    return 0
+
+
+def _watch(args: argparse.Namespace) -> int:
+    prefect_environment()
+    from flows.watch import watch
+
+    print(watch(str(Path(args.config).resolve())))
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    prefect_environment()
+    from flows.recover import recover
+
+    outcome = recover(args.incident, str(Path(args.config).resolve()), dry_run=args.dry_run,
+                      actor=os.environ.get("USER", "cli"))
+    print(outcome)
+    return 0 if outcome in ("resolved",) or outcome.startswith(("dry-run", "skipped")) else 1

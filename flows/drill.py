@@ -1,0 +1,78 @@
+"""A fire drill on the sandbox: inject a fault, run watch cycles, time detection and recovery.
+
+The demo and bench/recovery_time.py both run drills; the numbers they print come from the
+incident's own timestamps in the store, not from the drill's guesses.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from flows.watch import watch
+from lazarus.model import Incident, IncidentState
+from lazarus.sandbox import Sandbox
+from lazarus.store import Store
+from tasks.runtime import load, open_store
+
+_ENDED = (IncidentState.RESOLVED, IncidentState.ESCALATED)
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    host: str
+    mode: str
+    fault_at: float
+    incident: Incident | None
+    cycles: int
+
+    @property
+    def time_to_detect(self) -> float | None:
+        return self.incident.detected_at - self.fault_at if self.incident else None
+
+    @property
+    def time_to_recover(self) -> float | None:
+        """Fault -> verified healthy; None when the drill did not end resolved."""
+        if self.incident is None or self.incident.state is not IncidentState.RESOLVED:
+            return None
+        return (self.incident.verified_at or self.incident.closed_at or 0.0) - self.fault_at
+
+
+def warm_up(sandbox: Sandbox, cycles: int = 2) -> None:
+    """Healthy cycles first: Prefect starts, and the detectors see the fleet well."""
+    for _ in range(cycles):
+        watch(str(sandbox.config_path))
+
+
+def drill(sandbox: Sandbox, host: str, mode: str = "kill", *, interval: float | None = None,
+          timeout: float = 120.0) -> DrillResult:
+    """Inject ``mode`` on ``host`` and run watch cycles until its incident ends or time is up."""
+    config = load(sandbox.config_path)
+    interval = config.watch.interval if interval is None else interval
+    store = open_store(config)
+    try:
+        before = _newest_id(store)
+        sandbox.fault(host, mode)
+        fault_at = time.time()
+        cycles = 0
+        incident = None
+        while time.time() - fault_at < timeout:
+            started = time.time()
+            watch(str(sandbox.config_path))
+            cycles += 1
+            incident = _incident_on(store, host, after=before)
+            if incident is not None and incident.state in _ENDED:
+                break
+            time.sleep(max(0.0, interval - (time.time() - started)))
+        return DrillResult(host, mode, fault_at, incident, cycles)
+    finally:
+        store.close()
+
+
+def _newest_id(store: Store) -> int:
+    recent = store.recent(1)
+    return recent[0].id if recent else 0
+
+
+def _incident_on(store: Store, host: str, *, after: int) -> Incident | None:
+    return next((i for i in reversed(store.recent(20)) if i.id > after and i.host == host), None)

@@ -1,0 +1,24 @@
+"""`lazarus serve CONFIG`: watch on its interval and recover on demand, from one process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import serve
+
+from flows.recover import recover
+from flows.watch import watch
+from tasks.runtime import load
+
+
+def serve_flows(config_path: Path) -> None:
+    """Register both deployments with the Prefect API and run their flow runs until stopped."""
+    config = load(config_path)
+    serve(
+        watch.to_deployment(
+            name="watch",
+            interval=config.watch.interval,
+            parameters={"config_path": str(config_path)},
+        ),
+        recover.to_deployment(name="recover", parameters={"config_path": str(config_path)}),
+    )

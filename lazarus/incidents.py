@@ -1,0 +1,52 @@
+"""Correlate one cycle's verdicts with the incidents already open.
+
+An anomaly opens an incident unless one is active for its fingerprint; a target that probes
+healthy again closes the incidents nobody is acting on. Recovery in progress owns its incident
+and is left alone: it decides resolved or escalated after verifying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lazarus.config import Config
+from lazarus.detect.threshold import PROBE_SYMPTOMS
+from lazarus.model import Anomaly, Incident, IncidentState, Observation
+from lazarus.store import Store
+
+
+def open_incidents(store: Store, anomalies: Iterable[Anomaly]) -> list[Incident]:
+    """Incidents opened by this cycle's anomalies (ongoing ones are not returned again)."""
+    opened = []
+    for anomaly in anomalies:
+        incident, created = store.open_incident(anomaly)
+        if created:
+            opened.append(incident)
+    return opened
+
+
+def close_cleared(store: Store, observations: Iterable[Observation]) -> list[Incident]:
+    """Resolve probe incidents whose target answers healthy now and which nobody is acting on."""
+    healthy = {o.target for o in observations if o.ok}
+    closed = []
+    for incident in store.active():
+        if incident.symptom not in PROBE_SYMPTOMS or incident.target not in healthy:
+            continue
+        done = store.transition(
+            incident.id,
+            IncidentState.RESOLVED,
+            reason="symptom cleared: the health probe passes again",
+            expect=(IncidentState.OPEN, IncidentState.NOTIFIED, IncidentState.ESCALATED),
+        )
+        if done is not None:
+            closed.append(done)
+    return closed
+
+
+def remediable(config: Config, incident: Incident) -> bool:
+    """Whether automatic recovery may act: enabled, a probe symptom, a known controlled service."""
+    if not config.recovery.enabled or incident.symptom not in PROBE_SYMPTOMS:
+        return False
+    return any(s.name == incident.service for s in config.inventory.services) and any(
+        h.name == incident.host for h in config.inventory.hosts
+    )

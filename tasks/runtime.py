@@ -1,0 +1,36 @@
+"""What every task and flow needs from Prefect's side: config, store, links, secret blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect.blocks.system import Secret as SecretBlock
+from prefect.runtime import flow_run
+from prefect.settings import PREFECT_UI_URL
+
+from lazarus import secrets
+from lazarus.config import Config, load_config
+from lazarus.store import Store
+
+
+def _load_secret_block(name: str) -> str:
+    return str(SecretBlock.load(name).get())
+
+
+def load(config_path: str | Path) -> Config:
+    """Load the config with ``secret:NAME`` references answered by Prefect Secret blocks."""
+    secrets.register_resolver("secret", _load_secret_block)
+    return load_config(config_path)
+
+
+def open_store(config: Config) -> Store:
+    return Store(config.path(config.state.path))
+
+
+def flow_run_url(config: Config) -> str:
+    """A link to the current flow run in the Prefect UI, or its id when no UI URL is known."""
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return ""
+    base = config.prefect.ui_url or PREFECT_UI_URL.value()
+    return f"{base.rstrip('/')}/runs/flow-run/{run_id}" if base else f"flow run {run_id}"

@@ -1,0 +1,73 @@
+"""HTTP probes and verification against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from lazarus.errors import VerifyFailed
+from lazarus.recover import verify
+from lazarus.sources.http import ProbeTarget, probe, probe_all
+
+
+class Handler(BaseHTTPRequestHandler):
+    statuses: list[int] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path == "/slow":
+            threading.Event().wait(2)
+        status = self.statuses.pop(0) if self.statuses else 200
+        self.send_response(status)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    Handler.statuses = []
+    yield httpd.server_address[1]
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+def target(url: str, timeout: float = 1.0) -> ProbeTarget:
+    return ProbeTarget(host="h1", service="web", url=url, timeout=timeout, expect_status=200)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_probe_outcomes(server: int) -> None:
+    Handler.statuses = [500]
+    assert probe(target(f"http://127.0.0.1:{server}/health")).detail == "status 500"
+    assert probe(target(f"http://127.0.0.1:{server}/health")).ok
+    assert probe(target(f"http://127.0.0.1:{server}/slow", 0.3)).detail.startswith("timeout")
+    assert probe(target(f"http://127.0.0.1:{free_port()}/health")).detail.startswith("refused")
+
+
+def test_probe_all_keeps_order_and_never_raises(server: int) -> None:
+    targets = [target(f"http://127.0.0.1:{server}/health"), target("http://127.0.0.1:1/x"),
+               target("not a url at all")]
+    results = probe_all(targets)
+    assert [r.ok for r in results] == [True, False, False]
+
+
+def test_verify_waits_for_health_then_gives_up(server: int) -> None:
+    Handler.statuses = [503, 503]
+    assert verify(target(f"http://127.0.0.1:{server}/health"), within=5, interval=0.05).ok
+    Handler.statuses = [503] * 100
+    with pytest.raises(VerifyFailed, match="still unhealthy.*status 503"):
+        verify(target(f"http://127.0.0.1:{server}/health"), within=0.3, interval=0.05)
