@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 
 def prefect_environment(home: Path = Path(".lazarus/prefect")) -> None:
     """Project-local Prefect state, no telemetry, patience for a slow ephemeral server start."""
+    home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -72,7 +72,11 @@ def _recover(args: argparse.Namespace) -> int:
     prefect_environment()
     from flows.recover import recover
 
-    outcome = recover(args.incident, str(Path(args.config).resolve()), dry_run=args.dry_run,
-                      actor=os.environ.get("USER", "cli"))
+    outcome = recover(
+        args.incident,
+        str(Path(args.config).resolve()),
+        dry_run=args.dry_run,
+        actor=os.environ.get("USER", "cli"),
+    )
     print(outcome)
     return 0 if outcome in ("resolved",) or outcome.startswith(("dry-run", "skipped")) else 1

@@ -26,9 +26,11 @@ def run_demo(root: Path, *, hosts: int = 3, fault: str = "kill", keep: bool = Fa
     sandbox = Sandbox.up(root.resolve(), name="demo", hosts=hosts)
     try:
         for h in sandbox.hosts:
-            _say(f"  {h.name}: {h.address} (netns {h.netns or '-'}), health {sandbox.health(h.name)}")
+            _say(
+                f"  {h.name}: {h.address} (netns {h.netns or '-'}), health {sandbox.health(h.name)}"
+            )
         _say("healthy watch cycles (Prefect starts its local server on the first one)")
-        warm_up(sandbox)
+        warm_up(sandbox.config_path)
         victim = sandbox.hosts[len(sandbox.hosts) // 2].name
         others = {h.name: sandbox.service_pid(h.name) for h in sandbox.hosts if h.name != victim}
         _say(f"FAULT: {fault} the web service on {victim}")
@@ -42,7 +44,7 @@ def run_demo(root: Path, *, hosts: int = 3, fault: str = "kill", keep: bool = Fa
             _say("sandbox stopped and cleaned up")
 
 
-def _report(sandbox: Sandbox, result, others: dict[str, int | None]) -> int:  # noqa: ANN001
+def _report(sandbox: Sandbox, result, others: dict[str, int | None]) -> int:
     incident = result.incident
     if incident is None:
         _say(f"no incident was opened within the drill's time ({result.cycles} cycles)")
@@ -50,10 +52,14 @@ def _report(sandbox: Sandbox, result, others: dict[str, int | None]) -> int:  # 
     config = load(sandbox.config_path)
     store = open_store(config)
     try:
-        _say(f"DETECTED incident #{incident.id} {incident.fingerprint} "
-             f"{incident.detected_at - result.fault_at:.1f}s after the fault: {incident.summary}")
+        _say(
+            f"DETECTED incident #{incident.id} {incident.fingerprint} "
+            f"{incident.detected_at - result.fault_at:.1f}s after the fault: {incident.summary}"
+        )
         for d in store.deliveries(incident.id):
-            _say(f"NOTIFY {d.event} -> {d.receiver}: {'delivered' if d.ok else 'FAILED ' + d.error}")
+            _say(
+                f"NOTIFY {d.event} -> {d.receiver}: {'delivered' if d.ok else 'FAILED ' + d.error}"
+            )
         for mail in sandbox.mail():
             _say(f"  mail sink got: {mail.get('subject')!r} to {mail.get('to')}")
         for post in sandbox.chat():
@@ -68,6 +74,8 @@ def _report(sandbox: Sandbox, result, others: dict[str, int | None]) -> int:  # 
     _say(f"other hosts untouched: {untouched}")
     if incident.state is not IncidentState.RESOLVED:
         return 1
-    _say(f"time-to-detect {result.time_to_detect:.1f}s, time-to-recover "
-         f"{result.time_to_recover:.1f}s (watch interval {load(sandbox.config_path).watch.interval:g}s)")
+    _say(
+        f"time-to-detect {result.time_to_detect:.1f}s, time-to-recover "
+        f"{result.time_to_recover:.1f}s (watch interval {config.watch.interval:g}s)"
+    )
     return 0 if untouched else 1

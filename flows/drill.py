@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from flows.watch import watch
 from lazarus.model import Incident, IncidentState
@@ -38,16 +39,27 @@ class DrillResult:
         return (self.incident.verified_at or self.incident.closed_at or 0.0) - self.fault_at
 
 
-def warm_up(sandbox: Sandbox, cycles: int = 2) -> None:
+def warm_up(config_path: Path, cycles: int = 2) -> None:
     """Healthy cycles first: Prefect starts, and the detectors see the fleet well."""
     for _ in range(cycles):
-        watch(str(sandbox.config_path))
+        watch(str(config_path))
 
 
-def drill(sandbox: Sandbox, host: str, mode: str = "kill", *, interval: float | None = None,
-          timeout: float = 120.0) -> DrillResult:
-    """Inject ``mode`` on ``host`` and run watch cycles until its incident ends or time is up."""
-    config = load(sandbox.config_path)
+def drill(
+    sandbox: Sandbox,
+    host: str,
+    mode: str = "kill",
+    *,
+    config_path: Path | None = None,
+    interval: float | None = None,
+    timeout: float = 120.0,
+) -> DrillResult:
+    """Inject ``mode`` on ``host`` and run watch cycles until its incident ends or time is up.
+
+    ``config_path`` defaults to the sandbox's own config; tests pass variants of it.
+    """
+    config_path = config_path or sandbox.config_path
+    config = load(config_path)
     interval = config.watch.interval if interval is None else interval
     store = open_store(config)
     try:
@@ -58,7 +70,7 @@ def drill(sandbox: Sandbox, host: str, mode: str = "kill", *, interval: float | 
         incident = None
         while time.time() - fault_at < timeout:
             started = time.time()
-            watch(str(sandbox.config_path))
+            watch(str(config_path))
             cycles += 1
             incident = _incident_on(store, host, after=before)
             if incident is not None and incident.state in _ENDED:

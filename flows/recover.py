@@ -18,8 +18,12 @@ from tasks.runtime import flow_run_url, load, open_store
 
 
 @flow(name="recover", log_prints=True)
-def recover(incident_id: int, config_path: str = "lazarus.yaml", dry_run: bool = False,
-            actor: str = "automation") -> str:
+def recover(
+    incident_id: int,
+    config_path: str = "lazarus.yaml",
+    dry_run: bool = False,
+    actor: str = "automation",
+) -> str:
     """Recover incident ``incident_id``; returns the state it ends in."""
     logger = get_run_logger()
     config = load(config_path)
@@ -45,7 +49,7 @@ def recover(incident_id: int, config_path: str = "lazarus.yaml", dry_run: bool =
         store.close()
 
 
-def _restart_and_verify(config, store: Store, incident: Incident, actor: str):  # noqa: ANN001, ANN202
+def _restart_and_verify(config, store: Store, incident: Incident, actor: str):
     """Restart then verify; the incident comes back resolved or escalated with the reason."""
     described = core.describe_restart(config, incident)
     with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
@@ -55,23 +59,27 @@ def _restart_and_verify(config, store: Store, incident: Incident, actor: str):  
         store.record_action(incident.id, "ssh.restart", described, actor, False, error)
         reason = f"restart failed, not retrying further: {error}"
         return store.transition(incident.id, IncidentState.ESCALATED, reason=reason), [
-            f"restart failed: {error}"]
+            f"restart failed: {error}"
+        ]
     result = state.result()
-    store.record_action(incident.id, "ssh.restart", described, actor, True,
-                        (result.stdout + result.stderr).strip())
+    store.record_action(
+        incident.id, "ssh.restart", described, actor, True, (result.stdout + result.stderr).strip()
+    )
     verified = verify_recovery(config, incident, return_state=True)
     if verified.is_failed():
         error = _error_of(verified)
         store.record_action(incident.id, "verify", incident.target, actor, False, error)
         return store.transition(incident.id, IncidentState.ESCALATED, reason=error), [
-            "restarted over SSH", f"verification failed: {error}"]
+            "restarted over SSH",
+            f"verification failed: {error}",
+        ]
     store.record_action(incident.id, "verify", incident.target, actor, True, "probe passes")
-    return store.transition(incident.id, IncidentState.RESOLVED,
-                            reason="restarted over SSH; health probe passes"), [
-        "restarted over SSH", "verified healthy"]
+    return store.transition(
+        incident.id, IncidentState.RESOLVED, reason="restarted over SSH; health probe passes"
+    ), ["restarted over SSH", "verified healthy"]
 
 
-def _error_of(state) -> str:  # noqa: ANN001
+def _error_of(state) -> str:
     try:
         state.result()
     except Exception as exc:
@@ -93,8 +101,13 @@ def _artifacts(store: Store, incident: Incident) -> None:
     create_table_artifact(
         key=f"incident-{incident.id}-audit",
         table=[
-            {"action": a.action, "target": a.target, "actor": a.actor, "ok": a.ok,
-             "detail": a.detail[:200]}
+            {
+                "action": a.action,
+                "target": a.target,
+                "actor": a.actor,
+                "ok": a.ok,
+                "detail": a.detail[:200],
+            }
             for a in store.actions(incident.id)
         ],
         description="what recovery did, where and by whom",

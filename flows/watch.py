@@ -27,8 +27,13 @@ def watch(config_path: str = "lazarus.yaml") -> dict[str, int]:
     deliveries = [
         future
         for incident in found.opened
-        for future in notify(config, incident, "opened", flow_run_url=url,
-                             actions=["automatic restart"] if remediable(config, incident) else [])
+        for future in notify(
+            config,
+            incident,
+            "opened",
+            flow_run_url=url,
+            actions=["automatic restart"] if remediable(config, incident) else [],
+        )
     ]
     deliveries += [f for i in found.closed for f in notify(config, i, "resolved", flow_run_url=url)]
     outcomes = [recover(i.id, config_path) for i in found.opened if remediable(config, i)]

@@ -15,12 +15,12 @@ import sys
 from importlib.metadata import entry_points
 
 # Modules that add sub-commands, in the order `lazarus --help` lists them.
-_FEATURES = ("lazarus.commands.check",)
+_FEATURES = ("lazarus.commands.check", "lazarus.commands.sandbox")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lazarus", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what each part does")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in _FEATURES:
         importlib.import_module(name).add_parsers(sub)
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     return int(args.func(args) or 0)

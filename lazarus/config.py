@@ -12,19 +12,19 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from lazarus.errors import ConfigError, SecretError
+from lazarus.notify.route import parse_matchers
 from lazarus.secrets import is_reference, resolve
+from lazarus.yamlfile import ConfigErrorGroup, Located, read_yaml, validate
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -111,16 +111,45 @@ class Service(Strict):
     labels: dict[str, str] = {}
 
 
+class DatabaseSnapshots(Strict):
+    dir: str = Field(description="folder of the snapshot files (relative to the config file)")
+    keep: int = Field(7, ge=1, description="snapshots kept by retention, newest first")
+
+
+class Database(Strict):
+    """A database Lazarus may snapshot and restore (whole database, never single tables)."""
+
+    name: Name
+    kind: Literal["postgres", "sqlite"]
+    dsn: str = Field(description="secret reference (env:ORDERS_DSN) or a libpq URI / sqlite path")
+    snapshots: DatabaseSnapshots
+    check: str | None = Field(None, description="SQL returning one truthy value when data is sane")
+    tables: list[str] = Field([], description="tables whose row counts are checked and reported")
+
+
 class Inventory(Strict):
     ssh: SshSettings
     hosts: list[Host]
     services: list[Service] = []
+    databases: list[Database] = []
 
-    @field_validator("hosts", "services")
+    @field_validator("databases")
     @classmethod
-    def _unique_names(cls, items: list[Host] | list[Service]) -> list[Any]:
-        _reject_duplicates([i.name for i in items], "host" if items and isinstance(items[0], Host) else "service")
-        return items
+    def _unique_databases(cls, databases: list[Database]) -> list[Database]:
+        _reject_duplicates([d.name for d in databases], "database")
+        return databases
+
+    @field_validator("hosts")
+    @classmethod
+    def _unique_hosts(cls, hosts: list[Host]) -> list[Host]:
+        _reject_duplicates([h.name for h in hosts], "host")
+        return hosts
+
+    @field_validator("services")
+    @classmethod
+    def _unique_services(cls, services: list[Service]) -> list[Service]:
+        _reject_duplicates([s.name for s in services], "service")
+        return services
 
     def hosts_of(self, service: Service) -> list[Host]:
         """The hosts whose labels match the service's selector."""
@@ -188,6 +217,16 @@ class Route(Strict):
     continue_: bool = Field(False, alias="continue")
     routes: list[Route] = []
 
+    @field_validator("matchers")
+    @classmethod
+    def _matchers_parse(cls, matchers: list[str]) -> list[str]:
+        for i, text in enumerate(matchers):
+            try:
+                parse_matchers(text)
+            except ConfigError as exc:
+                raise Located(exc.reason, (i,)) from None
+        return matchers
+
 
 class Notify(Strict):
     receivers: list[Receiver] = []
@@ -205,6 +244,9 @@ class Notify(Strict):
     @model_validator(mode="after")
     def _routes_name_receivers(self) -> Notify:
         if self.route is not None:
+            if self.route.matchers:
+                raise Located("the root route matches everything; it takes no matchers",
+                              ("route", "matchers"))
             _check_route_receivers(self.route, {r.name for r in self.receivers}, ("route",))
         return self
 
@@ -251,6 +293,8 @@ class Config(Strict):
         refs = [("inventory.ssh.key", self.inventory.ssh.key)]
         for i, receiver in enumerate(self.notify.receivers):
             refs += [(f"notify.receivers[{i}].urls[{j}]", u) for j, u in enumerate(receiver.urls)]
+        refs += [(f"inventory.databases[{i}].dsn", d.dsn)
+                 for i, d in enumerate(self.inventory.databases)]
         return [(field, ref) for field, ref in refs if is_reference(ref)]
 
 
@@ -258,101 +302,29 @@ def _reject_duplicates(names: list[str], what: str) -> None:
     seen: set[str] = set()
     for index, name in enumerate(names):
         if name in seen:
-            raise _Located(f"duplicate {what} name {name!r}", (index, "name"))
+            raise Located(f"duplicate {what} name {name!r}", (index, "name"))
         seen.add(name)
 
 
 def _check_route_receivers(route: Route, names: set[str], loc: tuple[str | int, ...]) -> None:
     if route.receiver is not None and route.receiver not in names:
-        raise _Located(f"receiver {route.receiver!r} is not defined in notify.receivers",
+        raise Located(f"receiver {route.receiver!r} is not defined in notify.receivers",
                        (*loc, "receiver"))
     for i, child in enumerate(route.routes):
         _check_route_receivers(child, names, (*loc, "routes", i))
 
 
-class _Located(ValueError):
-    """A validator error that knows the path below its model where it belongs."""
-
-    def __init__(self, message: str, loc: tuple[str | int, ...]):
-        super().__init__(message)
-        self.loc = loc
-
-
 # --- loading ----------------------------------------------------------------------------------
 
-
-class _LineLoader(yaml.SafeLoader):
-    """Keeps each node's line so a validation error can point at it."""
-
-
-def _compose_lines(node: yaml.Node) -> Any:
-    """Mirror of the document where every mapping/sequence also knows its children's lines."""
-    if isinstance(node, yaml.MappingNode):
-        return _Lines(
-            node.start_mark.line + 1,
-            {k.value: (v.start_mark.line + 1, k.start_mark.line + 1, _compose_lines(v))
-             for k, v in node.value if isinstance(k, yaml.ScalarNode)},
-        )
-    if isinstance(node, yaml.SequenceNode):
-        return _Lines(
-            node.start_mark.line + 1,
-            {i: (v.start_mark.line + 1, v.start_mark.line + 1, _compose_lines(v))
-             for i, v in enumerate(node.value)},
-        )
-    return None
-
-
-class _Lines:
-    def __init__(self, line: int, children: dict[Any, tuple[int, int, Any]]):
-        self.line, self.children = line, children
-
-    def find(self, loc: tuple[Any, ...]) -> int:
-        """Line of the deepest element of ``loc`` present in the document."""
-        node, line = self, self.line
-        for part in loc:
-            if not isinstance(node, _Lines) or part not in node.children:
-                break
-            value_line, key_line, node = node.children[part]
-            line = key_line if node is None else value_line
-            if node is None:
-                break
-        return line
-
-
-def _field_path(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _yaml_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Drop pydantic's union tags (``prometheus`` in sources.0.prometheus.url) from a location."""
-    return tuple(p for p in loc if not (isinstance(p, str) and p in ("prometheus", "ssh_metrics")))
+_SOURCE_TAGS = frozenset({"prometheus", "ssh_metrics"})
 
 
 def load_config(path: str | Path, *, check_secrets: bool = False) -> Config:
     """Read and validate a config file; raise ConfigErrorGroup listing every problem found."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
-    try:
-        node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"not valid YAML: {problem}", path=str(path), line=line) from None
-    if not isinstance(data, dict):
-        raise ConfigError("the top level must be a mapping", path=str(path), line=1)
-    lines = _compose_lines(node)
-    try:
-        config = Config.model_validate({**data, "base_dir": path.resolve().parent})
-    except ValidationError as exc:
-        raise ConfigErrorGroup(_errors_from(exc, lines, str(path))) from None
+    data, lines = read_yaml(path)
+    config = validate(Config, {**data, "base_dir": path.resolve().parent}, lines, path,
+                      tags=_SOURCE_TAGS)
     if check_secrets:
         problems = []
         for field, ref in config.secret_refs():
@@ -365,31 +337,3 @@ def load_config(path: str | Path, *, check_secrets: bool = False) -> Config:
         if problems:
             raise ConfigErrorGroup(problems)
     return config
-
-
-def _errors_from(exc: ValidationError, lines: _Lines, path: str) -> list[ConfigError]:
-    errors = []
-    for err in exc.errors():
-        loc = _yaml_loc(tuple(err["loc"]))
-        message = err["msg"].removeprefix("Value error, ")
-        cause = (err.get("ctx") or {}).get("error")
-        if isinstance(cause, _Located):
-            loc = loc + cause.loc
-            message = str(cause)
-        if err["type"] == "extra_forbidden":
-            message = f"unknown field {loc[-1]!r}"
-        elif err["type"] == "missing":
-            message = f"missing required field {loc[-1]!r}"
-        errors.append(ConfigError(message, path=path, line=lines.find(loc),
-                                  field=_field_path(loc)))
-    return errors
-
-
-class ConfigErrorGroup(ConfigError):
-    """Every problem in one config file, each a ConfigError naming its line and field."""
-
-    def __init__(self, errors: list[ConfigError]):
-        self.errors = errors
-        first = errors[0]
-        super().__init__(first.reason, path=first.path, line=first.line, field=first.field)
-        self.args = ("\n".join(str(e) for e in errors),)

@@ -38,8 +38,9 @@ def describe_restart(config: Config, incident: Incident) -> str:
 def restart(executor: Executor, config: Config, incident: Incident) -> CommandResult:
     """Run the service manager's restart; raise UnitNotFound/CommandRejected when it refuses."""
     service, host = instance(config, incident)
-    result = executor.run(host, restart_argv(config, incident),
-                          timeout=config.inventory.ssh.command_timeout)
+    result = executor.run(
+        host, restart_argv(config, incident), timeout=config.inventory.ssh.command_timeout
+    )
     check_control_result(result, service.name)
     return result
 

@@ -71,8 +71,12 @@ CREATE TABLE IF NOT EXISTS streaks (
 # symptom clears or a person starts a recovery by hand.
 _NEXT: dict[IncidentState, frozenset[IncidentState]] = {
     IncidentState.OPEN: frozenset(
-        {IncidentState.NOTIFIED, IncidentState.REMEDIATING, IncidentState.RESOLVED,
-         IncidentState.ESCALATED}
+        {
+            IncidentState.NOTIFIED,
+            IncidentState.REMEDIATING,
+            IncidentState.RESOLVED,
+            IncidentState.ESCALATED,
+        }
     ),
     IncidentState.NOTIFIED: frozenset(
         {IncidentState.REMEDIATING, IncidentState.RESOLVED, IncidentState.ESCALATED}
@@ -124,8 +128,9 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False,
-                                   isolation_level=None)
+        self._db = sqlite3.connect(
+            self.path, timeout=30, check_same_thread=False, isolation_level=None
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
@@ -160,9 +165,17 @@ class Store:
             cur = db.execute(
                 "INSERT INTO incidents (fingerprint, host, service, symptom, severity, state,"
                 " summary, labels, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (anomaly.fingerprint, anomaly.host, anomaly.service, anomaly.symptom,
-                 anomaly.severity, IncidentState.OPEN.value, anomaly.summary,
-                 json.dumps(anomaly.labels, sort_keys=True), anomaly.at),
+                (
+                    anomaly.fingerprint,
+                    anomaly.host,
+                    anomaly.service,
+                    anomaly.symptom,
+                    anomaly.severity,
+                    IncidentState.OPEN.value,
+                    anomaly.summary,
+                    json.dumps(anomaly.labels, sort_keys=True),
+                    anomaly.at,
+                ),
             )
             row = db.execute("SELECT * FROM incidents WHERE id = ?", (cur.lastrowid,)).fetchone()
             return _incident(row), True
@@ -219,15 +232,16 @@ class Store:
             if reason:
                 sets.append("reason = ?")
                 args.append(reason)
-            db.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?",
-                       (*args, incident_id))
-            return _incident(db.execute("SELECT * FROM incidents WHERE id = ?",
-                                        (incident_id,)).fetchone())
+            db.execute(f"UPDATE incidents SET {', '.join(sets)} WHERE id = ?", (*args, incident_id))
+            return _incident(
+                db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+            )
 
     def claim(self, incident_id: int) -> Incident | None:
         """Take an incident for remediation; None when someone else already has it (or it ended)."""
         return self.transition(
-            incident_id, IncidentState.REMEDIATING,
+            incident_id,
+            IncidentState.REMEDIATING,
             expect=(IncidentState.OPEN, IncidentState.NOTIFIED, IncidentState.ESCALATED),
         )
 
@@ -235,10 +249,14 @@ class Store:
         """Stamp the first successful notification; open -> notified if nobody moved it on yet."""
         at = time.time() if at is None else at
         with self._tx() as db:
-            db.execute("UPDATE incidents SET notified_at = COALESCE(notified_at, ?) WHERE id = ?",
-                       (at, incident_id))
-            db.execute("UPDATE incidents SET state = ? WHERE id = ? AND state = ?",
-                       (IncidentState.NOTIFIED.value, incident_id, IncidentState.OPEN.value))
+            db.execute(
+                "UPDATE incidents SET notified_at = COALESCE(notified_at, ?) WHERE id = ?",
+                (at, incident_id),
+            )
+            db.execute(
+                "UPDATE incidents SET state = ? WHERE id = ? AND state = ?",
+                (IncidentState.NOTIFIED.value, incident_id, IncidentState.OPEN.value),
+            )
 
     def set_flow_run_url(self, incident_id: int, url: str) -> None:
         with self._tx() as db:
@@ -250,10 +268,14 @@ class Store:
         self, incident_id: int, event: str, receiver: str, ok: bool, error: str = ""
     ) -> DeliveryRecord:
         with self._tx() as db:
-            attempt = db.execute(
-                "SELECT COUNT(*) FROM deliveries WHERE incident_id = ? AND event = ?"
-                " AND receiver = ?", (incident_id, event, receiver),
-            ).fetchone()[0] + 1
+            attempt = (
+                db.execute(
+                    "SELECT COUNT(*) FROM deliveries WHERE incident_id = ? AND event = ?"
+                    " AND receiver = ?",
+                    (incident_id, event, receiver),
+                ).fetchone()[0]
+                + 1
+            )
             record = DeliveryRecord(incident_id, event, receiver, ok, error, attempt, time.time())
             db.execute(
                 "INSERT INTO deliveries (incident_id, event, receiver, ok, error, attempt, at)"
@@ -266,8 +288,18 @@ class Store:
         rows = self._db.execute(
             "SELECT * FROM deliveries WHERE incident_id = ? ORDER BY id", (incident_id,)
         ).fetchall()
-        return [DeliveryRecord(r["incident_id"], r["event"], r["receiver"], bool(r["ok"]),
-                               r["error"], r["attempt"], r["at"]) for r in rows]
+        return [
+            DeliveryRecord(
+                r["incident_id"],
+                r["event"],
+                r["receiver"],
+                bool(r["ok"]),
+                r["error"],
+                r["attempt"],
+                r["at"],
+            )
+            for r in rows
+        ]
 
     def record_action(
         self, incident_id: int, action: str, target: str, actor: str, ok: bool, detail: str = ""
@@ -285,8 +317,18 @@ class Store:
         rows = self._db.execute(
             "SELECT * FROM actions WHERE incident_id = ? ORDER BY id", (incident_id,)
         ).fetchall()
-        return [ActionRecord(r["incident_id"], r["action"], r["target"], r["actor"],
-                             bool(r["ok"]), r["detail"], r["at"]) for r in rows]
+        return [
+            ActionRecord(
+                r["incident_id"],
+                r["action"],
+                r["target"],
+                r["actor"],
+                bool(r["ok"]),
+                r["detail"],
+                r["at"],
+            )
+            for r in rows
+        ]
 
     # --- detector state -----------------------------------------------------------------------
 
@@ -297,8 +339,10 @@ class Store:
     def save_streaks(self, streaks: Mapping[str, int]) -> None:
         with self._tx() as db:
             db.execute("DELETE FROM streaks")
-            db.executemany("INSERT INTO streaks (key, count) VALUES (?, ?)",
-                           [(k, v) for k, v in streaks.items() if v > 0])
+            db.executemany(
+                "INSERT INTO streaks (key, count) VALUES (?, ?)",
+                [(k, v) for k, v in streaks.items() if v > 0],
+            )
 
 
 def _incident(row: sqlite3.Row) -> Incident:

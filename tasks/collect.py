@@ -19,7 +19,9 @@ def probe_services(config: Config) -> list[Observation]:
     observations = probe_all(probe_targets(config.inventory))
     failing = [f"{o.target}: {o.detail}" for o in observations if not o.ok]
     get_run_logger().info(
-        "probed %d instances, %d failing%s", len(observations), len(failing),
+        "probed %d instances, %d failing%s",
+        len(observations),
+        len(failing),
         (": " + "; ".join(failing)) if failing else "",
     )
     return observations
@@ -43,10 +45,12 @@ def _read(config: Config, source: PrometheusSource | SshMetricsSource) -> list[S
         return [
             sample
             for name, promql in source.queries.items()
-            for sample in prometheus.query(source.url, promql, series=name,
-                                           timeout=source.timeout)
+            for sample in prometheus.query(source.url, promql, series=name, timeout=source.timeout)
         ]
-    hosts = [h for h in config.inventory.hosts
-             if all(h.labels.get(k) == v for k, v in source.hosts.items())]
+    hosts = [
+        h
+        for h in config.inventory.hosts
+        if all(h.labels.get(k) == v for k, v in source.hosts.items())
+    ]
     with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
         return [s for host in hosts for s in ssh_metrics.collect(executor, host)]

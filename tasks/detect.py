@@ -40,7 +40,9 @@ def detect(config: Config, observations: list[Observation], samples: list[Sample
 
 
 @task(name="correlate", cache_policy=NO_CACHE)
-def correlate(config: Config, anomalies: list[Anomaly], observations: list[Observation]) -> Correlation:
+def correlate(
+    config: Config, anomalies: list[Anomaly], observations: list[Observation]
+) -> Correlation:
     """Open incidents for new anomalies; resolve those whose symptom cleared on its own."""
     store = open_store(config)
     try:

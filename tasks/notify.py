@@ -23,8 +23,9 @@ from tasks.runtime import open_store
 
 
 @task(name="deliver", cache_policy=NO_CACHE, retry_jitter_factor=0.2)
-def deliver_message(config: Config, incident_id: int, event: str, receiver: str,
-                    message: Message) -> None:
+def deliver_message(
+    config: Config, incident_id: int, event: str, receiver: str, message: Message
+) -> None:
     """One receiver, one attempt; every attempt is recorded, a failure raises to be retried."""
     urls = next(r.urls for r in config.notify.receivers if r.name == receiver)
     outcome = deliver(receiver, urls, message.title, message.body, timeout=config.notify.timeout)
@@ -59,10 +60,11 @@ def notify(
     send = deliver_message.with_options(
         retries=config.notify.retries,
         retry_delay_seconds=backoff(config.notify.retry_delay, config.notify.retries),
-        timeout_seconds=config.notify.timeout * 2,
     )
-    return [send.submit(config, incident.id, event, name, message)
-            for name in receivers(config, incident)]
+    return [
+        send.submit(config, incident.id, event, name, message)
+        for name in receivers(config, incident)
+    ]
 
 
 def settle(futures: Sequence[PrefectFuture[None]]) -> int:

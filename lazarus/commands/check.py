@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lazarus.config import ConfigError, ConfigErrorGroup, load_config
+from lazarus.config import load_config
+from lazarus.errors import ConfigError
+from lazarus.yamlfile import ConfigErrorGroup
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -70,8 +70,10 @@ def detect_thresholds(
         rule, sample = fired[key]
         if count < rule.for_:
             continue
-        bound = f"> {rule.above}" if rule.above is not None and sample.value > rule.above else (
-            f"< {rule.below}"
+        bound = (
+            f"> {rule.above}"
+            if rule.above is not None and sample.value > rule.above
+            else (f"< {rule.below}")
         )
         anomalies.append(
             Anomaly(

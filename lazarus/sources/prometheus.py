@@ -18,8 +18,9 @@ class SourceError(LazarusError):
     """A metrics source did not answer, or refused the query."""
 
 
-def query(url: str, promql: str, *, series: str, timeout: float = 5.0,
-          at: float | None = None) -> list[Sample]:
+def query(
+    url: str, promql: str, *, series: str, timeout: float = 5.0, at: float | None = None
+) -> list[Sample]:
     """Instant query: one Sample per result vector element, named ``series``."""
     params: dict[str, Any] = {"query": promql}
     if at is not None:
@@ -31,8 +32,16 @@ def query(url: str, promql: str, *, series: str, timeout: float = 5.0,
     ]
 
 
-def query_range(url: str, promql: str, *, series: str, start: float, end: float, step: float,
-                timeout: float = 10.0) -> list[Sample]:
+def query_range(
+    url: str,
+    promql: str,
+    *,
+    series: str,
+    start: float,
+    end: float,
+    step: float,
+    timeout: float = 10.0,
+) -> list[Sample]:
     """Range query: every point of every result matrix element, oldest first per series."""
     params = {"query": promql, "start": start, "end": end, "step": step}
     data = _get(url, "/api/v1/query_range", params, timeout, promql)

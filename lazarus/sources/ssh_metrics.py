@@ -13,8 +13,11 @@ from lazarus.model import Sample
 from lazarus.remote import Executor
 
 _SEPARATOR = "--lazarus-section--"
-COMMAND = ["sh", "-c", f"cat /proc/loadavg; echo {_SEPARATOR}; cat /proc/meminfo; "
-                       f"echo {_SEPARATOR}; df -P -k"]
+COMMAND = [
+    "sh",
+    "-c",
+    f"cat /proc/loadavg; echo {_SEPARATOR}; cat /proc/meminfo; echo {_SEPARATOR}; df -P -k",
+]
 
 
 def collect(executor: Executor, host: Host, *, timeout: float = 10.0) -> list[Sample]:

@@ -43,7 +43,9 @@ def test_good_configs_load(monkeypatch) -> None:
     monkeypatch.setenv("LAZARUS_TEST_CHAT_URL", "json://127.0.0.1:9/chat")
     full = load_config(FIXTURES / "good" / "full.yaml", check_secrets=True)
     assert [h.name for h in full.inventory.hosts_of(full.inventory.services[0])] == [
-        "web-1", "web-2"]
+        "web-1",
+        "web-2",
+    ]
     assert full.inventory.ssh.connect_timeout == 5.0
     assert full.recovery.retry_delay == 0.5
     assert full.recovery.verify_within == 60.0

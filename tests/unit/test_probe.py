@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -14,9 +15,9 @@ from lazarus.sources.http import ProbeTarget, probe, probe_all
 
 
 class Handler(BaseHTTPRequestHandler):
-    statuses: list[int] = []
+    statuses: ClassVar[list[int]] = []
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if self.path == "/slow":
             threading.Event().wait(2)
         status = self.statuses.pop(0) if self.statuses else 200
@@ -59,8 +60,11 @@ def test_probe_outcomes(server: int) -> None:
 
 
 def test_probe_all_keeps_order_and_never_raises(server: int) -> None:
-    targets = [target(f"http://127.0.0.1:{server}/health"), target("http://127.0.0.1:1/x"),
-               target("not a url at all")]
+    targets = [
+        target(f"http://127.0.0.1:{server}/health"),
+        target("http://127.0.0.1:1/x"),
+        target("not a url at all"),
+    ]
     results = probe_all(targets)
     assert [r.ok for r in results] == [True, False, False]
 
@@ -69,5 +73,5 @@ def test_verify_waits_for_health_then_gives_up(server: int) -> None:
     Handler.statuses = [503, 503]
     assert verify(target(f"http://127.0.0.1:{server}/health"), within=5, interval=0.05).ok
     Handler.statuses = [503] * 100
-    with pytest.raises(VerifyFailed, match="still unhealthy.*status 503"):
+    with pytest.raises(VerifyFailed, match=r"still unhealthy.*status 503"):
         verify(target(f"http://127.0.0.1:{server}/health"), within=0.3, interval=0.05)

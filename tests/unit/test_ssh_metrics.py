@@ -16,8 +16,11 @@ tmpfs                 0        0         0       0% /dev/shm
 
 def test_parse_all_sections() -> None:
     samples = {(s.series, s.label("mount")): s.value for s in parse(OUTPUT, host="h1", at=0.0)}
-    assert samples == {("load1", ""): 0.52, ("mem_available_ratio", ""): 0.25,
-                       ("disk_used_ratio", "/"): 0.91}
+    assert samples == {
+        ("load1", ""): 0.52,
+        ("mem_available_ratio", ""): 0.25,
+        ("disk_used_ratio", "/"): 0.91,
+    }
 
 
 def test_garbled_sections_are_skipped() -> None:

@@ -12,8 +12,15 @@ from lazarus.store import InvalidTransition, Store
 
 
 def anomaly(host: str = "web-1", symptom: str = "service_down") -> Anomaly:
-    return Anomaly(host=host, service="api", symptom=symptom, severity="critical",
-                   summary="probe failed", at=1000.0, labels={"team": "core"})
+    return Anomaly(
+        host=host,
+        service="api",
+        symptom=symptom,
+        severity="critical",
+        summary="probe failed",
+        at=1000.0,
+        labels={"team": "core"},
+    )
 
 
 @pytest.fixture

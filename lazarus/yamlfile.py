@@ -1,0 +1,140 @@
+"""YAML files validated by pydantic models, with errors that name file, line and field.
+
+Both the config and the playbooks load through here, so an operator sees one error format:
+``fleet.yaml:12: inventory.hosts[1].name: duplicate host name 'web-1'``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from lazarus.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Located(ValueError):
+    """A validator error that knows the path below its model where it belongs."""
+
+    def __init__(self, message: str, loc: tuple[str | int, ...]):
+        super().__init__(message)
+        self.loc = loc
+
+
+class ConfigErrorGroup(ConfigError):
+    """Every problem in one file, each a ConfigError naming its line and field."""
+
+    def __init__(self, errors: list[ConfigError]):
+        self.errors = errors
+        first = errors[0]
+        super().__init__(first.reason, path=first.path, line=first.line, field=first.field)
+        self.args = ("\n".join(str(e) for e in errors),)
+
+
+class _LineLoader(yaml.SafeLoader):
+    """Keeps each node's line so a validation error can point at it."""
+
+
+class Lines:
+    """Mirror of a YAML document where every mapping/sequence knows its children's lines."""
+
+    def __init__(self, line: int, children: dict[Any, tuple[int, int, Any]]):
+        self.line, self.children = line, children
+
+    @classmethod
+    def of(cls, node: yaml.Node) -> Lines | None:
+        if isinstance(node, yaml.MappingNode):
+            return cls(
+                node.start_mark.line + 1,
+                {
+                    k.value: (v.start_mark.line + 1, k.start_mark.line + 1, cls.of(v))
+                    for k, v in node.value
+                    if isinstance(k, yaml.ScalarNode)
+                },
+            )
+        if isinstance(node, yaml.SequenceNode):
+            return cls(
+                node.start_mark.line + 1,
+                {
+                    i: (v.start_mark.line + 1, v.start_mark.line + 1, cls.of(v))
+                    for i, v in enumerate(node.value)
+                },
+            )
+        return None
+
+    def find(self, loc: tuple[Any, ...]) -> int:
+        """Line of the deepest element of ``loc`` present in the document."""
+        node: Lines | None = self
+        line = self.line
+        for part in loc:
+            if node is None or part not in node.children:
+                break
+            value_line, key_line, node = node.children[part]
+            line = key_line if node is None else value_line
+        return line
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """``("hosts", 1, "name")`` -> ``hosts[1].name``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def read_yaml(path: Path) -> tuple[dict[str, Any], Lines]:
+    """The document (a mapping) and its line map; ConfigError for unreadable or invalid YAML."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
+    try:
+        node = yaml.compose(text, Loader=_LineLoader)
+        data = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(
+            f"not valid YAML: {problem}", path=str(path), line=mark.line + 1 if mark else None
+        ) from None
+    if not isinstance(data, dict) or node is None:
+        raise ConfigError("the top level must be a mapping", path=str(path), line=1)
+    return data, Lines.of(node) or Lines(1, {})
+
+
+def validate(
+    model: type[M],
+    data: dict[str, Any],
+    lines: Lines,
+    path: Path,
+    *,
+    tags: frozenset[str] = frozenset(),
+) -> M:
+    """``model`` from ``data``; every validation problem as a ConfigError with its line.
+
+    ``tags`` are pydantic's discriminated-union tags, which appear in error locations but not
+    in the YAML (``sources.0.prometheus.url``): they are dropped before looking up the line.
+    """
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigErrorGroup(
+            [_error(err, lines, str(path), tags) for err in exc.errors()]
+        ) from None
+
+
+def _error(err: Any, lines: Lines, path: str, tags: frozenset[str]) -> ConfigError:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p in tags))
+    message = err["msg"].removeprefix("Value error, ")
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, Located):
+        loc, message = loc + cause.loc, str(cause)
+    if err["type"] == "extra_forbidden":
+        message = f"unknown field {loc[-1]!r}"
+    elif err["type"] == "missing":
+        message = f"missing required field {loc[-1]!r}"
+    return ConfigError(message, path=path, line=lines.find(loc), field=field_path(loc))

@@ -1,0 +1,57 @@
+"""Fixtures for tests that run the Prefect flows against the real sandbox."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+# Prefect reads these when it is first imported: a private home, and nothing leaves the machine.
+os.environ.setdefault("PREFECT_HOME", tempfile.mkdtemp(prefix="lazarus-prefect-"))
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test server for the session; heartbeats off, as they only slow flows here."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with (
+        temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        prefect_test_harness(server_startup_timeout=120),
+    ):
+        yield
+
+
+@pytest.fixture
+def healthy_sandbox(sandbox: Any) -> Any:
+    """The session sandbox with every fault cleared, before and after the test."""
+    for host in sandbox.hosts:
+        sandbox.fault(host.name, "heal")
+        sandbox.fault(host.name, "clear")
+    yield sandbox
+    for host in sandbox.hosts:
+        sandbox.fault(host.name, "heal")
+        sandbox.fault(host.name, "clear")
+
+
+def variant(sandbox: Any, name: str, changes: dict[str, Any]) -> Path:
+    """A copy of the sandbox config with ``changes`` merged in (dotted keys), beside it."""
+    data = yaml.safe_load(sandbox.config_path.read_text())
+    for dotted, value in changes.items():
+        node = data
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    path = sandbox.config_path.with_name(f"{name}.yaml")
+    path.write_text(yaml.safe_dump(data))
+    return path
