@@ -15,7 +15,8 @@ import sys
 from importlib.metadata import entry_points
 
 # Modules that add sub-commands, in the order `lazarus --help` lists them.
-_FEATURES = ("lazarus.commands.check", "lazarus.commands.sandbox")
+_FEATURES = ("lazarus.commands.check", "lazarus.commands.incidents", "lazarus.commands.sandbox",
+             "lazarus.commands.detect")
 
 
 def build_parser() -> argparse.ArgumentParser:
