@@ -149,7 +149,8 @@ def test_dead_notification_endpoint_never_stops_remediation(healthy_sandbox):
             "notify.route": {
                 "receiver": "oncall",
                 "routes": [
-                    {"matchers": ['severity="critical"'], "receiver": "chat", "continue": True}
+                    {"matchers": ['severity="critical"'], "receiver": "chat", "continue": True},
+                    {"matchers": ['severity="critical"'], "receiver": "oncall"},
                 ],
             },
             "notify.retries": 2,

@@ -1,0 +1,69 @@
+"""Service control (restart/start/stop/status) as argv lists, and what a manager's answer means.
+
+A template is split into tokens first and only then filled, so a service or unit name from the
+config can never become two arguments or a shell operator: the executor quotes every token.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Literal
+
+from lazarus.config import Control, Host, Service
+from lazarus.errors import CommandRejected, UnitNotFound
+from lazarus.model import CommandResult
+
+Action = Literal["restart", "start", "stop", "status"]
+
+_PLACEHOLDER = re.compile(r"\{(service|unit|host)\}")
+_NOT_FOUND = (
+    re.compile(r"no such (process|group)", re.IGNORECASE),  # supervisorctl
+    re.compile(r"unit \S+ (not found|could not be found)", re.IGNORECASE),  # systemctl
+)
+_SYSTEMCTL_NO_SUCH_UNIT = 5
+_EXCERPT = 300
+
+
+def control_argv(control: Control, action: Action, service: Service, host: Host) -> list[str]:
+    """The argv that performs ``action`` on ``service`` at ``host`` with its service manager."""
+    unit = control.unit or service.name
+    values = {"service": service.name, "unit": unit, "host": host.name}
+    if control.kind == "supervisor":
+        config = ["-c", _fill(control.config, values)] if control.config else []
+        return ["supervisorctl", *config, action, unit]
+    if control.kind == "systemd":
+        return ["systemctl", action, unit]
+    template = getattr(control, action)
+    if not template:
+        raise CommandRejected(
+            host.name, f"service {service.name!r} has no {action!r} template in its control"
+        )
+    return [_fill(token, values) for token in shlex.split(template)]
+
+
+def check_control_result(result: CommandResult, service: str) -> None:
+    """Raise UnitNotFound if the manager does not know the unit, CommandRejected on failure."""
+    output = f"{result.stderr}\n{result.stdout}".strip()
+    unknown = result.exit_code == _SYSTEMCTL_NO_SUCH_UNIT and result.command.startswith("systemctl")
+    if unknown or any(p.search(output) for p in _NOT_FOUND):
+        raise UnitNotFound(
+            result.host,
+            f"the service manager does not know {service!r}: check the unit name in the config"
+            f" ({_excerpt(output)})",
+        )
+    if not result.ok:
+        raise CommandRejected(
+            result.host,
+            f"{result.command!r} for {service!r} failed with exit code {result.exit_code}:"
+            f" {_excerpt(output) or '(no output)'}",
+        )
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def _excerpt(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"

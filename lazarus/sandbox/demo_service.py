@@ -1,0 +1,101 @@
+"""A tiny web service whose faults can be switched on: what the sandbox hosts run.
+
+GET /health answers 200 "ok", 500 in ``error`` mode, and stalls (up to 600 s) in ``hang`` mode;
+GET /metrics is Prometheus text; POST /fault?mode=hang|error|clear switches the mode. The mode
+lives in memory only, so a restart clears it, as with a real wedged process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+MODES = ("none", "hang", "error")
+HANG_SECONDS = 600.0
+
+
+class _State:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.mode = "none"
+        self.requests = 0
+        self.released = threading.Event()  # set by "clear": lets hung requests go
+
+    def set_mode(self, mode: str) -> None:
+        with self.lock:
+            self.mode = mode
+            if mode == "hang":
+                self.released.clear()
+            else:
+                self.released.set()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: _State
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        with self.state.lock:
+            self.state.requests += 1
+            mode = self.state.mode
+        path = urlsplit(self.path).path
+        if path == "/health":
+            if mode == "hang":
+                self.state.released.wait(HANG_SECONDS)
+            self._reply(500 if mode == "error" else 200, "error\n" if mode == "error" else "ok\n")
+        elif path == "/metrics":
+            self._reply(200, self._metrics(mode), "text/plain; version=0.0.4")
+        else:
+            self._reply(404, "not found\n")
+
+    def do_POST(self) -> None:
+        url = urlsplit(self.path)
+        mode = parse_qs(url.query).get("mode", [""])[0]
+        if url.path != "/fault" or mode not in ("hang", "error", "clear"):
+            self._reply(400, "use POST /fault?mode=hang|error|clear\n")
+            return
+        self.state.set_mode("none" if mode == "clear" else mode)
+        self._reply(200, f"mode {mode}\n")
+
+    def _metrics(self, mode: str) -> str:
+        lines = [
+            "# TYPE demo_up gauge",
+            "demo_up 1",
+            "# TYPE demo_requests_total counter",
+            f"demo_requests_total {self.state.requests}",
+            "# TYPE demo_fault gauge",
+            *(f'demo_fault{{mode="{m}"}} {int(m == mode)}' for m in MODES),
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _reply(self, status: int, body: str, content_type: str = "text/plain") -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        line = f"{self.log_date_time_string()} {self.address_string()} {format % args}\n"
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args(argv)
+    handler = type("Handler", (_Handler,), {"state": _State()})
+    server = ThreadingHTTPServer((args.host, args.port), handler)
+    server.daemon_threads = True
+    print(f"demo service on {args.host}:{args.port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

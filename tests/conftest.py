@@ -1,0 +1,52 @@
+"""Shared real components for the tests: each fixture starts a real part and stops it by PID."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lazarus.sandbox import Sandbox
+from lazarus.sandbox.sinks import SinkProcess
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """Three real hosts (sshd + supervisord + web in network namespaces) on 10.214.0.0/24.
+
+    Skips when this machine cannot run them (not root, or sshd/supervisord missing).
+    """
+    if os.geteuid() != 0:
+        pytest.skip("the sandbox needs root (network namespaces, sshd as root)")
+    missing = [
+        p
+        for p in ("/usr/sbin/sshd", "supervisord", "supervisorctl", "ssh-keygen", "ip")
+        if shutil.which(p) is None
+    ]
+    if missing:
+        pytest.skip(
+            f"the sandbox needs {', '.join(missing)} (apt-get install openssh-server"
+            " supervisor iproute2)"
+        )
+    # Two test sessions at once on one machine need their own: LAZARUS_TEST_SANDBOX=name:subnet
+    name, _, subnet = os.environ.get("LAZARUS_TEST_SANDBOX", "t:214").partition(":")
+    sb = Sandbox.up(Path(tmp_path_factory.mktemp("sandbox")), name=name, subnet=int(subnet),
+                    hosts=3)
+    try:
+        yield sb
+    finally:
+        sb.down()
+
+
+@pytest.fixture(scope="session")
+def sinks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SinkProcess]:
+    """Real SMTP (aiosmtpd) and HTTP capture sinks on free loopback ports; needs no root.
+
+    Shared by the session: a test marks what it sends (a fresh token in the title) and counts
+    only its own records; one that uses ``fail_http`` heals it again.
+    """
+    with SinkProcess(tmp_path_factory.mktemp("sinks")) as running:
+        yield running
