@@ -2,14 +2,16 @@
 
     python bench/recovery_time.py --drills 10 --interval 5
 
-Each drill kills the web service on one host (round robin), runs watch cycles on the given
-interval until the incident ends, and reads the times from the incident's own timestamps.
+Each drill kills the web service on one host (round robin) at a random point between two watch
+cycles, runs cycles on the given interval until the incident ends, and reads the times from
+the incident's own timestamps.
 Needs root (the sandbox). Prints median and p95 of both, and how many drills ended resolved.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 from pathlib import Path
@@ -27,6 +29,7 @@ def main() -> int:
     parser.add_argument("--drills", type=int, default=10)
     parser.add_argument("--interval", type=float, default=5.0, help="watch interval, seconds")
     parser.add_argument("--hosts", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1, help="for the fault's phase in the cycle")
     parser.add_argument("--dir", type=Path, default=Path(".lazarus/bench-recovery"))
     args = parser.parse_args()
 
@@ -38,9 +41,11 @@ def main() -> int:
     try:
         warm_up(sandbox.config_path)
         results = []
+        rng = random.Random(args.seed)
         for i in range(args.drills):
             host = sandbox.hosts[i % len(sandbox.hosts)].name
-            result = drill(sandbox, host, "kill", interval=args.interval)
+            phase = rng.uniform(0, args.interval)
+            result = drill(sandbox, host, "kill", interval=args.interval, phase=phase)
             results.append(result)
             print(
                 f"drill {i + 1}/{args.drills} {host}: "

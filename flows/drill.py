@@ -53,10 +53,13 @@ def drill(
     config_path: Path | None = None,
     interval: float | None = None,
     timeout: float = 120.0,
+    phase: float = 0.0,
 ) -> DrillResult:
     """Inject ``mode`` on ``host`` and run watch cycles until its incident ends or time is up.
 
-    ``config_path`` defaults to the sandbox's own config; tests pass variants of it.
+    ``config_path`` defaults to the sandbox's own config; tests pass variants of it. ``phase``
+    is how long after the fault the first cycle starts: a real fault lands anywhere between two
+    scheduled cycles, so a benchmark draws it at random within the interval.
     """
     config_path = config_path or sandbox.config_path
     config = load(config_path)
@@ -66,6 +69,7 @@ def drill(
         before = _newest_id(store)
         sandbox.fault(host, mode)
         fault_at = time.time()
+        time.sleep(phase)
         cycles = 0
         incident = None
         while time.time() - fault_at < timeout:
