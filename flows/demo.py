@@ -66,7 +66,8 @@ def _report(sandbox: Sandbox, result, others: dict[str, int | None]) -> int:
             text = (post.get("json") or {}).get("text") or post.get("body", "")
             _say(f"  chat sink got: {text.splitlines()[0] if text else ''!r}")
         for a in store.actions(incident.id):
-            _say(f"ACTION {a.action} by {a.actor}: {'ok' if a.ok else 'FAILED'} — {a.target}")
+            outcome = "ok" if a.ok else "FAILED"
+            _say(f"ACTION {a.target} {a.action} by {a.actor}: {outcome} — {a.detail[:120]}")
     finally:
         store.close()
     _say(f"INCIDENT #{incident.id} is {incident.state}: {incident.reason}")

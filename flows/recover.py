@@ -1,19 +1,26 @@
-"""Recover one incident: claim it, restart the service over SSH, verify, resolve or escalate.
+"""Recover one incident: pick its playbook, run it inside the guards, resolve or escalate.
 
-Started by the watch flow for each new incident, or by a person from the Prefect UI form.
+Started by the watch flow for each new incident, or by a person from the Prefect UI form
+(``playbook`` names one to run instead of the matching one; ``dry_run`` only shows the plan).
 """
 
 from __future__ import annotations
 
+import time
+
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from lazarus import recover as core
+from lazarus.errors import LazarusError
 from lazarus.model import Incident, IncidentState
+from lazarus.notify.silences import remediation_paused
+from lazarus.notify.state import NotifyState
+from lazarus.playbooks import Playbook, PlaybookResult, StepContext, plan, select
 from lazarus.remote.ssh import SshExecutor
 from lazarus.store import Store
+from tasks.events import emit_incident
 from tasks.notify import notify, settle
-from tasks.remediate import restart_with_retries, verify_recovery
+from tasks.remediate import describe, load_playbooks, remediate
 from tasks.runtime import flow_run_url, load, open_store
 
 
@@ -23,68 +30,100 @@ def recover(
     config_path: str = "lazarus.yaml",
     dry_run: bool = False,
     actor: str = "automation",
+    playbook: str = "",
 ) -> str:
-    """Recover incident ``incident_id``; returns the state it ends in."""
+    """Recover incident ``incident_id``; returns the state it ends in (or why nothing ran)."""
     logger = get_run_logger()
     config = load(config_path)
     store = open_store(config)
     try:
         incident = store.get(incident_id)
-        if dry_run or config.recovery.dry_run:
-            plan = f"would restart {incident.target} {core.describe_restart(config, incident)}"
-            logger.info("dry run, nothing changed: %s", plan)
-            return f"dry-run: {plan}"
+        books = load_playbooks(config)
+        book = _choose(books, incident, playbook)
+        if dry_run or config.playbooks.dry_run:
+            return _dry_run(config, book, incident)
+        if actor == "automation":
+            paused = remediation_paused(
+                NotifyState(store), config.notify, incident.facts(), time.time()
+            )
+            if paused:
+                logger.info("incident #%d left alone: %s", incident_id, paused)
+                return f"paused: {paused}"
         claimed = store.claim(incident_id)
         if claimed is None:
             logger.info("incident #%d is %s: another run has it", incident_id, incident.state)
             return f"skipped: {incident.state}"
         url = flow_run_url(config)
         store.set_flow_run_url(incident_id, url)
-        final, actions = _restart_and_verify(config, store, claimed, actor)
-        futures = notify(config, final, final.state.value, flow_run_url=url, actions=actions)
-        settle(futures)
-        _artifacts(store, store.get(incident_id))
+        final, lines = _run(config, store, books, book, claimed, actor, url)
+        emit_incident(final, final.state.value)
+        settle(notify(config, final, final.state.value, flow_run_url=url, actions=lines))
+        _artifacts(store, final)
         return final.state.value
     finally:
         store.close()
 
 
-def _restart_and_verify(config, store: Store, incident: Incident, actor: str):
-    """Restart then verify; the incident comes back resolved or escalated with the reason."""
-    described = core.describe_restart(config, incident)
-    with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
-        state = restart_with_retries(executor, config, incident)
-    if state.is_failed():
-        error = _error_of(state)
-        store.record_action(incident.id, "ssh.restart", described, actor, False, error)
-        reason = f"restart failed, not retrying further: {error}"
-        return store.transition(incident.id, IncidentState.ESCALATED, reason=reason), [
-            f"restart failed: {error}"
-        ]
-    result = state.result()
-    store.record_action(
-        incident.id, "ssh.restart", described, actor, True, (result.stdout + result.stderr).strip()
+def _choose(books: dict[str, Playbook], incident: Incident, name: str) -> Playbook | None:
+    if not name:
+        return select(books, incident)
+    if name not in books:
+        raise LazarusError(f"no playbook named {name!r}; there are: {', '.join(sorted(books))}")
+    return books[name]
+
+
+def _dry_run(config, book: Playbook | None, incident: Incident) -> str:
+    """Show exactly what would run, change nothing."""
+    if book is None:
+        return f"dry-run: no playbook matches {incident.fingerprint}"
+    lines = describe(plan(book, StepContext(incident, config)))
+    get_run_logger().info("dry run of %s, nothing changed:\n%s", book.name, "\n".join(lines))
+    create_markdown_artifact(
+        key=f"incident-{incident.id}-plan",
+        markdown=f"# Plan of {book.name} for #{incident.id}\n\n"
+        + "\n".join(f"- `{line}`" for line in lines),
+        description="dry run: what recovery would do",
     )
-    verified = verify_recovery(config, incident, return_state=True)
-    if verified.is_failed():
-        error = _error_of(verified)
-        store.record_action(incident.id, "verify", incident.target, actor, False, error)
-        return store.transition(incident.id, IncidentState.ESCALATED, reason=error), [
-            "restarted over SSH",
-            f"verification failed: {error}",
-        ]
-    store.record_action(incident.id, "verify", incident.target, actor, True, "probe passes")
-    return store.transition(
-        incident.id, IncidentState.RESOLVED, reason="restarted over SSH; health probe passes"
-    ), ["restarted over SSH", "verified healthy"]
+    return f"dry-run: {book.name}: " + "; ".join(lines)
 
 
-def _error_of(state) -> str:
+def _run(
+    config,
+    store: Store,
+    books: dict[str, Playbook],
+    book: Playbook | None,
+    incident: Incident,
+    actor: str,
+    url: str,
+) -> tuple[Incident, list[str]]:
+    """The playbook's run and the incident's end: resolved only when its verify passed."""
+    if book is None:
+        reason = f"no playbook matches {incident.fingerprint}: a person must act"
+        return store.transition(incident.id, IncidentState.ESCALATED, reason=reason), []
+
+    def request_approval(lines: list[str]) -> None:
+        settle(notify(config, incident, "approval", flow_run_url=url, actions=lines))
+
     try:
-        state.result()
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return state.message or "failed"
+        with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
+            ctx = StepContext(incident, config, executor=executor)
+            result = remediate(
+                store, books, book, ctx, actor=actor, request_approval=request_approval
+            )
+    except LazarusError as exc:  # a guard said no, before anything ran
+        reason = f"{book.name} not run: {type(exc).__name__}: {exc}"
+        return store.transition(incident.id, IncidentState.ESCALATED, reason=reason), []
+    lines = [f"{s.block}/{s.id}: {'ok' if s.ok else 'FAILED'}: {s.detail}" for s in result.steps]
+    if result.status == "resolved":
+        reason = f"{book.name}: every step and verify passed"
+        return store.transition(incident.id, IncidentState.RESOLVED, reason=reason), lines
+    return store.transition(incident.id, IncidentState.ESCALATED, reason=_why(result)), lines
+
+
+def _why(result: PlaybookResult) -> str:
+    failed = [s for s in result.steps if not s.ok]
+    where = f" at step {failed[0].id!r} after {failed[0].attempts} attempt(s)" if failed else ""
+    return f"{result.playbook} {result.status}{where}: {result.error}"
 
 
 def _artifacts(store: Store, incident: Incident) -> None:

@@ -9,36 +9,32 @@ from prefect import flow
 
 from flows.recover import recover
 from lazarus.incidents import remediable
+from lazarus.shard import shard_config
 from tasks.collect import probe_services, query_sources
 from tasks.detect import correlate, detect
-from tasks.notify import notify, settle
+from tasks.events import emit_all, publish_summary
+from tasks.notify import dispatch, settle
+from tasks.remediate import load_playbooks
 from tasks.runtime import flow_run_url, load
+from tasks.switch import auto_remediation
 
 
 @flow(name="watch", log_prints=True)
-def watch(config_path: str = "lazarus.yaml") -> dict[str, int]:
-    """One cycle over the whole fleet; returns counts for the run's result."""
-    config = load(config_path)
+def watch(config_path: str = "lazarus.yaml", shard: int = 0, shards: int = 1) -> dict[str, int]:
+    """One cycle over the fleet (or shard ``shard`` of ``shards``); returns counts for the run."""
+    config = shard_config(load(config_path), shard, shards)
     observations = probe_services(config)
     samples = query_sources(config)
     anomalies = detect(config, observations, samples)
     found = correlate(config, anomalies, observations)
     url = flow_run_url(config)
-    deliveries = [
-        future
-        for incident in found.opened
-        for future in notify(
-            config,
-            incident,
-            "opened",
-            flow_run_url=url,
-            actions=["automatic restart"] if remediable(config, incident) else [],
-        )
-    ]
-    deliveries += [f for i in found.closed for f in notify(config, i, "resolved", flow_run_url=url)]
-    outcomes = [recover(i.id, config_path) for i in found.opened if remediable(config, i)]
+    deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify
+    emit_all(found.opened, "opened")
+    emit_all(found.closed, "resolved")
+    books = load_playbooks(config) if auto_remediation() else {}
+    outcomes = [recover(i.id, config_path) for i in found.opened if remediable(config, books, i)]
     failed_deliveries = settle(deliveries)
-    return {
+    counts = {
         "instances": len(observations),
         "failing": sum(not o.ok for o in observations),
         "anomalies": len(anomalies),
@@ -48,3 +44,5 @@ def watch(config_path: str = "lazarus.yaml") -> dict[str, int]:
         "escalated": outcomes.count("escalated"),
         "undelivered": failed_deliveries,
     }
+    publish_summary(counts, anomalies, shard=shard, shards=shards)
+    return counts

@@ -15,8 +15,16 @@ import sys
 from importlib.metadata import entry_points
 
 # Modules that add sub-commands, in the order `lazarus --help` lists them.
-_FEATURES = ("lazarus.commands.check", "lazarus.commands.incidents", "lazarus.commands.sandbox",
-             "lazarus.commands.detect")
+_FEATURES = (
+    "lazarus.commands.check",
+    "lazarus.commands.incidents",
+    "lazarus.commands.sandbox",
+    "lazarus.commands.detect",
+    "lazarus.commands.logs",
+    "lazarus.commands.silence",
+    "lazarus.commands.notify",
+    "lazarus.commands.playbooks",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -23,6 +24,7 @@ from pydantic import (
 
 from lazarus.errors import ConfigError, SecretError
 from lazarus.notify.route import parse_matchers
+from lazarus.notify.windows import parse_cron
 from lazarus.secrets import is_reference, resolve
 from lazarus.yamlfile import ConfigErrorGroup, Located, read_yaml, validate
 
@@ -201,31 +203,105 @@ class ThresholdRule(Strict):
         return self
 
 
+class AnomalySettings(Strict):
+    """Statistical detection (lazarus.detect.ensemble) for series whose name matches ``series``.
+
+    ``series`` is a glob; the first matching entry wins and unmatched series use the defaults,
+    which need no tuning. Counts are in points of the series.
+    """
+
+    series: str = "*"
+    span: int = Field(5000, ge=10, description="points of memory of the level statistics")
+    smooth: int = Field(5, ge=1, description="points averaged to catch short shifts")
+    season: Duration | None = Field(86400.0, description="cycle length (1d, 7d); null = none")
+    warmup: int = Field(200, ge=0, description="points of a series before it may score")
+    suppress: int = Field(1024, ge=32, description="look-back of the say-it-once rule")
+    threshold: float = Field(0.05, ge=0.0, le=1.0, description="score that labels an anomaly")
+
+
 class Detectors(Strict):
     probe_failures: int = Field(2, ge=1, description="failed probes in a row before service_down")
     rules: list[ThresholdRule] = []
+    anomaly: list[AnomalySettings] = []
+
+
+def _matchers_parse(matchers: list[str]) -> list[str]:
+    for i, text in enumerate(matchers):
+        try:
+            parse_matchers(text)
+        except ConfigError as exc:
+            raise Located(exc.reason, (i,)) from None
+    return matchers
+
+
+Matchers = Annotated[list[str], AfterValidator(_matchers_parse)]
+
+
+class RateLimit(Strict):
+    """At most ``max`` messages to one receiver ``per`` period; the rest go to the fallback."""
+
+    max: int = Field(ge=1)
+    per: Duration = Field(gt=0)
 
 
 class Receiver(Strict):
     name: Name
     urls: list[str] = Field(min_length=1)
+    rate_limit: RateLimit | None = None
 
 
 class Route(Strict):
+    """A node of Alertmanager's routing tree; unset timing fields inherit the parent's."""
+
     receiver: str | None = None
-    matchers: list[str] = []
+    matchers: Matchers = []
     continue_: bool = Field(False, alias="continue")
     routes: list[Route] = []
+    group_by: list[str] | None = Field(None, description="labels that split groups; ['...'] = all")
+    group_wait: Duration | None = Field(None, description="first message of a new group (30s)")
+    group_interval: Duration | None = Field(None, description="next message on change (5m)")
+    repeat_interval: Duration | None = Field(None, description="repeat while firing (4h)")
 
-    @field_validator("matchers")
+
+class InhibitRule(Strict):
+    """A firing source alert mutes target alerts that share the ``equal`` labels."""
+
+    source_matchers: Matchers = Field(min_length=1)
+    target_matchers: Matchers = Field(min_length=1)
+    equal: list[str] = []
+
+
+class MaintenanceWindow(Strict):
+    """A recurring window (cron, UTC) that mutes what it matches and pauses its remediation."""
+
+    name: Name
+    schedule: str = Field(description="cron: minute hour day month weekday, e.g. '0 2 * * sun'")
+    duration: Duration = Field(gt=0, le=7 * 86400)
+    matchers: Matchers = Field([], description="empty = the whole fleet")
+    pause_remediation: bool = True
+
+    @field_validator("schedule")
     @classmethod
-    def _matchers_parse(cls, matchers: list[str]) -> list[str]:
-        for i, text in enumerate(matchers):
-            try:
-                parse_matchers(text)
-            except ConfigError as exc:
-                raise Located(exc.reason, (i,)) from None
-        return matchers
+    def _schedule_parses(cls, schedule: str) -> str:
+        try:
+            parse_cron(schedule)
+        except ConfigError as exc:
+            raise ValueError(exc.reason) from None
+        return schedule
+
+
+class EscalationLevel(Strict):
+    receiver: str
+    after: Duration = Field(description="unacknowledged this long after the alert began")
+
+
+class Escalation(Strict):
+    """Who is paged next while an alert that matches stays unacknowledged."""
+
+    matchers: Matchers = Field([], description="empty = every alert")
+    levels: list[EscalationLevel] = Field(min_length=1)
+    repeat: int = Field(0, ge=0, description="pages of the last level after the first")
+    repeat_interval: Duration = Field(3600.0, gt=0)
 
 
 class Notify(Strict):
@@ -234,6 +310,12 @@ class Notify(Strict):
     retries: int = Field(3, ge=0)
     retry_delay: Duration = 1.0
     timeout: Duration = 10.0
+    inhibit_rules: list[InhibitRule] = []
+    maintenance: list[MaintenanceWindow] = []
+    escalation: list[Escalation] = []
+    fallback: str | None = Field(None, description="receiver for what another could not take")
+    send_resolved: bool = True
+    silence_reminder: Duration = Field(900.0, description="warn this long before a silence ends")
 
     @field_validator("receivers")
     @classmethod
@@ -245,19 +327,29 @@ class Notify(Strict):
     def _routes_name_receivers(self) -> Notify:
         if self.route is not None:
             if self.route.matchers:
-                raise Located("the root route matches everything; it takes no matchers",
-                              ("route", "matchers"))
+                raise Located(
+                    "the root route matches everything; it takes no matchers", ("route", "matchers")
+                )
             _check_route_receivers(self.route, {r.name for r in self.receivers}, ("route",))
+        names = {r.name for r in self.receivers}
+        if self.fallback is not None and self.fallback not in names:
+            raise Located(
+                f"fallback {self.fallback!r} is not defined in notify.receivers", ("fallback",)
+            )
+        for i, policy in enumerate(self.escalation):
+            for j, level in enumerate(policy.levels):
+                if level.receiver not in names:
+                    raise Located(
+                        f"receiver {level.receiver!r} is not defined in notify.receivers",
+                        ("escalation", i, "levels", j, "receiver"),
+                    )
         return self
 
 
 class Recovery(Strict):
+    """Whether watch starts recovery at all; what recovery does is in the playbooks."""
+
     enabled: bool = True
-    dry_run: bool = False
-    retries: int = Field(3, ge=0)
-    retry_delay: Duration = 1.0
-    verify_within: Duration = 30.0
-    verify_interval: Duration = 1.0
 
 
 class Watch(Strict):
@@ -272,6 +364,66 @@ class Prefect(Strict):
     ui_url: str | None = Field(None, description="base URL of the Prefect UI, for links")
 
 
+class RunWindow(Strict):
+    max: int = Field(3, ge=1)
+    within: Duration = Field(3600.0, gt=0)
+
+
+class ErrorRate(Strict):
+    max: float = Field(0.5, ge=0.0, le=1.0)
+    within: Duration = Field(3600.0, gt=0)
+    min_runs: int = Field(4, ge=1)
+
+
+class AllowedCommand(Strict):
+    """``argv[0]`` exactly, and one anchored regex per following argument (none = no args)."""
+
+    argv0: str
+    args: list[str] = []
+
+    @field_validator("args")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            re.compile(pattern)
+        return value
+
+    def allows(self, argv: list[str]) -> bool:
+        return (
+            bool(argv)
+            and argv[0] == self.argv0
+            and len(argv) - 1 == len(self.args)
+            and all(re.fullmatch(p, a) for p, a in zip(self.args, argv[1:], strict=True))
+        )
+
+
+class PlaybookSettings(Strict):
+    """Where playbooks live (lazarus.playbooks) and the safety limits around them."""
+
+    dir: str = "playbooks"
+    dry_run: bool = False
+    fleet_cap: int | str = Field("10%", description="hosts (int) or percent of a service's hosts")
+    per_target: RunWindow = Field(default_factory=RunWindow)
+    error_rate: ErrorRate = Field(default_factory=ErrorRate)
+    allow_commands: list[AllowedCommand] = []
+    clean_paths: list[str] = Field([], description="folders disk.clean may delete files from")
+    out_of_band: list[str] = Field([], description="argv of the out-of-band reboot; {host}")
+    max_depth: int = Field(3, ge=1, description="nesting limit of run_playbook")
+
+    @field_validator("fleet_cap")
+    @classmethod
+    def _cap(cls, value: int | str) -> int | str:
+        if isinstance(value, str) and not re.fullmatch(r"\d+(\.\d+)?%", value.strip()):
+            raise ValueError("fleet_cap is a number of hosts or a percentage like '10%'")
+        return value
+
+    def cap_for(self, fleet_size: int) -> int:
+        """Hosts of a service (of ``fleet_size``) that may remediate at once; at least one."""
+        if isinstance(self.fleet_cap, int):
+            return max(1, self.fleet_cap)
+        return max(1, int(fleet_size * float(self.fleet_cap.strip()[:-1]) / 100))
+
+
 class Config(Strict):
     inventory: Inventory
     sources: list[Source] = []
@@ -281,6 +433,7 @@ class Config(Strict):
     watch: Watch = Field(default_factory=Watch)
     state: State = Field(default_factory=State)
     prefect: Prefect = Field(default_factory=Prefect)
+    playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     base_dir: Path = Field(Path("."), exclude=True)
 
     def path(self, value: str) -> Path:
@@ -293,8 +446,9 @@ class Config(Strict):
         refs = [("inventory.ssh.key", self.inventory.ssh.key)]
         for i, receiver in enumerate(self.notify.receivers):
             refs += [(f"notify.receivers[{i}].urls[{j}]", u) for j, u in enumerate(receiver.urls)]
-        refs += [(f"inventory.databases[{i}].dsn", d.dsn)
-                 for i, d in enumerate(self.inventory.databases)]
+        refs += [
+            (f"inventory.databases[{i}].dsn", d.dsn) for i, d in enumerate(self.inventory.databases)
+        ]
         return [(field, ref) for field, ref in refs if is_reference(ref)]
 
 
@@ -308,8 +462,9 @@ def _reject_duplicates(names: list[str], what: str) -> None:
 
 def _check_route_receivers(route: Route, names: set[str], loc: tuple[str | int, ...]) -> None:
     if route.receiver is not None and route.receiver not in names:
-        raise Located(f"receiver {route.receiver!r} is not defined in notify.receivers",
-                       (*loc, "receiver"))
+        raise Located(
+            f"receiver {route.receiver!r} is not defined in notify.receivers", (*loc, "receiver")
+        )
     for i, child in enumerate(route.routes):
         _check_route_receivers(child, names, (*loc, "routes", i))
 
@@ -323,8 +478,9 @@ def load_config(path: str | Path, *, check_secrets: bool = False) -> Config:
     """Read and validate a config file; raise ConfigErrorGroup listing every problem found."""
     path = Path(path)
     data, lines = read_yaml(path)
-    config = validate(Config, {**data, "base_dir": path.resolve().parent}, lines, path,
-                      tags=_SOURCE_TAGS)
+    config = validate(
+        Config, {**data, "base_dir": path.resolve().parent}, lines, path, tags=_SOURCE_TAGS
+    )
     if check_secrets:
         problems = []
         for field, ref in config.secret_refs():
@@ -332,8 +488,9 @@ def load_config(path: str | Path, *, check_secrets: bool = False) -> Config:
                 resolve(ref)
             except SecretError as exc:
                 loc = tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", field) if p)
-                problems.append(ConfigError(str(exc), path=str(path), line=lines.find(loc),
-                                            field=field))
+                problems.append(
+                    ConfigError(str(exc), path=str(path), line=lines.find(loc), field=field)
+                )
         if problems:
             raise ConfigErrorGroup(problems)
     return config

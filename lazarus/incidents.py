@@ -7,11 +7,12 @@ and is left alone: it decides resolved or escalated after verifying.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from lazarus.config import Config
 from lazarus.detect.threshold import PROBE_SYMPTOMS
 from lazarus.model import Anomaly, Incident, IncidentState, Observation
+from lazarus.playbooks import Playbook, select
 from lazarus.store import Store
 
 
@@ -43,10 +44,6 @@ def close_cleared(store: Store, observations: Iterable[Observation]) -> list[Inc
     return closed
 
 
-def remediable(config: Config, incident: Incident) -> bool:
-    """Whether automatic recovery may act: enabled, a probe symptom, a known controlled service."""
-    if not config.recovery.enabled or incident.symptom not in PROBE_SYMPTOMS:
-        return False
-    return any(s.name == incident.service for s in config.inventory.services) and any(
-        h.name == incident.host for h in config.inventory.hosts
-    )
+def remediable(config: Config, books: Mapping[str, Playbook], incident: Incident) -> bool:
+    """Whether automatic recovery may act: enabled, and a playbook's trigger matches."""
+    return config.recovery.enabled and select(books, incident) is not None

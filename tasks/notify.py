@@ -1,50 +1,89 @@
-"""Notify: route an incident's message to its receivers, each delivery retried on its own.
+"""Notify: group, mute and escalate alerts in the store, then deliver each message as a task.
 
-Deliveries are submitted, not awaited, so a dead receiver retrying with backoff never holds
-up remediation; ``settle`` collects the outcomes at the end of the flow.
+``dispatch`` (the watch flow) files every active incident as a firing alert and claims what is
+due: grouped messages, escalation pages, silence reminders. ``notify`` (the recover flow) sends
+one incident's remediation outcome at once. Deliveries are submitted, not awaited, so a dead
+receiver retrying with backoff never holds up remediation; ``settle`` collects the outcomes.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
+from prefect.input import RunInput
+from prefect.runtime import task_run
 
 from lazarus.config import Config
 from lazarus.errors import DeliveryError
 from lazarus.model import Incident
-from lazarus.notify.deliver import deliver
-from lazarus.notify.message import Message, render
-from lazarus.notify.route import receivers_for
+from lazarus.notify import dispatch as grouping
+from lazarus.notify.escalation import AckInput, acknowledge
+from lazarus.notify.message import render, short
+from lazarus.notify.send import attempt
+from lazarus.notify.state import Alert, Notification, NotifyState
 from tasks.policies import backoff
 from tasks.runtime import open_store
 
 
+class AckFlowInput(RunInput, AckInput):
+    """The form a paused flow shows in the Prefect UI: ``pause_flow_run(wait_for_input=...)``."""
+
+
 @task(name="deliver", cache_policy=NO_CACHE, retry_jitter_factor=0.2)
-def deliver_message(
-    config: Config, incident_id: int, event: str, receiver: str, message: Message
-) -> None:
-    """One receiver, one attempt; every attempt is recorded, a failure raises to be retried."""
-    urls = next(r.urls for r in config.notify.receivers if r.name == receiver)
-    outcome = deliver(receiver, urls, message.title, message.body, timeout=config.notify.timeout)
+def deliver_message(config: Config, notification: Notification) -> None:
+    """One try; a failure raises to be retried, the last try falls back (lazarus.notify.send)."""
+    final = task_run.run_count > config.notify.retries
     store = open_store(config)
     try:
-        store.record_delivery(incident_id, event, receiver, outcome.ok, outcome.error)
-        if outcome.ok:
-            store.mark_notified(incident_id)
+        outcome = attempt(NotifyState(store), config.notify, notification, time.time(), final=final)
     finally:
         store.close()
     if not outcome.ok:
-        raise DeliveryError(receiver, outcome.error)
+        raise DeliveryError(outcome.receiver, outcome.error)
 
 
-def receivers(config: Config, incident: Incident) -> list[str]:
-    """Receivers the routing tree picks for an incident (all receivers when no route is set)."""
-    if config.notify.route is None:
-        return [r.name for r in config.notify.receivers]
-    return receivers_for(config.notify.route, incident.facts())
+def _submit(config: Config, notifications: Sequence[Notification]) -> list[PrefectFuture[None]]:
+    send = deliver_message.with_options(
+        retries=config.notify.retries,
+        retry_delay_seconds=backoff(config.notify.retry_delay, config.notify.retries),
+    )
+    return [send.submit(config, n) for n in notifications]
+
+
+def dispatch(
+    config: Config, *, flow_run_url: str = "", now: float | None = None
+) -> list[PrefectFuture[None]]:
+    """File every active incident as a firing alert (the rest resolve) and send what is due."""
+    now = time.time() if now is None else now
+    store = open_store(config)
+    try:
+        state = NotifyState(store)
+        alerts = [
+            Alert.of(i if i.flow_run_url else _linked(i, flow_run_url)) for i in store.active()
+        ]
+        grouping.record(state, config.notify, alerts, now, complete=True)
+        due = grouping.flush(state, config.notify, now)
+    finally:
+        store.close()
+    return _submit(config, due)
+
+
+def _linked(incident: Incident, url: str) -> Incident:
+    return replace(incident, flow_run_url=url)
+
+
+def acknowledge_incident(config: Config, incident_id: int, ack: AckInput) -> bool:
+    """Record an acknowledgement (from a flow's input form): stops escalation and repeats."""
+    store = open_store(config)
+    try:
+        return acknowledge(NotifyState(store), incident_id, ack, time.time()) is not None
+    finally:
+        store.close()
 
 
 def notify(
@@ -55,16 +94,18 @@ def notify(
     flow_run_url: str = "",
     actions: Sequence[str] = (),
 ) -> list[PrefectFuture[None]]:
-    """Submit one delivery per routed receiver; returns the futures for ``settle``."""
+    """One message about one incident to each routed receiver, now (remediation outcomes)."""
     message = render(incident, event, flow_run_url=flow_run_url, actions=actions)
-    send = deliver_message.with_options(
-        retries=config.notify.retries,
-        retry_delay_seconds=backoff(config.notify.retry_delay, config.notify.retries),
-    )
-    return [
-        send.submit(config, incident.id, event, name, message)
-        for name in receivers(config, incident)
-    ]
+    alert = Alert.of(incident)
+    receivers = dict.fromkeys(g.receiver for g in grouping.groupings(config.notify, alert.labels))
+    return _submit(
+        config,
+        [
+            Notification(f"incident:{incident.id}:{event}", "incident", name, message.title,
+                         message.body, firing=(alert,), event=event, sms=short(message))
+            for name in receivers
+        ],
+    )  # fmt: skip
 
 
 def settle(futures: Sequence[PrefectFuture[None]]) -> int:

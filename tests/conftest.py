@@ -33,8 +33,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         )
     # Two test sessions at once on one machine need their own: LAZARUS_TEST_SANDBOX=name:subnet
     name, _, subnet = os.environ.get("LAZARUS_TEST_SANDBOX", "t:214").partition(":")
-    sb = Sandbox.up(Path(tmp_path_factory.mktemp("sandbox")), name=name, subnet=int(subnet),
-                    hosts=3)
+    sb = Sandbox.up(
+        Path(tmp_path_factory.mktemp("sandbox")), name=name, subnet=int(subnet), hosts=3
+    )
     try:
         yield sb
     finally:
@@ -83,22 +84,48 @@ class PostgresServer:
             pwfile = self.root / "pw"
             pwfile.write_text(self.password)
             shutil.chown(pwfile, "postgres")
-            self._as_postgres("initdb", "-D", str(self.data_dir), "-U", self.user, "-E", "UTF8",
-                              "--locale=C", "--auth-local=trust", f"--auth-host={auth_host}",
-                              f"--pwfile={pwfile}")
+            self._as_postgres(
+                "initdb",
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                f"--auth-host={auth_host}",
+                f"--pwfile={pwfile}",
+            )
             pwfile.unlink()
-            conf = {"port": str(self.port), "listen_addresses": self.host,
-                    "unix_socket_directories": str(self.root), "fsync": "off"}
+            conf = {
+                "port": str(self.port),
+                "listen_addresses": self.host,
+                "unix_socket_directories": str(self.root),
+                "fsync": "off",
+            }
             if archive:
                 from lazarus.snapshots import archive_command
 
-                conf |= {"wal_level": "replica", "archive_mode": "on",
-                         "archive_command": archive_command(self.wal_archive)}
+                conf |= {
+                    "wal_level": "replica",
+                    "archive_mode": "on",
+                    "archive_command": archive_command(self.wal_archive),
+                }
             with open(self.data_dir / "postgresql.conf", "a") as f:
                 for key, value in conf.items():
                     f.write(f"{key} = '{value.replace(chr(39), chr(39) * 2)}'\n")
-            self._as_postgres("pg_ctl", "start", "-D", str(self.data_dir), "-w", "-t", "60",
-                              "-l", str(self.root / "server.log"))
+            self._as_postgres(
+                "pg_ctl",
+                "start",
+                "-D",
+                str(self.data_dir),
+                "-w",
+                "-t",
+                "60",
+                "-l",
+                str(self.root / "server.log"),
+            )
         except BaseException:
             self.stop()
             raise
@@ -114,8 +141,9 @@ class PostgresServer:
         pid_file = self.data_dir / "postmaster.pid"
         if pid_file.exists():
             try:
-                self._as_postgres("pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate",
-                                  "-w", "-t", "30")
+                self._as_postgres(
+                    "pg_ctl", "stop", "-D", str(self.data_dir), "-m", "immediate", "-w", "-t", "30"
+                )
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
                 if pid_file.exists():
                     os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
@@ -125,8 +153,12 @@ class PostgresServer:
     def _as_postgres(tool: str, *args: str) -> None:
         import subprocess
 
-        subprocess.run(["runuser", "-u", "postgres", "--", str(PG_BIN / tool), *args],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--", str(PG_BIN / tool), *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
 
 
 def _need_postgres() -> None:
@@ -137,8 +169,10 @@ def _need_postgres() -> None:
     tools = ("initdb", "pg_ctl", "pg_dump", "pg_restore", "pg_basebackup", "pg_verifybackup")
     missing = [t for t in tools if not (PG_BIN / t).exists()]
     if missing or shutil.which("runuser") is None:
-        pytest.skip(f"PostgreSQL 15 tools missing ({', '.join(missing) or 'runuser'}):"
-                    " apt-get install postgresql-15")
+        pytest.skip(
+            f"PostgreSQL 15 tools missing ({', '.join(missing) or 'runuser'}):"
+            " apt-get install postgresql-15"
+        )
     try:
         pwd.getpwnam("postgres")
     except KeyError:

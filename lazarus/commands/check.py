@@ -27,9 +27,21 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    folder = config.path(config.playbooks.dir)
+    from lazarus.playbooks import load_dir  # only `check` pays for the action registry
+
+    try:
+        books = load_dir(folder)
+    except ConfigError as error:
+        for each in getattr(error, "errors", [error]):
+            print(f"error: {each}", file=sys.stderr)
+        return 2
+    if not books:
+        print(f"warning: no playbooks in {folder}: incidents are notified, never remediated",
+              file=sys.stderr)  # fmt: skip
     inv = config.inventory
     print(
         f"{args.config}: ok ({len(inv.hosts)} hosts, {len(inv.services)} services, "
-        f"{len(config.notify.receivers)} receivers)"
+        f"{len(config.notify.receivers)} receivers, {len(books)} playbooks)"
     )
     return 0

@@ -1,0 +1,25 @@
+"""Anomaly detection over many series at once: numpy, causal, O(new points) per watch cycle.
+
+- ``ensemble``: the statistical ensemble (EWMA/EWMV z with a robust floor, seasonal residual,
+  records, calibrated per series and said once per episode) -> score in [0, 1] and a label.
+- ``absence``: a series that stops; ``peer``: a host unlike its peer group;
+  ``cusum``: persistent changes in level or variance, and the rate of change.
+- ``threshold``: bounds with ``for`` cycles and failing probes (the foundation's detectors).
+- ``csvfile``: NAB-format CSV in and out, for `lazarus detect` and bench/nab.py.
+"""
+
+from lazarus.detect.absence import Absence
+from lazarus.detect.cusum import Cusum, RateOfChange
+from lazarus.detect.ensemble import Ensemble, EnsembleParams, Scores, params_for
+from lazarus.detect.peer import peer_scores
+
+__all__ = [
+    "Absence",
+    "Cusum",
+    "Ensemble",
+    "EnsembleParams",
+    "RateOfChange",
+    "Scores",
+    "params_for",
+    "peer_scores",
+]

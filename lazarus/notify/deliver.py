@@ -24,6 +24,11 @@ from lazarus.secrets import Secret, is_reference, resolve
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"]+")
 _HTTP_STATUS = re.compile(r"error=(\d{3})\b")
 _FRAGMENT = re.compile(r"[^/:@?&=#,;]+")
+# apprise's SMS services: one short text (lazarus.notify.message.short), not the markdown body
+SMS_SCHEMES = frozenset(
+    {"signal", "signals", "smseagle", "smseagles", "twilio", "sns", "clicksend", "d7sms",
+     "bulksms", "vonage", "nexmo", "sinch", "plivo", "msg91", "messagebird", "httpsms", "seven"}
+)  # fmt: skip
 _ASSET = AppriseAsset(app_id="Lazarus", secure_logging=True, storage_mode="memory")
 
 
@@ -77,8 +82,11 @@ def deliver(
     *,
     body_format: Literal["text", "markdown", "html"] = "markdown",
     timeout: float,
+    short_body: str | None = None,
 ) -> Delivery:
     """Send ``title``/``body`` to every URL of one receiver, all within ``timeout`` seconds.
+
+    SMS services (``SMS_SCHEMES``) get ``short_body`` alone instead, when it is given.
 
     Raises DeliveryError only when a URL cannot be resolved or apprise cannot use it.
     """
@@ -89,24 +97,37 @@ def deliver(
         _plugin(receiver_name, position, ref, secret, timeout)
         for position, (ref, secret) in enumerate(zip(urls, secrets, strict=True), 1)
     ]
-    notifier = apprise.Apprise(asset=_ASSET)
-    for plugin in plugins:
-        notifier.add(plugin)
     fragments = _secret_fragments(secrets, [p.url(privacy=True) for p in plugins])
-    with notifier.notify(
-        body=body, title=title, body_format=body_format, timeout=timeout
-    ) as result:
-        per_url = tuple(
-            UrlResult(
-                service.url,
-                bool(service),
-                "" if service else _scrub(_reason(service, timeout), fragments),
+    sms = {i for i, secret in enumerate(secrets) if short_body is not None and _is_sms(secret)}
+    batches = (
+        ([p for i, p in enumerate(plugins) if i not in sms], title, body, body_format),
+        ([p for i, p in enumerate(plugins) if i in sms], "", short_body or "", "text"),
+    )
+    per_url: tuple[UrlResult, ...] = ()
+    for batch, batch_title, text, text_format in batches:
+        if not batch:
+            continue
+        notifier = apprise.Apprise(asset=_ASSET)
+        for plugin in batch:
+            notifier.add(plugin)
+        with notifier.notify(
+            body=text, title=batch_title, body_format=text_format, timeout=timeout
+        ) as result:
+            per_url += tuple(
+                UrlResult(
+                    service.url,
+                    bool(service),
+                    "" if service else _scrub(_reason(service, timeout), fragments),
+                )
+                for service in result
             )
-            for service in result
-        )
     failed = [f"{r.url.partition('?')[0]}: {r.error}" for r in per_url if not r.ok]
     ok = bool(per_url) and not failed
     return Delivery(receiver_name, ok, per_url, "; ".join(failed) if per_url else "nothing sent")
+
+
+def _is_sms(secret: Secret) -> bool:
+    return secret.reveal().partition("://")[0].lower() in SMS_SCHEMES
 
 
 def _resolve(receiver: str, position: int, ref: str) -> Secret:

@@ -7,15 +7,17 @@ into one SMS.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from lazarus.model import Incident
+from lazarus.model import Incident, target_name
+from lazarus.notify.state import Alert, Silence
 
-Event = Literal["opened", "resolved", "escalated", "remediating"]
+Event = Literal["opened", "resolved", "escalated", "remediating", "approval"]
 SMS_LIMIT = 160
+GROUP_LIST = 50
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,90 @@ def render(
     if event == "escalated":
         facts.append(f"- **Reason:** {incident.reason or 'not recorded'}")
     if actions:
-        facts += ["- **Actions taken:**", *(f"  - {action}" for action in actions)]
+        heading = (
+            "Plan, waiting for approval in the flow run" if event == "approval" else "Actions taken"
+        )
+        facts += [f"- **{heading}:**", *(f"  - {action}" for action in actions)]
     link = flow_run_url or incident.flow_run_url
     if link:
         facts.append(f"- **Flow run:** [{link}]({link})")
     return Message(title, "\n".join(facts), incident.summary)
+
+
+def render_group(
+    group_labels: Mapping[str, str],
+    firing: Sequence[Alert],
+    resolved: Sequence[Alert] = (),
+    *,
+    repeat: bool = False,
+) -> Message:
+    """One message for a whole group, Alertmanager style: ``[FIRING:3] {host="web-1"}``.
+
+    Lists at most ``GROUP_LIST`` alerts of each kind and counts the rest, so a storm stays one
+    readable message; the counts in the title are always exact.
+    """
+    name = ", ".join(f'{k}="{v}"' for k, v in group_labels.items()) or "all"
+    state = f"FIRING:{len(firing)}" if firing else "RESOLVED"
+    extra = f" RESOLVED:{len(resolved)}" if firing and resolved else ""
+    again = " (still firing)" if repeat else ""
+    title = f"[{state}{extra}] {{{name}}}{again}"
+    lines = [f"**{state}{extra}** group `{{{name}}}`{again}"]
+    for heading, alerts in (("Firing", firing), ("Resolved", resolved)):
+        if alerts:
+            lines += ["", f"**{heading}:**", *(_alert_line(a) for a in alerts[:GROUP_LIST])]
+            if len(alerts) > GROUP_LIST:
+                lines.append(f"- … and {len(alerts) - GROUP_LIST} more")
+    summary = firing[0].summary if firing else resolved[0].summary if resolved else ""
+    return Message(title, "\n".join(lines), summary)
+
+
+def render_page(alert: Alert, level: int, receiver: str) -> Message:
+    """An escalation page: nobody acknowledged ``alert`` in time, so level ``level`` hears."""
+    title = (
+        f"[ESCALATION L{level}] {alert.labels.get('symptom', '')} {_target(alert.labels)}"
+        " — unacknowledged"
+    )
+    body = "\n".join(
+        [
+            f"**Unacknowledged** since {_utc(alert.starts_at)}; paging level {level} ({receiver}).",
+            "",
+            _alert_line(alert),
+            "",
+            f"Acknowledge: `lazarus ack CONFIG {alert.incident_id}`"
+            if alert.incident_id is not None
+            else "",
+        ]
+    ).rstrip()
+    return Message(title, body, alert.summary)
+
+
+def render_reminder(silence: Silence) -> Message:
+    """A silence is about to end: the on-call may want to extend it."""
+    matchers = ", ".join(silence.matchers)
+    title = f"[SILENCE ENDING] #{silence.id} {{{matchers}}} at {_utc(silence.ends_at)}"
+    body = (
+        f"Silence **#{silence.id}** ({silence.comment}, by {silence.created_by}) ends at "
+        f"{_utc(silence.ends_at)}; alerts matching `{matchers}` will page again.\n\n"
+        f"Extend: `lazarus silence add CONFIG --match ... --for 2h`"
+    )
+    return Message(title, body, silence.comment)
+
+
+def _target(labels: Mapping[str, str]) -> str:
+    service, host = labels.get("service", ""), labels.get("host", "")
+    return target_name(service, host) if service else host
+
+
+def _alert_line(alert: Alert) -> str:
+    labels, target = alert.labels, _target(alert.labels)
+    severity = labels.get("severity", "").upper()
+    line = f"- **{severity}** `{labels.get('symptom', '')}` on **{target}**: {alert.summary}"
+    line += f" (since {_utc(alert.starts_at)})"
+    if alert.acked_by:
+        line += f" — acked by {alert.acked_by}"
+    if alert.flow_run_url:
+        line += f" [flow run]({alert.flow_run_url})"
+    return line
 
 
 def short(message: Message) -> str:

@@ -10,7 +10,7 @@ config parses every matcher (lazarus.config), so a typo fails ``lazarus check``,
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -73,6 +73,11 @@ def parse_matchers(text: str) -> tuple[Matcher, ...]:
     return tuple(matchers)
 
 
+def matches_all(texts: Sequence[str], labels: Mapping[str, str]) -> bool:
+    """Whether ``labels`` satisfy every matcher of every string (no strings: always)."""
+    return all(m.matches(labels) for text in texts for m in parse_matchers(text))
+
+
 def _matcher(text: str, name: str, op: str, value: str) -> Matcher:
     if op not in ("=~", "!~"):
         return Matcher(name, op, value)
@@ -88,29 +93,64 @@ def _unquote(value: str) -> str:
     return value
 
 
-def receivers_for(route: Route, labels: Mapping[str, str]) -> list[str]:
-    """Receivers for ``labels``, in tree order and each once (``amtool config routes test``).
+@dataclass(frozen=True)
+class Grouping:
+    """One matching route node with what it inherited: where its group messages go, and when."""
+
+    receiver: str
+    path: str
+    group_by: tuple[str, ...] = ()
+    group_wait: float = 30.0
+    group_interval: float = 300.0
+    repeat_interval: float = 4 * 3600.0
+
+    def group_labels(self, labels: Mapping[str, str]) -> dict[str, str]:
+        """The labels that name this alert's group (all of them for ``group_by: ['...']``)."""
+        if "..." in self.group_by:
+            return dict(sorted(labels.items()))
+        return {name: labels.get(name, "") for name in self.group_by}
+
+
+def routes_for(route: Route, labels: Mapping[str, str]) -> list[Grouping]:
+    """The matching nodes for ``labels`` in tree order (Alertmanager's dispatch).
 
     Depth-first; the first matching child wins unless it says ``continue: true``; a child
-    without a receiver inherits its parent's; when no child matches, the node itself answers.
+    inherits its parent's receiver, group_by and timings unless it sets its own; when no
+    child matches, the node itself answers.
     """
-    found = _walk(route, labels, route.receiver, root=True)
-    return list(dict.fromkeys(r for r in found if r))
+    return _walk(route, labels, _inherit(Grouping("", "0"), route, "0"), root=True)
+
+
+def receivers_for(route: Route, labels: Mapping[str, str]) -> list[str]:
+    """Receivers for ``labels``, in tree order and each once (``amtool config routes test``)."""
+    return list(dict.fromkeys(g.receiver for g in routes_for(route, labels) if g.receiver))
+
+
+def _inherit(parent: Grouping, route: Route, path: str) -> Grouping:
+    return Grouping(
+        route.receiver or parent.receiver,
+        path,
+        parent.group_by if route.group_by is None else tuple(route.group_by),
+        _or(route.group_wait, parent.group_wait),
+        _or(route.group_interval, parent.group_interval),
+        _or(route.repeat_interval, parent.repeat_interval),
+    )
+
+
+def _or(value: float | None, inherited: float) -> float:
+    return inherited if value is None else value
 
 
 def _walk(
-    route: Route, labels: Mapping[str, str], inherited: str | None, *, root: bool = False
-) -> list[str | None]:
-    """Receivers of the matching nodes below ``route`` ([] when ``route`` itself does not match)."""
-    if not root and not all(
-        m.matches(labels) for text in route.matchers for m in parse_matchers(text)
-    ):
+    route: Route, labels: Mapping[str, str], here: Grouping, *, root: bool = False
+) -> list[Grouping]:
+    """The matching nodes below ``route`` ([] when ``route`` itself does not match)."""
+    if not root and not matches_all(route.matchers, labels):
         return []
-    receiver = route.receiver or inherited
-    found: list[str | None] = []
-    for child in route.routes:
-        below = _walk(child, labels, receiver)
+    found: list[Grouping] = []
+    for i, child in enumerate(route.routes):
+        below = _walk(child, labels, _inherit(here, child, f"{here.path}.{i}"))
         found += below
         if below and not child.continue_:
             break
-    return found or [receiver]
+    return found or [here]

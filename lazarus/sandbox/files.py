@@ -11,6 +11,8 @@ import yaml
 from lazarus.sandbox import _proc
 
 SERVICE = "web"
+# The playbooks shipped beside the package: the sandbox runs from a checkout.
+PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 
 
 def keygen(path: Path, comment: str) -> str:
@@ -131,10 +133,10 @@ def lazarus_config(
                     ],
                 }
             ],
-            "route": {"receiver": "oncall"},
+            "route": {"receiver": "oncall", "group_wait": "0s"},
         },
         "watch": {"interval": "5s"},
-        "recovery": {"retries": 3, "retry_delay": "1s", "verify_within": "20s"},
+        "playbooks": {"dir": str(PLAYBOOKS)},
         "state": {"path": "state/lazarus.db"},
     }
 

@@ -55,7 +55,7 @@ def test_killed_service_is_detected_notified_restarted_verified_resolved(healthy
     store = store_of(sb, "loop-kill")
     actions = [(a.action, a.ok) for a in store.actions(incident.id)]
     store.close()
-    assert actions == [("ssh.restart", True), ("verify", True)]
+    assert actions == [("ssh.restart", True), ("http.check", True), ("symptom.cleared", True)]
     # The other hosts were left alone.
     assert {h: sb.service_pid(h) for h in others} == others
 
@@ -68,16 +68,10 @@ def test_hung_service_is_restarted(healthy_sandbox):
 
 
 def test_partitioned_host_is_escalated_with_the_reason(healthy_sandbox):
-    result = run_drill(
-        healthy_sandbox,
-        "web-3",
-        "partition",
-        "loop-partition",
-        {"recovery": {"retries": 1, "retry_delay": "200ms", "verify_within": "5s"}},
-    )
+    result = run_drill(healthy_sandbox, "web-3", "partition", "loop-partition")
     incident = result.incident
     assert incident is not None and incident.state == "escalated"
-    assert "restart failed" in incident.reason
+    assert "failed at step 'restart' after 3 attempt(s)" in incident.reason
     assert any(e in incident.reason for e in ("ConnectTimeout", "HostUnreachable"))
     assert mentions(healthy_sandbox.mail(), "escalated"), "escalation was not mailed"
 
@@ -125,7 +119,6 @@ def test_command_timeout_is_retried_then_escalated(healthy_sandbox):
         {
             "inventory.ssh.command_timeout": "1s",
             "inventory.services": config_services,
-            "recovery": {"retries": 1, "retry_delay": "100ms", "verify_within": "5s"},
         },
     )
     incident = result.incident
@@ -148,6 +141,7 @@ def test_dead_notification_endpoint_never_stops_remediation(healthy_sandbox):
             ],
             "notify.route": {
                 "receiver": "oncall",
+                "group_wait": "0s",
                 "routes": [
                     {"matchers": ['severity="critical"'], "receiver": "chat", "continue": True},
                     {"matchers": ['severity="critical"'], "receiver": "oncall"},

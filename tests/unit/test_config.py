@@ -47,8 +47,8 @@ def test_good_configs_load(monkeypatch) -> None:
         "web-2",
     ]
     assert full.inventory.ssh.connect_timeout == 5.0
-    assert full.recovery.retry_delay == 0.5
-    assert full.recovery.verify_within == 60.0
+    assert full.recovery.enabled is True
+    assert full.playbooks.cap_for(20) == 2
     assert full.detectors.rules[0].for_ == 2
     assert full.notify.route.routes[0].continue_ is True
     minimal = load_config(FIXTURES / "good" / "minimal.yaml")

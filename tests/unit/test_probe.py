@@ -9,8 +9,10 @@ from typing import ClassVar
 
 import pytest
 
-from lazarus.errors import VerifyFailed
-from lazarus.recover import verify
+from lazarus.errors import ActionError
+from lazarus.model import Incident, IncidentState
+from lazarus.playbooks import StepContext
+from lazarus.playbooks.actions.basic import HttpCheckParams, poll
 from lazarus.sources.http import ProbeTarget, probe, probe_all
 
 
@@ -69,9 +71,12 @@ def test_probe_all_keeps_order_and_never_raises(server: int) -> None:
     assert [r.ok for r in results] == [True, False, False]
 
 
-def test_verify_waits_for_health_then_gives_up(server: int) -> None:
+def test_http_check_waits_for_health_then_gives_up(server: int) -> None:
+    ctx = StepContext(Incident(1, "web@h1/x", "h1", "web", "service_down", "critical",
+                               IncidentState.OPEN, "down", {}, 0.0))  # fmt: skip
+    url = f"http://127.0.0.1:{server}/health"
     Handler.statuses = [503, 503]
-    assert verify(target(f"http://127.0.0.1:{server}/health"), within=5, interval=0.05).ok
+    assert "answered 200" in poll(ctx, HttpCheckParams(within=5, interval=0.05), url).detail
     Handler.statuses = [503] * 100
-    with pytest.raises(VerifyFailed, match=r"still unhealthy.*status 503"):
-        verify(target(f"http://127.0.0.1:{server}/health"), within=0.3, interval=0.05)
+    with pytest.raises(ActionError, match=r"did not answer 200 within 0.3s \(last: status 503\)"):
+        poll(ctx, HttpCheckParams(within=0.3, interval=0.05), url)

@@ -1,0 +1,175 @@
+"""Notification state in the store's SQLite file: alerts, groups, silences, escalations, sends.
+
+Every change runs in the store's write transaction (BEGIN IMMEDIATE), so several watch runs
+or workers at once serialise on it: a group is flushed by exactly one of them per interval,
+an escalation level is paged once, a rate-limit slot is taken once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from lazarus.model import Incident
+from lazarus.store import Store
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS notify_alerts (
+        fingerprint TEXT PRIMARY KEY,
+        incident_id INTEGER,
+        labels TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        status TEXT NOT NULL,
+        starts_at REAL NOT NULL,
+        ends_at REAL,
+        flow_run_url TEXT NOT NULL DEFAULT '',
+        acked_by TEXT NOT NULL DEFAULT '',
+        acked_at REAL
+    )""",
+    """CREATE TABLE IF NOT EXISTS notify_groups (
+        key TEXT PRIMARY KEY,
+        receiver TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        wait REAL NOT NULL,
+        interval REAL NOT NULL,
+        repeat REAL NOT NULL,
+        created_at REAL NOT NULL,
+        flushed_at REAL,
+        sent TEXT NOT NULL DEFAULT '[]'
+    )""",
+    """CREATE TABLE IF NOT EXISTS notify_members (
+        group_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        PRIMARY KEY (group_key, fingerprint)
+    )""",
+    """CREATE TABLE IF NOT EXISTS notify_silences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        matchers TEXT NOT NULL,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        comment TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        pause_remediation INTEGER NOT NULL DEFAULT 0,
+        reminded INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE IF NOT EXISTS notify_escalations (
+        fingerprint TEXT PRIMARY KEY,
+        policy INTEGER NOT NULL,
+        level INTEGER NOT NULL,
+        pages INTEGER NOT NULL,
+        next_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS notify_sends (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        receiver TEXT NOT NULL,
+        alerts INTEGER NOT NULL,
+        ok INTEGER,
+        error TEXT NOT NULL DEFAULT '',
+        at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS notify_sends_by_receiver ON notify_sends (receiver, at)",
+)
+
+Status = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One incident as notification sees it; the fingerprint dedups it across watch runs."""
+
+    fingerprint: str
+    labels: dict[str, str]
+    summary: str
+    starts_at: float
+    status: Status = "firing"
+    incident_id: int | None = None
+    flow_run_url: str = ""
+    ends_at: float | None = None
+    acked_by: str = ""
+
+    @classmethod
+    def of(cls, incident: Incident, status: Status = "firing") -> Alert:
+        return cls(
+            incident.fingerprint,
+            incident.facts(),
+            incident.summary,
+            incident.detected_at,
+            status,
+            incident.id,
+            incident.flow_run_url,
+            incident.closed_at if status == "resolved" else None,
+        )
+
+
+@dataclass(frozen=True)
+class Silence:
+    id: int
+    matchers: tuple[str, ...]
+    starts_at: float
+    ends_at: float
+    comment: str
+    created_by: str
+    pause_remediation: bool = False
+
+
+@dataclass(frozen=True)
+class Notification:
+    """One message claimed for one receiver; ``key`` names its group (or page, or reminder)."""
+
+    key: str
+    kind: Literal["group", "incident", "escalation", "reminder"]
+    receiver: str
+    title: str
+    body: str
+    firing: tuple[Alert, ...] = ()
+    resolved: tuple[Alert, ...] = ()
+    repeat: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
+    event: str = ""
+    sms: str = ""
+
+
+class NotifyState:
+    """The notification tables of one store; safe to share between threads as the store is."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        with store.transaction() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    def tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self.store.transaction()
+
+    def sends(self, receiver: str | None = None) -> list[sqlite3.Row]:
+        """The send log, oldest first: what was attempted, to whom, and how it went."""
+        with self.tx() as db:
+            if receiver is None:
+                return db.execute("SELECT * FROM notify_sends ORDER BY id").fetchall()
+            return db.execute(
+                "SELECT * FROM notify_sends WHERE receiver = ? ORDER BY id", (receiver,)
+            ).fetchall()
+
+
+def alert_row(row: sqlite3.Row) -> Alert:
+    return Alert(
+        row["fingerprint"],
+        json.loads(row["labels"]),
+        row["summary"],
+        row["starts_at"],
+        row["status"],
+        row["incident_id"],
+        row["flow_run_url"],
+        row["ends_at"],
+        row["acked_by"],
+    )
+
+
+def dumps(value: Mapping[str, str] | list[str]) -> str:
+    return json.dumps(value, sort_keys=True)

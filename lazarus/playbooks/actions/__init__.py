@@ -1,0 +1,64 @@
+"""The action registry: one class per action, each declaring its parameters and its risk.
+
+The playbook schema's step union is generated from this registry, so adding an action module
+is the whole work of adding an action (the apprise habit: one module per plugin).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from lazarus.playbooks.context import StepContext
+
+
+class Params(BaseModel):
+    """Base of every action's ``with:`` block: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one step did, for the audit trail and the flow's artifacts."""
+
+    detail: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Action:
+    """One kind of step. Subclasses set ``name``, ``Params``, ``destructive`` and ``run``."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[Params]] = Params
+    destructive: ClassVar[bool] = False
+
+    def describe(self, ctx: StepContext, params: Any) -> tuple[str, list[str]]:
+        """(host, argv) this step would touch, for dry-run plans; changes nothing."""
+        return ("local", [self.name, *(f"{k}={v}" for k, v in params.model_dump().items())])
+
+    def run(self, ctx: StepContext, params: Any) -> StepResult:
+        raise NotImplementedError
+
+
+REGISTRY: dict[str, Action] = {}
+
+
+def register(cls: type[Action]) -> type[Action]:
+    """Class decorator: make ``cls`` available to playbooks under ``cls.name``."""
+    REGISTRY[cls.name] = cls()
+    return cls
+
+
+def load_builtin() -> dict[str, Action]:
+    """Import the shipped action modules (each registers itself) and return the registry."""
+    from lazarus.playbooks.actions import basic, db, ssh  # noqa: F401
+
+    return REGISTRY
+
+
+Notifier = Callable[[str], None]

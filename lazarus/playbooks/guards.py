@@ -1,0 +1,131 @@
+"""Safety limits kept in the store, each check-and-take in one write transaction.
+
+* circuit breaker per (target, playbook): at most ``max`` runs ``within`` a window;
+* fleet cap: at most K hosts of a service remediating at once (a lease, always released);
+* error rate: a playbook's automatic runs stop while its recent failure rate is too high.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from lazarus.config import ErrorRate, PlaybookSettings, RunWindow
+from lazarus.errors import Throttled
+from lazarus.playbooks.context import StepContext
+from lazarus.playbooks.engine import Hooks, PlaybookResult, run
+from lazarus.playbooks.schema import Playbook
+from lazarus.store import Store
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS playbook_runs (
+    target TEXT NOT NULL, playbook TEXT NOT NULL, at REAL NOT NULL, ok INTEGER,
+    counted INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS playbook_runs_key ON playbook_runs (playbook, target, at);
+CREATE TABLE IF NOT EXISTS fleet_leases (
+    service TEXT NOT NULL, host TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (service, host)
+);
+"""
+
+
+class Guards:
+    """The three limits over one Store; ``clock`` is injectable so tests drive time."""
+
+    def __init__(self, store: Store, clock: Callable[[], float] = time.time):
+        self.store, self.clock = store, clock
+        with store.transaction() as db:
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                db.execute(statement)
+
+    def start_run(self, target: str, playbook: str, window: RunWindow, rate: ErrorRate) -> int:
+        """Record a run, or raise Throttled if the breaker is open or the error rate too high."""
+        now = self.clock()
+        with self.store.transaction() as db:
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM playbook_runs"
+                " WHERE target=? AND playbook=? AND at>? AND counted=1",
+                (target, playbook, now - window.within),
+            ).fetchone()
+            if count >= window.max:
+                raise Throttled(
+                    f"breaker open for {playbook} on {target}: {count} runs within "
+                    f"{window.within:g}s (reset: lazarus playbook reset-breaker)"
+                )
+            runs, failed = db.execute(
+                "SELECT COUNT(ok), COALESCE(SUM(ok=0),0) FROM playbook_runs"
+                " WHERE playbook=? AND at>?",
+                (playbook, now - rate.within),
+            ).fetchone()
+            if runs >= rate.min_runs and failed / runs > rate.max:
+                raise Throttled(
+                    f"{playbook}: {failed} of {runs} runs failed within {rate.within:g}s;"
+                    " automatic runs stop until the rate falls"
+                )
+            cur = db.execute(
+                "INSERT INTO playbook_runs (target, playbook, at) VALUES (?,?,?)",
+                (target, playbook, now),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, ok: bool) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE playbook_runs SET ok=? WHERE rowid=?", (int(ok), run_id))
+
+    def reset_breaker(self, target: str, playbook: str) -> int:
+        """Stop counting the runs of (target, playbook): a person closed the breaker.
+
+        The runs stay for the error rate; only the breaker forgets them."""
+        with self.store.transaction() as db:
+            return db.execute(
+                "UPDATE playbook_runs SET counted=0 WHERE target=? AND playbook=? AND counted=1",
+                (target, playbook),
+            ).rowcount
+
+    @contextmanager
+    def fleet_lease(self, service: str, host: str, cap: int) -> Iterator[None]:
+        """Hold one of ``cap`` remediation slots of ``service``; released even on failure."""
+        with self.store.transaction() as db:
+            (held,) = db.execute(
+                "SELECT COUNT(*) FROM fleet_leases WHERE service=?", (service,)
+            ).fetchone()
+            if held >= cap:
+                raise Throttled(f"fleet cap: {held} of {service}'s hosts already remediating")
+            db.execute(
+                "INSERT INTO fleet_leases (service, host, at) VALUES (?,?,?)",
+                (service, host, self.clock()),
+            )
+        try:
+            yield
+        finally:
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM fleet_leases WHERE service=? AND host=?", (service, host))
+
+
+def run_guarded(
+    guards: Guards, book: Playbook, ctx: StepContext, hooks: Hooks | None = None
+) -> PlaybookResult:
+    """``engine.run`` inside every limit: breaker and error rate, then a fleet-cap lease.
+
+    Raises Throttled (before anything runs) when a limit says no; the outcome is counted.
+    """
+    settings = ctx.settings or PlaybookSettings()
+    inc = ctx.incident
+    window = book.limits.per_target or settings.per_target
+    run_id = guards.start_run(inc.target, book.name, window, settings.error_rate)
+    fleet = 1
+    if ctx.config is not None and inc.service:
+        services = [s for s in ctx.config.inventory.services if s.name == inc.service]
+        fleet = len(ctx.config.inventory.hosts_of(services[0])) if services else 1
+    cap = settings.cap_for(fleet)
+    if book.limits.fleet_max_percent is not None:
+        cap = min(cap, max(1, int(fleet * book.limits.fleet_max_percent / 100)))
+    result: PlaybookResult | None = None
+    try:
+        with guards.fleet_lease(inc.service or inc.host, inc.host, cap):
+            result = run(book, ctx, hooks)
+    finally:
+        guards.finish_run(run_id, result is not None and result.status == "resolved")
+    assert result is not None  # run() returned, or the exception propagated above
+    return result

@@ -1,0 +1,145 @@
+"""Properties of the detection ensemble: found shifts, quiet on normal data, NaN-safe, causal."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lazarus.detect.ensemble import Ensemble, EnsembleParams
+
+DAY = 96  # a short "day" keeps the examples small
+
+
+def noise(seed: int, n: int, scale: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0.0, scale, n)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    at=st.integers(300, 500),
+    size=st.floats(8.0, 1000.0),
+    sign=st.sampled_from([-1.0, 1.0]),
+)
+def test_a_level_shift_is_as_surprising_as_anything_seen(
+    seed: int, at: int, size: float, sign: float
+) -> None:
+    x = noise(seed, at + 50)
+    x[at:] += sign * size
+    evidence = Ensemble(1).update(x).evidence[0]
+    # Beyond every earlier value in every view; histories are merged in blocks of 64 points.
+    cap = np.log10(at - 64) / 4.0
+    assert evidence[at : at + 5].max() >= cap - 0.01
+    assert evidence[at : at + 5].max() > evidence[200:at].max() - 0.01
+
+
+def test_a_level_shift_on_a_quiet_metric_is_labelled_at_once() -> None:
+    x = 50.0 + np.round(noise(1, 2000, 0.4))  # quantised: mostly 0 steps, plain MAD is 0
+    x[1700:] += 6.0
+    result = Ensemble(1).update(x)
+    assert result.label[0, 1700:1705].any()
+    assert not result.label[0, 1705:1800].any()  # said once, not on every later point
+
+
+@settings(max_examples=10, deadline=None)
+@given(value=st.floats(-1e9, 1e9), n=st.integers(1, 300))
+def test_a_constant_series_raises_nothing(value: float, n: int) -> None:
+    result = Ensemble(1).update(np.full(n, value))
+    assert not result.label.any()
+    assert (result.score == 0).all()
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    amplitude=st.floats(0.1, 1e4),
+    phase=st.floats(0.0, 6.3),
+    level=st.floats(-1e3, 1e3),
+)
+def test_a_pure_seasonal_series_raises_nothing_once_a_cycle_is_known(
+    amplitude: float, phase: float, level: float
+) -> None:
+    t = np.arange(DAY * 12)
+    x = level + amplitude * np.sin(2 * np.pi * t / DAY + phase)
+    result = Ensemble(1, EnsembleParams(season=DAY)).update(x)
+    assert not result.label[0, 2 * DAY :].any()
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    holes=st.lists(st.integers(0, 399), max_size=60),
+    bad=st.sampled_from([np.nan, np.inf, -np.inf]),
+)
+def test_nan_and_inf_never_break_a_cycle(seed: int, holes: list[int], bad: float) -> None:
+    x = noise(seed, 400) + 10
+    x[holes] = bad
+    result = Ensemble(1, EnsembleParams(season=DAY)).update(x)
+    assert np.isfinite(result.score).all() and np.isfinite(result.evidence).all()
+    assert ((result.score >= 0) & (result.score <= 1)).all()
+    assert (result.score[0, holes] == 0).all()
+
+
+def test_non_numeric_values_are_gaps() -> None:
+    values = ["1", "2", "oops", None, "3", 4.0]
+    result = Ensemble(1).update([values])
+    assert result.score.shape == (1, 6)
+    assert result.score[0, 2] == 0 and result.score[0, 3] == 0
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    cut=st.integers(1, 599),
+    sizes=st.lists(st.integers(1, 200), min_size=1, max_size=6),
+)
+def test_causal_appending_never_changes_earlier_scores(
+    seed: int, cut: int, sizes: list[int]
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_t(2, (3, 600)).cumsum(axis=1)
+    x[rng.random(x.shape) < 0.01] = np.nan
+    params = EnsembleParams(season=DAY)
+    whole = Ensemble(3, params).update(x)
+    prefix = Ensemble(3, params).update(x[:, :cut])
+    np.testing.assert_array_equal(prefix.score, whole.score[:, :cut])
+    # The same points fed in arbitrary slices (a watch cycle at a time) score the same.
+    stream = Ensemble(3, params)
+    parts, start = [], 0
+    while start < x.shape[1]:
+        step = sizes[len(parts) % len(sizes)]
+        parts.append(stream.update(x[:, start : start + step]).score)
+        start += step
+    np.testing.assert_allclose(np.hstack(parts), whole.score, atol=1e-9)
+
+
+def test_series_are_independent() -> None:
+    a, b = noise(1, 800), noise(2, 800) * 100
+    together = Ensemble(2).update(np.vstack([a, b])).score
+    np.testing.assert_array_equal(together[0], Ensemble(1).update(a).score[0])
+    np.testing.assert_array_equal(together[1], Ensemble(1).update(b).score[0])
+
+
+def test_config_picks_the_first_matching_pattern_and_defaults_need_nothing() -> None:
+    from lazarus.config import Detectors
+    from lazarus.detect.ensemble import params_for
+
+    detectors = Detectors.model_validate(
+        {"anomaly": [{"series": "cpu_*", "season": "7d", "threshold": 0.2}, {"series": "*"}]}
+    )
+    cpu = params_for("cpu_busy", detectors.anomaly, interval=60.0)
+    assert cpu.season == 7 * 1440 and cpu.threshold == 0.2
+    other = params_for("latency", detectors.anomaly, interval=300.0)
+    assert other.season == 288 and other.threshold == EnsembleParams().threshold
+    assert params_for("x", [], interval=0.0) == EnsembleParams()
+
+
+def test_state_survives_a_pickle_between_watch_runs() -> None:
+    import pickle
+
+    x = np.random.default_rng(4).standard_t(3, (4, 700)).cumsum(axis=1)
+    whole = Ensemble(4, EnsembleParams(season=DAY)).update(x).score
+    first = Ensemble(4, EnsembleParams(season=DAY))
+    head = first.update(x[:, :450]).score
+    resumed = pickle.loads(pickle.dumps(first))  # what a store keeps between runs
+    np.testing.assert_allclose(np.hstack([head, resumed.update(x[:, 450:]).score]), whole)
