@@ -1,8 +1,11 @@
 """`lazarus deploy CONFIG`: register Lazarus on a Prefect server, idempotently.
 
 Creates (or leaves as is) the process work pool, the auto-remediation Variable, and the watch
-(on the config's interval, one run at a time) and recover deployments, sourced from this checkout.
-Running it twice changes nothing but the deployments' parameters and schedule.
+(on the config's interval, one run at a time), recover and acknowledge deployments, sourced
+from this checkout.
+An automation runs the recover deployment for each ``lazarus.incident.opened`` event, so the
+watch deployments only detect and notify (``remediate=False``); the recover flow itself checks
+the auto-remediation switch. Running it twice changes nothing but parameters and schedule.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from uuid import UUID
 
 from prefect import flow
+from prefect.automations import AutomationCore, EventTrigger, Posture, RunDeployment
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.exceptions import ObjectAlreadyExists
@@ -22,12 +27,41 @@ from tasks.switch import NAME as SWITCH
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "lazarus"
+AUTOMATION = "lazarus: recover each opened incident"
 
 
 async def ensure_pool(name: str = POOL) -> None:
     async with get_client() as client:
         with contextlib.suppress(ObjectAlreadyExists):
             await client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+
+
+async def ensure_automation(recover_id: UUID) -> UUID:
+    """Create or update (by name) the automation that starts recover on incident.opened."""
+    automation = AutomationCore(
+        name=AUTOMATION,
+        description="Runs the recover deployment for every lazarus.incident.opened event.",
+        trigger=EventTrigger(
+            expect={"lazarus.incident.opened"},
+            match={"prefect.resource.id": "lazarus.target.*"},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[
+            RunDeployment(
+                source="selected",
+                deployment_id=recover_id,
+                # one expression: Prefect renders it with its type, an int here
+                parameters={"incident_id": "{{ event.payload.incident }}", "actor": "automation"},
+            )
+        ],
+    )
+    async with get_client() as client:
+        existing = await client.read_automations_by_name(AUTOMATION)
+        if existing:
+            await client.update_automation(existing[0].id, automation)
+            return existing[0].id
+        return await client.create_automation(automation)
 
 
 def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
@@ -45,22 +79,29 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
                 name="watch" if shards == 1 else f"watch-{shard}",
                 work_pool_name=pool,
                 interval=config.watch.interval,
-                parameters={"config_path": str(config_path), "shard": shard, "shards": shards},
+                parameters={
+                    "config_path": str(config_path),
+                    "shard": shard,
+                    "shards": shards,
+                    "remediate": False,  # the automation starts recover runs
+                },
                 concurrency_limit=1,
                 build=False,
                 push=False,
                 print_next_steps=False,
             )
         )
-    recover = flow.from_source(source=str(ROOT), entrypoint="flows/recover.py:recover")
-    ids.append(
-        recover.deploy(
-            name="recover",
-            work_pool_name=pool,
-            parameters={"config_path": str(config_path)},
-            build=False,
-            push=False,
-            print_next_steps=False,
+    for name in ("recover", "acknowledge"):
+        on_demand = flow.from_source(source=str(ROOT), entrypoint=f"flows/{name}.py:{name}")
+        ids.append(
+            on_demand.deploy(
+                name=name,
+                work_pool_name=pool,
+                parameters={"config_path": str(config_path)},
+                build=False,
+                push=False,
+                print_next_steps=False,
+            )
         )
-    )
+    asyncio.run(ensure_automation(ids[shards]))
     return [str(i) for i in ids]

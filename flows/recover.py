@@ -2,6 +2,8 @@
 
 Started by the watch flow for each new incident, or by a person from the Prefect UI form
 (``playbook`` names one to run instead of the matching one; ``dry_run`` only shows the plan).
+Runs with ``actor="automation"`` (watch, the deployed automation) respect the auto-remediation
+switch, maintenance windows and silences that pause remediation; a person's run does not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tasks.events import emit_incident
 from tasks.notify import notify, settle
 from tasks.remediate import describe, load_playbooks, remediate
 from tasks.runtime import flow_run_url, load, open_store
+from tasks.switch import auto_remediation
 
 
 @flow(name="recover", log_prints=True)
@@ -29,7 +32,7 @@ def recover(
     incident_id: int,
     config_path: str = "lazarus.yaml",
     dry_run: bool = False,
-    actor: str = "automation",
+    actor: str = "operator",
     playbook: str = "",
 ) -> str:
     """Recover incident ``incident_id``; returns the state it ends in (or why nothing ran)."""
@@ -43,7 +46,8 @@ def recover(
         if dry_run or config.playbooks.dry_run:
             return _dry_run(config, book, incident)
         if actor == "automation":
-            paused = remediation_paused(
+            paused = "auto-remediation is off" if not auto_remediation() else None
+            paused = paused or remediation_paused(
                 NotifyState(store), config.notify, incident.facts(), time.time()
             )
             if paused:

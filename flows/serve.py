@@ -1,4 +1,4 @@
-"""`lazarus serve CONFIG`: watch on its interval and recover on demand, from one process."""
+"""`lazarus serve CONFIG`: watch on its interval, recover and acknowledge on demand, one process."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ from pathlib import Path
 
 from prefect import serve
 
+from flows.acknowledge import acknowledge
 from flows.recover import recover
 from flows.watch import watch
 from tasks.runtime import load
 
 
 def serve_flows(config_path: Path) -> None:
-    """Register both deployments with the Prefect API and run their flow runs until stopped."""
+    """Register the deployments with the Prefect API and run their flow runs until stopped."""
     config = load(config_path)
     serve(
         watch.to_deployment(
@@ -21,4 +22,5 @@ def serve_flows(config_path: Path) -> None:
             parameters={"config_path": str(config_path)},
         ),
         recover.to_deployment(name="recover", parameters={"config_path": str(config_path)}),
+        acknowledge.to_deployment(name="acknowledge", parameters={"config_path": str(config_path)}),
     )

@@ -14,14 +14,19 @@ from tasks.collect import probe_services, query_sources
 from tasks.detect import correlate, detect
 from tasks.events import emit_all, publish_summary
 from tasks.notify import dispatch, settle
-from tasks.remediate import load_playbooks
+from tasks.remediate import playbooks_for_watch
 from tasks.runtime import flow_run_url, load
 from tasks.switch import auto_remediation
 
 
 @flow(name="watch", log_prints=True)
-def watch(config_path: str = "lazarus.yaml", shard: int = 0, shards: int = 1) -> dict[str, int]:
-    """One cycle over the fleet (or shard ``shard`` of ``shards``); returns counts for the run."""
+def watch(
+    config_path: str = "lazarus.yaml", shard: int = 0, shards: int = 1, remediate: bool = True
+) -> dict[str, int]:
+    """One cycle over the fleet (or shard ``shard`` of ``shards``); returns counts for the run.
+
+    ``remediate`` false: new incidents are left to the automation ``lazarus deploy`` creates.
+    """
     config = shard_config(load(config_path), shard, shards)
     observations = probe_services(config)
     samples = query_sources(config)
@@ -31,8 +36,8 @@ def watch(config_path: str = "lazarus.yaml", shard: int = 0, shards: int = 1) ->
     deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify
     emit_all(found.opened, "opened")
     emit_all(found.closed, "resolved")
-    books = load_playbooks(config) if auto_remediation() else {}
-    outcomes = [recover(i.id, config_path) for i in found.opened if remediable(config, books, i)]
+    books = playbooks_for_watch(config) if remediate and auto_remediation() else {}
+    outcomes = [recover(i.id, config_path, actor="automation") for i in found.opened if remediable(config, books, i)]
     failed_deliveries = settle(deliveries)
     counts = {
         "instances": len(observations),

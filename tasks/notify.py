@@ -15,7 +15,6 @@ from dataclasses import replace
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
-from prefect.input import RunInput
 from prefect.runtime import task_run
 
 from lazarus.config import Config
@@ -28,10 +27,6 @@ from lazarus.notify.send import attempt
 from lazarus.notify.state import Alert, Notification, NotifyState
 from tasks.policies import backoff
 from tasks.runtime import open_store
-
-
-class AckFlowInput(RunInput, AckInput):
-    """The form a paused flow shows in the Prefect UI: ``pause_flow_run(wait_for_input=...)``."""
 
 
 @task(name="deliver", cache_policy=NO_CACHE, retry_jitter_factor=0.2)

@@ -15,6 +15,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
 
 from lazarus.config import Config
+from lazarus.errors import ConfigError
 from lazarus.model import Incident
 from lazarus.playbooks import (
     Guards,
@@ -41,6 +42,15 @@ class Approval(RunInput):
 def load_playbooks(config: Config) -> dict[str, Playbook]:
     """The config's playbook folder by name (empty when the folder does not exist)."""
     return load_dir(config.path(config.playbooks.dir))
+
+
+def playbooks_for_watch(config: Config) -> dict[str, Playbook]:
+    """The playbooks, or none when a file is broken: watch still detects and notifies."""
+    try:
+        return load_playbooks(config)
+    except ConfigError as exc:
+        get_run_logger().error("no automatic recovery this cycle, playbooks are broken: %s", exc)
+        return {}
 
 
 @task(name="step", cache_policy=NO_CACHE, task_run_name="{label}")

@@ -61,6 +61,12 @@ class StepContext:
             raise self.fail("no executor: this step needs SSH")
         return self.executor
 
+    def facts(self) -> dict[str, str]:
+        """What ``when:`` matchers see: the service's labels, then the incident's facts."""
+        services = self.config.inventory.services if self.config else []
+        labels = next((s.labels for s in services if s.name == self.incident.service), {})
+        return {**labels, **self.incident.facts()}
+
     def scope(self) -> dict[str, Any]:
         """Names templates may use: incident.*, service.*, host.*."""
         inc = self.incident

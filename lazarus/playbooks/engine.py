@@ -101,10 +101,17 @@ def _blocks(book: Playbook) -> list[tuple[str, StepBase]]:
     return [(b, s) for b in ("steps", "verify", "on_failure") for s in getattr(book, b)]
 
 
+def applies(step: StepBase, ctx: StepContext) -> bool:
+    """A step runs unless its ``when:`` matchers miss the incident's facts."""
+    return not step.when or matches_all(step.when, ctx.facts())
+
+
 def plan(book: Playbook, ctx: StepContext) -> list[PlannedStep]:
     """Exactly what would run, on which host, with which argv; changes nothing."""
     out = []
     for block, step in _blocks(book):
+        if not applies(step, ctx):
+            continue
         sctx, params = _bind(step, ctx)
         host, argv = step.impl.describe(sctx, params)
         out.append(
@@ -139,7 +146,7 @@ def _run_block(
     done: list[StepBase],
     approved: list[bool],
 ) -> None:
-    for step in steps:
+    for step in (s for s in steps if applies(s, ctx)):
         if step.impl.destructive and not approved[0]:
             if book.needs_approval(hooks.confidence) and not hooks.approve(step, plan(book, ctx)):
                 raise ApprovalRejected(f"{book.name}: step {step.id!r} was not approved")

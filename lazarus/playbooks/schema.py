@@ -32,6 +32,7 @@ class StepBase(_Strict):
     retry_delay: Duration | list[Duration] = 1.0
     retry_on: Literal["transient", "never"] = "transient"
     compensate: AnyStep | None = None
+    when: list[str] = Field([], description="matchers on the incident's facts; empty = always")
 
     @property
     def params(self) -> BaseModel:
@@ -51,12 +52,26 @@ class StepBase(_Strict):
             )
         return self.retry_delay * 2**attempt
 
+    @field_validator("when")
+    @classmethod
+    def _when(cls, value: list[str]) -> list[str]:
+        return _valid_matchers(value)
+
     @model_validator(mode="after")
     def _names(self) -> StepBase:
         for name in names_in(self.params.model_dump()):
             if name.split(".")[0] not in SCOPES:
                 raise Located(f"unknown name {name!r} (use {', '.join(SCOPES)})", ("with",))
         return self
+
+
+def _valid_matchers(value: list[str]) -> list[str]:
+    for i, text in enumerate(value):
+        try:
+            parse_matchers(text)
+        except ConfigError as exc:
+            raise Located(exc.reason, (i,)) from None
+    return value
 
 
 def _step_model(action: Action) -> type[StepBase]:
@@ -90,12 +105,7 @@ class Trigger(_Strict):
     @field_validator("matchers")
     @classmethod
     def _parse(cls, value: list[str]) -> list[str]:
-        for i, text in enumerate(value):
-            try:
-                parse_matchers(text)
-            except ConfigError as exc:
-                raise Located(exc.reason, (i,)) from None
-        return value
+        return _valid_matchers(value)
 
 
 class Limits(_Strict):

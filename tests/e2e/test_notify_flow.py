@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from lazarus.config import load_config
+from lazarus.errors import LazarusError
 from lazarus.model import Anomaly
 from lazarus.notify.state import NotifyState
 from lazarus.sandbox.sinks import SinkProcess
@@ -23,7 +24,8 @@ def test_a_flow_dispatches_groups_retries_and_falls_back(
 ):
     from prefect import flow
 
-    from tasks.notify import AckFlowInput, acknowledge_incident, dispatch, notify, settle
+    from flows.acknowledge import acknowledge
+    from tasks.notify import dispatch, notify, settle
 
     mark = f"T-{uuid.uuid4().hex[:10]}"
     q = sinks.http_port
@@ -74,7 +76,8 @@ def test_a_flow_dispatches_groups_retries_and_falls_back(
     ]  # fmt: skip
     assert store.get(incident.id).notified_at is not None
     assert len(NotifyState(store).sends("mail")) == 2
-    # the acknowledgement a paused flow's form (AckFlowInput) hands over stops the repeats
-    assert acknowledge_incident(config, incident.id, AckFlowInput(acknowledged_by="ana"))
-    assert not acknowledge_incident(config, incident.id + 99, AckFlowInput(acknowledged_by="x"))
     store.close()
+    # the acknowledge flow is the UI's form; an incident that is not firing is refused
+    assert acknowledge(incident.id, "ana", config_path=str(path)).endswith("by ana")
+    with pytest.raises(LazarusError, match="not firing"):
+        acknowledge(incident.id + 99, "x", config_path=str(path))

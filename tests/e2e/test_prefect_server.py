@@ -21,6 +21,7 @@ import pytest
 from tests.e2e.conftest import variant
 
 pytestmark = pytest.mark.e2e
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 PORT = 4392
 API = f"http://127.0.0.1:{PORT}/api"
 
@@ -70,54 +71,72 @@ def _ids(stdout: str) -> list[str]:
 
 
 def _runs(deployment_id: str) -> list[dict[str, Any]]:
-    body = {"deployments": {"id": {"any_": [deployment_id]}}}
+    body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
     return httpx.post(f"{API}/flow_runs/filter", json=body, timeout=10).json()
 
 
-def _wait_completed(deployment_id: str, limit: float = 90) -> dict[str, Any]:
+def _wait_finished(deployment_id: str, count: int = 1, limit: float = 90) -> list[dict[str, Any]]:
+    """The first ``count`` runs of a deployment, once each has reached a final state."""
     for _ in range(int(limit)):
-        done = [
-            r for r in _runs(deployment_id) if r["state_type"] in ("COMPLETED", "FAILED", "CRASHED")
-        ]
-        if done:
-            return done[0]
+        runs = _runs(deployment_id)[:count]
+        if len(runs) == count and all(r["state_type"] in FINAL for r in runs):
+            return runs
         time.sleep(1)
-    pytest.fail(f"no finished run of deployment {deployment_id}")
+    pytest.fail(f"deployment {deployment_id} has no {count} finished runs")
 
 
-def _wait_incident(db: Path, limit: int = 60) -> int:
-    """The id of the first incident the scheduled watch runs open (they need a few cycles)."""
+def _store(sandbox: Any):
     from lazarus.store import Store
 
+    return Store(sandbox.root / "state" / "prefect-server.db")
+
+
+def _wait_incident(sandbox: Any, host: str, states: tuple[str, ...], limit: int = 90):
+    """The newest incident on ``host`` once it is in one of ``states``."""
     for _ in range(limit):
-        if db.exists():
-            store = Store(db)
+        if (sandbox.root / "state" / "prefect-server.db").exists():
+            store = _store(sandbox)
             try:
-                active = store.active()
+                found = [i for i in store.recent() if i.host == host]
             finally:
                 store.close()
-            if active:
-                return active[0].id
+            if found and found[0].state in states:
+                return found[0]
         time.sleep(1)
-    pytest.fail("the scheduled watch runs opened no incident")
+    pytest.fail(f"no incident on {host} reached {states}")
 
 
-def test_deploy_schedule_and_manual_recover(sandbox: Any, server: dict[str, str], tmp_path: Path):
+def _lazarus(server: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["lazarus", *argv], env=server, capture_output=True, text=True, timeout=120
+    )
+
+
+def _run_deployment(server: dict[str, str], name: str, **params: object) -> None:
+    run = ["prefect", "deployment", "run", name]
+    for key, value in params.items():
+        run += ["-p", f"{key}={value}"]
+    started = subprocess.run(run, env=server, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
+
+
+def test_deploy_schedule_automation_and_manual_recover(
+    sandbox: Any, server: dict[str, str], tmp_path: Path
+):
     config = variant(
         sandbox, "prefect-server", {"state.path": "state/prefect-server.db", "watch.interval": 2}
     )
-    deploy = ["lazarus", "deploy", str(config)]
-    first = subprocess.run(deploy, env=server, capture_output=True, text=True, timeout=120)
-    second = subprocess.run(deploy, env=server, capture_output=True, text=True, timeout=120)
+    first, second = _lazarus(server, "deploy", str(config)), _lazarus(server, "deploy", str(config))
     assert first.returncode == 0, first.stderr
     ids = _ids(first.stdout)
-    assert len(ids) == 2
+    assert len(ids) == 3  # watch, recover, acknowledge
     assert _ids(second.stdout) == ids
+    automations = httpx.post(f"{API}/automations/filter", json={}, timeout=10).json()
+    assert [a["name"] for a in automations] == ["lazarus: recover each opened incident"]
 
-    off = ["lazarus", "auto-remediation", "off"]
-    assert subprocess.run(off, env=server, capture_output=True, timeout=60).returncode == 0
-    host = sandbox.hosts[1].name
-    sandbox.fault(host, "kill")  # watch opens an incident but, switched off, starts no recovery
+    assert _lazarus(server, "auto-remediation", "off").returncode == 0
+    first_host, second_host = sandbox.hosts[1].name, sandbox.hosts[2].name
+    sandbox.fault(first_host, "kill")
     log = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
         ["prefect", "worker", "start", "--pool", "lazarus", "--type", "process"],
@@ -127,16 +146,35 @@ def test_deploy_schedule_and_manual_recover(sandbox: Any, server: dict[str, str]
         start_new_session=True,
     )
     try:
-        watch_run = _wait_completed(ids[0])
-        assert watch_run["state_type"] == "COMPLETED", watch_run["state"]
-        incident = _wait_incident(sandbox.root / "state" / "prefect-server.db")
-        run = ["prefect", "deployment", "run", "recover/recover", "-p", f"incident_id={incident}"]
-        run += ["-p", "dry_run=true"]
-        started = subprocess.run(run, env=server, capture_output=True, text=True, timeout=60)
-        assert started.returncode == 0, started.stderr
-        recover_run = _wait_completed(ids[1])
-        assert recover_run["state_type"] == "COMPLETED", recover_run["state"]
+        assert _wait_finished(ids[0])[0]["state_type"] == "COMPLETED"
+        # switched off: the automation's recover run leaves the incident alone
+        incident = _wait_incident(sandbox, first_host, ("open", "notified"))
+        assert _wait_finished(ids[1])[0]["state_type"] == "COMPLETED"
+        assert _actions(sandbox, incident.id) == []
+        # a person runs recover from the deployment: a dry run, then the real one
+        _run_deployment(server, "recover/recover", incident_id=incident.id, dry_run="true")
+        _run_deployment(server, "recover/recover", incident_id=incident.id)
+        assert all(r["state_type"] == "COMPLETED" for r in _wait_finished(ids[1], count=3))
+        assert _wait_incident(sandbox, first_host, ("resolved",)).id == incident.id
+        assert sandbox.health(first_host) == 200
+        # switched on: the next incident is recovered by the automation alone
+        assert _lazarus(server, "auto-remediation", "on").returncode == 0
+        sandbox.fault(second_host, "kill")
+        healed = _wait_incident(sandbox, second_host, ("resolved", "escalated"), limit=120)
+        assert healed.state == "resolved", healed.reason
+        assert ("ssh.restart", "automation") in [
+            (a.action, a.actor) for a in _actions(sandbox, healed.id)
+        ]
     finally:
         _stop(worker)
         log.close()
-        sandbox.fault(host, "heal")
+        sandbox.fault(first_host, "heal")
+        sandbox.fault(second_host, "heal")
+
+
+def _actions(sandbox: Any, incident_id: int) -> list:
+    store = _store(sandbox)
+    try:
+        return store.actions(incident_id)
+    finally:
+        store.close()

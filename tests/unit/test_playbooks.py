@@ -42,6 +42,7 @@ CONFIG = Config.model_validate(
                     "name": "api",
                     "probe": {"http": "http://{address}:9/health"},
                     "control": {"kind": "supervisor"},
+                    "labels": {"depends_on": "cache"},
                 },
                 {
                     "name": "cache",
@@ -151,6 +152,13 @@ EXPECTED_PLANS = {
         incident("service_unhealthy"),
         [
             ("steps", "restart", "ssh.restart", "web-1", SUP),
+            (
+                "steps",
+                "restart-dependency",
+                "ssh.restart",
+                "web-1",
+                ("systemctl", "restart", "redis"),
+            ),
             ("steps", "check", "http.check", "local", ("GET", DEAD_URL, "expect 200")),
             ("verify", "cleared", "symptom.cleared", "local", ("GET", DEAD_URL, "expect probe ok")),
         ],
@@ -234,6 +242,19 @@ def test_shipped_plan_is_exactly(name: str) -> None:
         else:  # a fixed script: the data rides as separate argv tokens, never in the script
             assert row[4][:2] == ("sh", "-c") and inc.labels[next(iter(inc.labels))] in row[4][3:]
     assert executor.calls == []  # a plan changes nothing
+
+
+def test_step_when_skips_the_dependency_a_service_does_not_name() -> None:
+    services = [s.model_dump(by_alias=True) for s in CONFIG.inventory.services]
+    services[0]["labels"] = {}
+    config = CONFIG.model_copy(
+        update={"inventory": CONFIG.inventory.model_copy(update={"services": [
+            type(CONFIG.inventory.services[0]).model_validate(s) for s in services
+        ]})}
+    )  # fmt: skip
+    book = load_playbook(ROOT / "playbooks" / "service-unhealthy.yaml")
+    ids = [p.id for p in plan(book, StepContext(incident("service_unhealthy"), config))]
+    assert ids == ["restart", "check", "cleared"]
 
 
 def test_select_matches_trigger_on_facts_and_cause() -> None:
