@@ -81,7 +81,10 @@ def render_group(
     state = f"FIRING:{len(firing)}" if firing else "RESOLVED"
     extra = f" RESOLVED:{len(resolved)}" if firing and resolved else ""
     again = " (still firing)" if repeat else ""
-    title = f"[{state}{extra}] {{{name}}}{again}"
+    alerts = [*firing, *resolved]
+    one = alerts[0].labels if len(alerts) == 1 else None  # one alert: say which, not the group
+    subject = f"{one.get('symptom', '')} {_target(one)}" if one else f"{{{name}}}"
+    title = f"[{state}{extra}] {subject}{again}"
     lines = [f"**{state}{extra}** group `{{{name}}}`{again}"]
     for heading, alerts in (("Firing", firing), ("Resolved", resolved)):
         if alerts:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,37 @@ def prefect_harness() -> Iterator[None]:
         prefect_test_harness(server_startup_timeout=120),
     ):
         yield
+
+
+@pytest.fixture(scope="module")
+def config(sandbox: Any) -> Any:
+    """The sandbox's own config, loaded."""
+    from lazarus.config import load_config
+
+    return load_config(sandbox.config_path)
+
+
+@pytest.fixture
+def ex(config: Any) -> Iterator[Any]:
+    """An SSH executor on the sandbox config, closed after the test."""
+    from lazarus.remote.ssh import SshExecutor
+
+    with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
+        yield executor
+
+
+@pytest.fixture
+def mark() -> str:
+    """A unique text to find this test's messages among everything the sinks received."""
+    return f"T-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def healthy(sinks: Any) -> Iterator[Any]:
+    """The session's sinks, answering 200 before and after the test."""
+    sinks.heal_http()
+    yield sinks
+    sinks.heal_http()
 
 
 @pytest.fixture

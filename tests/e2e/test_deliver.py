@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,19 +21,6 @@ BODY = "**web@web-1** is down\n\n- detected: 2026-11-28T15:00:00Z\n- state: open
 
 def marked(sinks: SinkProcess, kind: str, mark: str) -> list[dict[str, Any]]:
     return [m for m in sinks.messages(kind) if mark in str(m)]  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def mark() -> str:
-    return f"T-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-def healthy(sinks: SinkProcess) -> Iterator[SinkProcess]:
-    """The session's sinks, answering 200 before and after the test."""
-    sinks.heal_http()
-    yield sinks
-    sinks.heal_http()
 
 
 def mail_url(sinks: SinkProcess) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from lazarus.config import Config, Database, load_config
+from lazarus.config import Config, Database
 from lazarus.model import Incident, IncidentState
 from lazarus.playbooks import Hooks, Playbook, PlaybookSettings, StepContext, load_playbook, run
 from lazarus.remote.ssh import SshExecutor
@@ -22,17 +22,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).parents[2]
 _names = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def config(sandbox: Sandbox) -> Config:
-    return load_config(sandbox.config_path)
-
-
-@pytest.fixture
-def ex(config: Config) -> Iterator[SshExecutor]:
-    with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
-        yield executor
 
 
 def incident(symptom: str, host: str = "web-1", **labels: str) -> Incident:

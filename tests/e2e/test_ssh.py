@@ -6,13 +6,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from lazarus.config import Config, Host, load_config
+from lazarus.config import Config, Host
 from lazarus.errors import (
     AuthFailed,
     CommandTimeout,
@@ -26,17 +25,6 @@ from lazarus.remote.ssh import SshExecutor
 from lazarus.sandbox import Sandbox
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def config(sandbox: Sandbox) -> Config:
-    return load_config(sandbox.config_path)
-
-
-@pytest.fixture
-def ex(config: Config) -> Iterator[SshExecutor]:
-    with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
-        yield executor
 
 
 def executor(config: Config, **changes: object) -> SshExecutor:
