@@ -96,6 +96,7 @@ def remediate(
             answer = pause_flow_run(
                 wait_for_input=Approval,
                 timeout=int(book.approval.timeout),
+                poll_interval=2,
                 key=f"approve-{incident.id}-{step.id}",
             )
         except FlowPauseTimeout:
