@@ -47,6 +47,7 @@ def main() -> int:
             phase = rng.uniform(0, args.interval)
             result = drill(sandbox, host, "kill", interval=args.interval, phase=phase)
             results.append(result)
+            _close_breaker(sandbox, host)
             print(
                 f"drill {i + 1}/{args.drills} {host}: "
                 f"detect {result.time_to_detect or float('nan'):.1f}s "
@@ -66,6 +67,18 @@ def main() -> int:
                 f"p95 {percentile(values, 0.95):5.1f}s  max {max(values):5.1f}s"
             )
     return 0 if len(recover) == len(results) else 1
+
+
+def _close_breaker(sandbox, host: str) -> None:
+    """Each drill is a new fault, not flapping: close the breaker (3 runs an hour) as people do."""
+    from lazarus.playbooks import Guards
+    from tasks.runtime import load, open_store
+
+    store = open_store(load(sandbox.config_path))
+    try:
+        Guards(store).reset_breaker(f"web@{host}", "service-down")
+    finally:
+        store.close()
 
 
 if __name__ == "__main__":

@@ -403,6 +403,7 @@ class PlaybookSettings(Strict):
     dir: str = "playbooks"
     dry_run: bool = False
     fleet_cap: int | str = Field("10%", description="hosts (int) or percent of a service's hosts")
+    fleet_wait: Duration = Field(300.0, description="how long a run waits for a free slot")
     per_target: RunWindow = Field(default_factory=RunWindow)
     error_rate: ErrorRate = Field(default_factory=ErrorRate)
     allow_commands: list[AllowedCommand] = []

@@ -1,7 +1,9 @@
 """Safety limits kept in the store, each check-and-take in one write transaction.
 
 * circuit breaker per (target, playbook): at most ``max`` runs ``within`` a window;
-* fleet cap: at most K hosts of a service remediating at once (a lease, always released);
+* fleet cap: at most K hosts of a service remediating at once (a lease, always released; a run
+  waits a bounded time for a free slot; a lease older than ``LEASE_STALE`` is a crashed run's
+  and is dropped);
 * error rate: a playbook's automatic runs stop while its recent failure rate is too high.
 """
 
@@ -30,11 +32,20 @@ CREATE TABLE IF NOT EXISTS fleet_leases (
 """
 
 
-class Guards:
-    """The three limits over one Store; ``clock`` is injectable so tests drive time."""
+LEASE_STALE = 3600.0
+LEASE_POLL = 1.0
 
-    def __init__(self, store: Store, clock: Callable[[], float] = time.time):
-        self.store, self.clock = store, clock
+
+class Guards:
+    """The three limits over one Store; ``clock`` and ``sleep`` are injectable for tests."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.store, self.clock, self.sleep = store, clock, sleep
         with store.transaction() as db:
             for statement in filter(str.strip, _SCHEMA.split(";")):
                 db.execute(statement)
@@ -83,18 +94,34 @@ class Guards:
                 (target, playbook),
             ).rowcount
 
-    @contextmanager
-    def fleet_lease(self, service: str, host: str, cap: int) -> Iterator[None]:
-        """Hold one of ``cap`` remediation slots of ``service``; released even on failure."""
+    def _take(self, service: str, host: str, cap: int) -> int:
+        """Take a slot and return 0, or return how many are held when none is free."""
+        now = self.clock()
         with self.store.transaction() as db:
+            db.execute("DELETE FROM fleet_leases WHERE at < ?", (now - LEASE_STALE,))
             (held,) = db.execute(
                 "SELECT COUNT(*) FROM fleet_leases WHERE service=?", (service,)
             ).fetchone()
             if held >= cap:
-                raise Throttled(f"fleet cap: {held} of {service}'s hosts already remediating")
+                return int(held)
             db.execute(
-                "INSERT INTO fleet_leases (service, host, at) VALUES (?,?,?)",
-                (service, host, self.clock()),
+                "INSERT INTO fleet_leases (service, host, at) VALUES (?,?,?)", (service, host, now)
+            )
+            return 0
+
+    @contextmanager
+    def fleet_lease(self, service: str, host: str, cap: int, wait: float = 0.0) -> Iterator[None]:
+        """Hold one of ``cap`` remediation slots of ``service``, waiting up to ``wait`` seconds
+        for one; released even on failure. Raises Throttled when none came free in time."""
+        deadline = self.clock() + wait
+        for _ in range(int(wait / LEASE_POLL) + 1):
+            held = self._take(service, host, cap)
+            if not held or self.clock() + LEASE_POLL > deadline:
+                break
+            self.sleep(LEASE_POLL)
+        if held:
+            raise Throttled(
+                f"fleet cap: {held} of {service}'s hosts already remediating (waited {wait:g}s)"
             )
         try:
             yield
@@ -123,7 +150,7 @@ def run_guarded(
         cap = min(cap, max(1, int(fleet * book.limits.fleet_max_percent / 100)))
     result: PlaybookResult | None = None
     try:
-        with guards.fleet_lease(inc.service or inc.host, inc.host, cap):
+        with guards.fleet_lease(inc.service or inc.host, inc.host, cap, settings.fleet_wait):
             result = run(book, ctx, hooks)
     finally:
         guards.finish_run(run_id, result is not None and result.status == "resolved")

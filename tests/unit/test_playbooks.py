@@ -523,6 +523,28 @@ def test_fleet_lease_released_on_failure(tmp_path: Path) -> None:
         pass
 
 
+def test_fleet_lease_waits_for_a_free_slot_then_gives_up(tmp_path: Path) -> None:
+    clock = Clock()
+    guards = Guards(Store(tmp_path / "s.db"), clock, clock.sleep)
+    start = clock()
+    with guards.fleet_lease("api", "web-1", 1):
+        with pytest.raises(Throttled, match=r"waited 3s"), guards.fleet_lease("api", "web-2", 1, 3):
+            pass
+        assert 3 <= clock() - start <= 4  # it polled until the deadline, not forever
+    with guards.fleet_lease("api", "web-2", 1, wait=3):  # released: taken at once
+        pass
+
+
+def test_a_stale_lease_of_a_crashed_run_is_dropped(tmp_path: Path) -> None:
+    clock = Clock()
+    guards = Guards(Store(tmp_path / "s.db"), clock, clock.sleep)
+    with guards.store.transaction() as db:
+        db.execute("INSERT INTO fleet_leases (service, host, at) VALUES ('api', 'web-9', ?)",
+                   (clock() - 2 * 3600,))  # fmt: skip
+    with guards.fleet_lease("api", "web-1", 1):
+        pass
+
+
 def test_run_guarded_counts_outcomes_and_throttles(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     guards = Guards(store, Clock())
