@@ -5,6 +5,9 @@ Scheduled on an interval (deployments/prefect.yaml, or `lazarus serve`); each ru
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
+
 from prefect import flow
 
 from flows.recover import recover
@@ -17,6 +20,23 @@ from tasks.notify import dispatch, settle
 from tasks.remediate import playbooks_for_watch
 from tasks.runtime import flow_run_url, load
 from tasks.switch import auto_remediation
+
+PARALLEL_RECOVERIES = 8
+
+
+def recover_all(incident_ids: list[int], config_path: str) -> list[str]:
+    """Recover runs side by side, as workers would run them; the fleet cap bounds the overlap.
+
+    Each thread gets a copy of this run's context, so each recover run is a child of it.
+    """
+    if not incident_ids:
+        return []
+    with ThreadPoolExecutor(min(PARALLEL_RECOVERIES, len(incident_ids))) as pool:
+        futures = [
+            pool.submit(copy_context().run, recover, i, config_path, actor="automation")
+            for i in incident_ids
+        ]
+        return [f.result() for f in futures]
 
 
 @flow(name="watch", log_prints=True)
@@ -37,7 +57,9 @@ def watch(
     emit_all(found.opened, "opened")
     emit_all(found.closed, "resolved")
     books = playbooks_for_watch(config) if remediate and auto_remediation() else {}
-    outcomes = [recover(i.id, config_path, actor="automation") for i in found.opened if remediable(config, books, i)]
+    outcomes = recover_all(
+        [i.id for i in found.opened if remediable(config, books, i)], config_path
+    )
     failed_deliveries = settle(deliveries)
     counts = {
         "instances": len(observations),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 import urllib.error
@@ -75,9 +76,10 @@ class Sandbox:
     ) -> Sandbox:
         """Start a sandbox of ``hosts`` hosts under ``root`` and wait until all of it answers.
 
-        Leftovers of a sandbox with the same name go first. ``netns=None`` uses network
-        namespaces when they can be made, else loopback addresses. On failure everything
-        started is stopped again and SandboxError says what did not come up.
+        Leftovers of a sandbox with the same name go first, and so does its incident state.
+        ``netns=None`` uses network namespaces when they can be made, else loopback addresses.
+        On failure everything started is stopped again and SandboxError says what did not come
+        up.
         """
         if not _NAME.match(name):
             raise SandboxError(f"sandbox name {name!r}: use 1-8 lower-case letters or digits")
@@ -86,6 +88,8 @@ class Sandbox:
         root = Path(root).resolve()
         root.mkdir(parents=True, exist_ok=True)
         _clear_leftovers(root, name)
+        # New hosts, new history: incidents, breakers and leases of an earlier sandbox go too.
+        shutil.rmtree(root / "state", ignore_errors=True)
         use_netns = network.netns_available() if netns is None else netns
         sandbox = cls(root, _plan(name, hosts, subnet, use_netns))
         try:

@@ -1,12 +1,11 @@
 """Ten targets fail at once, the fleet cap is 3: never more than 3 remediate at the same time,
-and every one still recovers (the others wait for a slot). Real recover flows, each in its own
-thread as a worker runs them, restarting over real SSH on the sandbox hosts."""
+and every one still recovers (the others wait for a slot). Real recover flows started side by
+side as watch starts them, restarting over real SSH on the sandbox hosts."""
 
 from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -36,7 +35,7 @@ def _fleet_config(sandbox: Any):
 
 
 def test_ten_failures_with_a_cap_of_three(healthy_sandbox: Any) -> None:
-    from flows.recover import recover
+    from flows.watch import PARALLEL_RECOVERIES, recover_all
     from lazarus.model import Anomaly
     from lazarus.playbooks import Guards
     from lazarus.store import Store
@@ -63,15 +62,12 @@ def test_ten_failures_with_a_cap_of_three(healthy_sandbox: Any) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        with ThreadPoolExecutor(FLEET) as pool:
-            states = list(
-                pool.map(lambda i: recover(i, str(config), actor="automation"), incidents)
-            )
+        states = recover_all(incidents, str(config))  # as watch starts them, side by side
     finally:
         done.set()
         sampler.join(timeout=10)
     print(f"fleet cap 3, {FLEET} targets at once: peak {peak[0]} remediating, states {states}")
-    assert states == ["resolved"] * FLEET
+    assert states == ["resolved"] * FLEET and PARALLEL_RECOVERIES > 3
     assert 1 <= peak[0] <= 3
     restarts = [a for i in incidents for a in store.actions(i) if a.action == "ssh.restart"]
     store.close()
