@@ -86,11 +86,12 @@ class Probe(Strict):
 class Control(Strict):
     """How a service is started and stopped on its hosts.
 
-    ``supervisor`` and ``systemd`` use their own tools; ``command`` takes templates. In every
-    template ``{service}``, ``{unit}`` and ``{host}`` are filled in shell-quoted.
+    ``supervisor``, ``systemd`` and ``docker`` (``unit`` = the container) use their own tools;
+    ``command`` takes templates. In every template ``{service}``, ``{unit}`` and ``{host}`` are
+    filled in shell-quoted.
     """
 
-    kind: Literal["systemd", "supervisor", "command"] = "systemd"
+    kind: Literal["systemd", "supervisor", "docker", "command"] = "systemd"
     unit: str | None = None
     config: str | None = Field(None, description="supervisord.conf path (template)")
     restart: str | None = None
@@ -111,6 +112,7 @@ class Service(Strict):
     probe: Probe
     control: Control = Field(default_factory=Control)
     labels: dict[str, str] = {}
+    depends_on: list[Name] = Field([], description="services this one needs (diagnosis graph)")
 
 
 class DatabaseSnapshots(Strict):

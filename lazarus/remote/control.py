@@ -20,6 +20,7 @@ _PLACEHOLDER = re.compile(r"\{(service|unit|host)\}")
 _NOT_FOUND = (
     re.compile(r"no such (process|group)", re.IGNORECASE),  # supervisorctl
     re.compile(r"unit \S+ (not found|could not be found)", re.IGNORECASE),  # systemctl
+    re.compile(r"no such (container|object)", re.IGNORECASE),  # docker
 )
 _SYSTEMCTL_NO_SUCH_UNIT = 5
 _EXCERPT = 300
@@ -34,6 +35,10 @@ def control_argv(control: Control, action: Action, service: Service, host: Host)
         return ["supervisorctl", *config, action, unit]
     if control.kind == "systemd":
         return ["systemctl", action, unit]
+    if control.kind == "docker":
+        if action == "status":  # exits 1 with "No such object" for an unknown container
+            return ["docker", "container", "inspect", "--format", "{{.State.Status}}", unit]
+        return ["docker", "container", action, unit]
     template = getattr(control, action)
     if not template:
         raise CommandRejected(

@@ -82,6 +82,25 @@ def test_only_known_placeholders_are_filled() -> None:
     assert argv == ["x", "web-1", "{unit.__class__}", "{0}", "api"]
 
 
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_docker_container_name_stays_one_argument(hostile: str) -> None:
+    control = Control(kind="docker", unit=hostile)
+    assert control_argv(control, "restart", service(), HOST) == [
+        "docker", "container", "restart", hostile
+    ]  # fmt: skip
+    status = control_argv(control, "status", service(), HOST)
+    assert status[:3] == ["docker", "container", "inspect"] and status[-1] == hostile
+    assert sent(status) == status
+
+
+def test_unknown_docker_container_is_unit_not_found() -> None:
+    with pytest.raises(UnitNotFound):
+        check_control_result(
+            result(1, stderr="Error response from daemon: No such container: api",
+                   command="docker container restart api"), "api"
+        )  # fmt: skip
+
+
 def test_command_kind_without_a_template_for_the_action_is_rejected() -> None:
     control = Control(kind="command", restart="ctl restart {service}")
     with pytest.raises(CommandRejected, match="no 'status' template") as info:
