@@ -121,6 +121,19 @@ class ActionRecord:
     at: float
 
 
+def _use_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
+    """Switch to WAL; SQLite answers "locked" without waiting while another connection opening
+    the same new file switches it at the same moment, so this retries (bounded) itself."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt + 1 == attempts:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """The state Lazarus keeps between watch runs. Safe to share between threads."""
 
@@ -132,7 +145,7 @@ class Store:
             self.path, timeout=30, check_same_thread=False, isolation_level=None
         )
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._db)
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA)
 
