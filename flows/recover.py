@@ -1,4 +1,5 @@
-"""Recover one incident: pick its playbook, run it inside the guards, resolve or escalate.
+"""Recover one incident: diagnose it, pick its playbook, run it inside the guards, resolve or
+escalate.
 
 Started by the watch flow for each new incident, or by a person from the Prefect UI form
 (``playbook`` names one to run instead of the matching one; ``dry_run`` only shows the plan).
@@ -20,6 +21,7 @@ from lazarus.notify.state import NotifyState
 from lazarus.playbooks import Playbook, PlaybookResult, StepContext, plan, select
 from lazarus.remote.ssh import SshExecutor
 from lazarus.store import Store
+from tasks.diagnose import diagnose, diagnosis_artifact
 from tasks.events import emit_incident
 from tasks.notify import notify, settle
 from tasks.remediate import describe, load_playbooks, remediate
@@ -42,7 +44,12 @@ def recover(
     try:
         incident = store.get(incident_id)
         books = load_playbooks(config)
-        book = _choose(books, incident, playbook)
+        diagnosis = diagnose(config, incident)
+        diagnosis_artifact(diagnosis)
+        book = _choose(books, incident, playbook, diagnosis.top.name if diagnosis.top else None)
+        if book is None:  # the on-call was told when it opened; nothing here may act on it
+            logger.info("no playbook matches #%d (%s)", incident_id, diagnosis.text)
+            return f"no playbook: {incident.fingerprint}"
         if dry_run or config.playbooks.dry_run:
             return _dry_run(config, book, incident)
         if actor == "automation":
@@ -61,25 +68,27 @@ def recover(
         store.set_flow_run_url(incident_id, url)
         final, lines = _run(config, store, books, book, claimed, actor, url)
         emit_incident(final, final.state.value)
-        settle(notify(config, final, final.state.value, flow_run_url=url, actions=lines))
+        settle(notify(config, final, final.state.value, flow_run_url=url, actions=lines,
+                      diagnosis=diagnosis.text))  # fmt: skip
         _artifacts(store, final)
         return final.state.value
     finally:
         store.close()
 
 
-def _choose(books: dict[str, Playbook], incident: Incident, name: str) -> Playbook | None:
+def _choose(
+    books: dict[str, Playbook], incident: Incident, name: str, cause: str | None
+) -> Playbook | None:
+    """The named playbook, or the first whose trigger matches the incident and its cause."""
     if not name:
-        return select(books, incident)
+        return select(books, incident, cause)
     if name not in books:
         raise LazarusError(f"no playbook named {name!r}; there are: {', '.join(sorted(books))}")
     return books[name]
 
 
-def _dry_run(config, book: Playbook | None, incident: Incident) -> str:
+def _dry_run(config, book: Playbook, incident: Incident) -> str:
     """Show exactly what would run, change nothing."""
-    if book is None:
-        return f"dry-run: no playbook matches {incident.fingerprint}"
     lines = describe(plan(book, StepContext(incident, config)))
     get_run_logger().info("dry run of %s, nothing changed:\n%s", book.name, "\n".join(lines))
     create_markdown_artifact(
@@ -95,15 +104,12 @@ def _run(
     config,
     store: Store,
     books: dict[str, Playbook],
-    book: Playbook | None,
+    book: Playbook,
     incident: Incident,
     actor: str,
     url: str,
 ) -> tuple[Incident, list[str]]:
     """The playbook's run and the incident's end: resolved only when its verify passed."""
-    if book is None:
-        reason = f"no playbook matches {incident.fingerprint}: a person must act"
-        return store.transition(incident.id, IncidentState.ESCALATED, reason=reason), []
 
     def request_approval(lines: list[str]) -> None:
         settle(notify(config, incident, "approval", flow_run_url=url, actions=lines))

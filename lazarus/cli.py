@@ -24,6 +24,7 @@ _FEATURES = (
     "lazarus.commands.silence",
     "lazarus.commands.notify",
     "lazarus.commands.playbooks",
+    "lazarus.commands.diagnose",
 )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from lazarus.config import Config
 from lazarus.detect.threshold import PROBE_SYMPTOMS
 from lazarus.model import Anomaly, Incident, IncidentState, Observation
-from lazarus.playbooks import Playbook, select
+from lazarus.playbooks import Playbook, may_match
 from lazarus.store import Store
 
 
@@ -45,5 +45,5 @@ def close_cleared(store: Store, observations: Iterable[Observation]) -> list[Inc
 
 
 def remediable(config: Config, books: Mapping[str, Playbook], incident: Incident) -> bool:
-    """Whether automatic recovery may act: enabled, and a playbook's trigger matches."""
-    return config.recovery.enabled and select(books, incident) is not None
+    """Whether automatic recovery may act: enabled, and a playbook may match once diagnosed."""
+    return config.recovery.enabled and any(may_match(b, incident) for b in books.values())

@@ -88,9 +88,12 @@ def notify(
     *,
     flow_run_url: str = "",
     actions: Sequence[str] = (),
+    diagnosis: str = "",
 ) -> list[PrefectFuture[None]]:
     """One message about one incident to each routed receiver, now (remediation outcomes)."""
-    message = render(incident, event, flow_run_url=flow_run_url, actions=actions)
+    message = render(
+        incident, event, flow_run_url=flow_run_url, actions=actions, diagnosis=diagnosis
+    )
     alert = Alert.of(incident)
     receivers = dict.fromkeys(g.receiver for g in grouping.groupings(config.notify, alert.labels))
     return _submit(

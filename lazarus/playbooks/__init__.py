@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from lazarus.config import PlaybookSettings
 from lazarus.playbooks.context import StepContext
-from lazarus.playbooks.engine import Hooks, PlannedStep, PlaybookResult, plan, run, select
+from lazarus.playbooks.engine import (
+    Hooks,
+    PlannedStep,
+    PlaybookResult,
+    may_match,
+    plan,
+    run,
+    select,
+)
 from lazarus.playbooks.guards import Guards, run_guarded
 from lazarus.playbooks.schema import Playbook, load_dir, load_playbook
 
@@ -30,6 +38,7 @@ __all__ = [
     "StepContext",
     "load_dir",
     "load_playbook",
+    "may_match",
     "plan",
     "run",
     "run_guarded",

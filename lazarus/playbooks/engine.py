@@ -21,7 +21,7 @@ from lazarus.errors import (
     VerifyFailed,
 )
 from lazarus.model import Incident
-from lazarus.notify.route import matches_all
+from lazarus.notify.route import matches_all, parse_matchers
 from lazarus.playbooks.actions import StepResult
 from lazarus.playbooks.context import StepContext
 from lazarus.playbooks.schema import Playbook, StepBase
@@ -83,6 +83,18 @@ def select(
         if matches_all(book.trigger.matchers, facts):
             return book
     return None
+
+
+def may_match(book: Playbook, incident: Incident) -> bool:
+    """Whether ``book``'s trigger matches the incident's facts, whatever cause diagnosis finds:
+    watch starts recovery on this, and recover picks with the diagnosed cause."""
+    facts = incident.facts()
+    return all(
+        m.matches(facts)
+        for text in book.trigger.matchers
+        for m in parse_matchers(text)
+        if m.name != "cause"
+    )
 
 
 def _bind(step: StepBase, ctx: StepContext) -> tuple[StepContext, Any]:

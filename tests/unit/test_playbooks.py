@@ -21,6 +21,7 @@ from lazarus.playbooks import (
     StepContext,
     load_dir,
     load_playbook,
+    may_match,
     plan,
     run,
     run_guarded,
@@ -255,6 +256,15 @@ def test_step_when_skips_the_dependency_a_service_does_not_name() -> None:
     book = load_playbook(ROOT / "playbooks" / "service-unhealthy.yaml")
     ids = [p.id for p in plan(book, StepContext(incident("service_unhealthy"), config))]
     assert ids == ["restart", "check", "cleared"]
+
+
+def test_may_match_ignores_the_cause_only_diagnosis_can_tell() -> None:
+    trigger = {"matchers": ['symptom="service_down", cause="bad_release"']}
+    b = book([{"id": "r", "action": "ssh.restart"}], trigger=trigger)
+    assert may_match(b, incident("service_down"))
+    assert not may_match(b, incident("disk_full"))
+    assert select([b], incident("service_down")) is None
+    assert select([b], incident("service_down"), cause="bad_release") is b
 
 
 def test_select_matches_trigger_on_facts_and_cause() -> None:
