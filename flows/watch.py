@@ -1,4 +1,5 @@
-"""Watch the fleet once: collect -> detect -> correlate -> notify -> remediate.
+"""Watch the fleet once: collect (probes, metrics, logs) -> detect -> correlate -> notify ->
+remediate.
 
 Scheduled on an interval (deployments/prefect.yaml, or `lazarus serve`); each run is one cycle.
 """
@@ -16,6 +17,7 @@ from lazarus.shard import shard_config
 from tasks.collect import probe_services, query_sources
 from tasks.detect import correlate, detect
 from tasks.events import emit_all, publish_summary
+from tasks.logs import collect_logs, log_anomalies
 from tasks.notify import dispatch, settle
 from tasks.remediate import playbooks_for_watch
 from tasks.runtime import flow_run_url, load
@@ -50,7 +52,8 @@ def watch(
     config = shard_config(load(config_path), shard, shards)
     observations = probe_services(config)
     samples = query_sources(config)
-    anomalies = detect(config, observations, samples)
+    logs = collect_logs(config)
+    anomalies = detect(config, observations, samples) + log_anomalies(config, logs)
     found = correlate(config, anomalies, observations)
     url = flow_run_url(config)
     deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify

@@ -219,12 +219,21 @@ class AnomalySettings(Strict):
     warmup: int = Field(200, ge=0, description="points of a series before it may score")
     suppress: int = Field(1024, ge=32, description="look-back of the say-it-once rule")
     threshold: float = Field(0.05, ge=0.0, le=1.0, description="score that labels an anomaly")
+    absent_after: int = Field(3, ge=1, description="cycles without a value before it is absent")
+
+
+class ClockSettings(Strict):
+    """Per-host clock offset and round trip, measured over SSH the NTP way (sources.clock)."""
+
+    enabled: bool = False
+    max_offset: Duration = Field(0.5, gt=0, description="|offset| past this is clock_skew")
 
 
 class Detectors(Strict):
     probe_failures: int = Field(2, ge=1, description="failed probes in a row before service_down")
     rules: list[ThresholdRule] = []
     anomaly: list[AnomalySettings] = []
+    clock: ClockSettings = Field(default_factory=ClockSettings)
 
 
 def _matchers_parse(matchers: list[str]) -> list[str]:
@@ -427,6 +436,61 @@ class PlaybookSettings(Strict):
         return max(1, int(fleet_size * float(self.fleet_cap.strip()[:-1]) / 100))
 
 
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|KiB|MiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1, "kb": 1024, "kib": 1024, "mb": 1 << 20, "mib": 1 << 20}
+
+
+def parse_size(value: Any) -> int:
+    """``256KB``, ``1MB`` or a bare number of bytes -> bytes (KB = 1024 bytes)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a size (use 4096, 256KB, 1MB)")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()]
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class LogFile(Strict):
+    """One log file of a service, tailed on every host of that service."""
+
+    service: Name
+    path: str = Field(description="path on each host; {host} is filled with the host name")
+    format: str = Field("<Content>", description="header format, e.g. '<Level> <Content>'")
+    local: bool = Field(False, description="read on the Lazarus machine, not over SSH")
+    start: Literal["end", "beginning"] = Field(
+        "end", description="where a file seen for the first time is read from"
+    )
+
+    @field_validator("format")
+    @classmethod
+    def _has_content(cls, value: str) -> str:
+        if "<Content>" not in value:
+            raise ValueError("a log format needs a <Content> field")
+        return value
+
+
+class LogSettings(Strict):
+    """Service logs tailed every watch cycle (lazarus.logcollect); none configured = none read."""
+
+    files: list[LogFile] = []
+    budget: Size = Field(
+        256 * 1024, ge=1024, le=64 << 20, description="bytes read per file per cycle"
+    )
+    max_line: Size = Field(
+        4096, ge=64, le=4096, description="longer lines are cut and counted (the miner's limit)"
+    )
+    warmup: Duration = Field(300.0, description="new templates count only after this long")
+
+    @model_validator(mode="after")
+    def _line_fits_budget(self) -> LogSettings:
+        if self.max_line >= self.budget:
+            raise ValueError("max_line must be smaller than budget")
+        return self
+
+
 class Config(Strict):
     inventory: Inventory
     sources: list[Source] = []
@@ -437,6 +501,7 @@ class Config(Strict):
     state: State = Field(default_factory=State)
     prefect: Prefect = Field(default_factory=Prefect)
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
+    logs: LogSettings = Field(default_factory=LogSettings)
     base_dir: Path = Field(Path("."), exclude=True)
 
     def path(self, value: str) -> Path:

@@ -45,6 +45,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/health":
             if mode == "hang":
                 self.state.released.wait(HANG_SECONDS)
+            if mode == "error":  # what a real service logs: the log collector's error template
+                sys.stdout.write("ERROR health check failed: backend returned an error\n")
             self._reply(500 if mode == "error" else 200, "error\n" if mode == "error" else "ok\n")
         elif path == "/metrics":
             self._reply(200, self._metrics(mode), "text/plain; version=0.0.4")

@@ -1,0 +1,47 @@
+"""Service logs, read incrementally over SSH (or from local files) into detection signals.
+
+    batch = collect(config, store, executor)        # new lines per (host, service), cursors saved
+    feed(signals, batch)                            # lazarus.logmine.LogSignals
+    anomalies = new_error_anomalies(signals, batch) # log_new_error per service instance
+
+:mod:`lazarus.logcollect.tail` reads one file (rotation, truncation, partial and hostile lines,
+a byte budget per cycle); :mod:`lazarus.logcollect.offsets` keeps each cursor in the store.
+"""
+
+from __future__ import annotations
+
+from lazarus.logcollect.anomalies import SYMPTOM, feed, new_error_anomalies
+from lazarus.logcollect.cycle import FileLines, LogBatch, collect, signals_path
+from lazarus.logcollect.offsets import FileState, Offsets
+from lazarus.logcollect.tail import (
+    Chunk,
+    Cursor,
+    LocalReader,
+    LogReadError,
+    SshReader,
+    TailResult,
+    parse_output,
+    split_lines,
+    tail_file,
+)
+
+__all__ = [
+    "SYMPTOM",
+    "Chunk",
+    "Cursor",
+    "FileLines",
+    "FileState",
+    "LocalReader",
+    "LogBatch",
+    "LogReadError",
+    "Offsets",
+    "SshReader",
+    "TailResult",
+    "collect",
+    "feed",
+    "new_error_anomalies",
+    "parse_output",
+    "signals_path",
+    "split_lines",
+    "tail_file",
+]
