@@ -20,6 +20,7 @@ _FEATURES = (
     "lazarus.commands.incidents",
     "lazarus.commands.sandbox",
     "lazarus.commands.detect",
+    "lazarus.commands.backtest",
     "lazarus.commands.logs",
     "lazarus.commands.silence",
     "lazarus.commands.notify",

@@ -9,7 +9,7 @@ from lazarus.config import Config, PrometheusSource, SshMetricsSource
 from lazarus.errors import LazarusError
 from lazarus.model import Observation, Sample
 from lazarus.remote.ssh import SshExecutor
-from lazarus.sources import prometheus, ssh_metrics
+from lazarus.sources import clock, prometheus, ssh_metrics
 from lazarus.sources.http import probe_all, probe_targets
 
 
@@ -37,6 +37,11 @@ def query_sources(config: Config) -> list[Sample]:
             samples += _read(config, source)
         except LazarusError as exc:
             logger.warning("source %s failed this cycle: %s", source.kind, exc)
+    if config.detectors.clock.enabled:  # offset and round trip per host, as series
+        try:
+            samples += clock.read_clocks(config)
+        except LazarusError as exc:
+            logger.warning("clock probe failed this cycle: %s", exc)
     return samples
 
 

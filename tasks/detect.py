@@ -8,9 +8,12 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from lazarus.config import Config
+from lazarus.detect.cycle import detect_series
+from lazarus.detect.skew import skew_anomalies
 from lazarus.detect.threshold import detect_probes, detect_thresholds
 from lazarus.incidents import close_cleared, open_incidents
 from lazarus.model import Anomaly, Incident, Observation, Sample
+from lazarus.store import Store
 from tasks.runtime import open_store
 
 
@@ -22,7 +25,8 @@ class Correlation:
 
 @task(name="detect", cache_policy=NO_CACHE)
 def detect(config: Config, observations: list[Observation], samples: list[Sample]) -> list[Anomaly]:
-    """Run the detectors, carrying their for-N streaks over from the previous cycle."""
+    """Run the detectors, carrying their state (for-N streaks, per-series statistics) over from
+    the previous cycle in the store."""
     store = open_store(config)
     try:
         streaks = store.streaks()
@@ -31,12 +35,24 @@ def detect(config: Config, observations: list[Observation], samples: list[Sample
         )
         rule_anomalies, rule_streaks = detect_thresholds(samples, config.detectors.rules, streaks)
         store.save_streaks({**probe_streaks, **rule_streaks})
+        series_anomalies = _statistical(store, config, samples)
     finally:
         store.close()
-    anomalies = probe_anomalies + rule_anomalies
+    skew = skew_anomalies(samples, config.detectors.clock.max_offset)
+    anomalies = probe_anomalies + rule_anomalies + series_anomalies + skew
     for anomaly in anomalies:
         get_run_logger().warning("anomaly %s: %s", anomaly.fingerprint, anomaly.summary)
     return anomalies
+
+
+def _statistical(store: Store, config: Config, samples: list[Sample]) -> list[Anomaly]:
+    """Statistical detection, fenced: a fault in it is logged with its traceback and must not
+    keep this cycle's probe and rule verdicts (service_down …) from opening incidents."""
+    try:
+        return detect_series(store, config, samples)
+    except Exception:
+        get_run_logger().exception("statistical detection failed this cycle")
+        return []
 
 
 @task(name="correlate", cache_policy=NO_CACHE)

@@ -1,0 +1,214 @@
+"""Statistical detection in the watch: several cycles through ``detect_series`` on a real store."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from lazarus.config import Config
+from lazarus.detect import cycle, state
+from lazarus.detect.cycle import detect_series, known_series, series_key, target_of
+from lazarus.detect.ensemble import Ensemble, params_for
+from lazarus.model import Anomaly, Sample
+from lazarus.store import Store
+
+WARMUP = 100
+
+
+def make_config(tmp_path: Path, **anomaly: Any) -> Config:
+    return Config.model_validate(
+        {
+            "inventory": {
+                "ssh": {"key": "k"},
+                "hosts": [{"name": "web-1", "address": "10.0.0.11"}],
+            },
+            "detectors": {
+                "anomaly": [{"series": "*", "warmup": WARMUP, "season": None, **anomaly}]
+            },
+            "state": {"path": str(tmp_path / "state.db")},
+        }
+    )
+
+
+def labels(host: str) -> tuple[tuple[str, str], ...]:
+    return (("host", host), ("service", "api"))
+
+
+def noise(n: int, seed: int = 1) -> np.ndarray:
+    return 100.0 + np.random.default_rng(seed).normal(0.0, 1.0, n)
+
+
+class Watch:
+    """Cycles as separate watch runs would make them: the store is opened anew every cycle."""
+
+    def __init__(self, config: Config):
+        self.config, self.t = config, 1000.0
+
+    def cycle(self, values: dict[str, Any], series: str = "latency") -> list[Anomaly]:
+        self.t += 15.0
+        samples = [Sample(series, labels(h), v, self.t) for h, v in values.items()]
+        return self.run(samples)
+
+    def run(self, samples: list[Sample]) -> list[Anomaly]:
+        store = Store(self.config.path(self.config.state.path))
+        try:
+            return detect_series(store, self.config, samples)
+        finally:
+            store.close()
+
+
+def test_a_spike_after_warm_up_is_one_anomaly_named_after_the_series(tmp_path: Path) -> None:
+    watch = Watch(make_config(tmp_path))
+    values = noise(WARMUP + 40)
+    values[WARMUP + 20] = 160.0
+    found = {i: watch.cycle({"web-1": v}) for i, v in enumerate(values)}
+    hits = {i: a for i, a in found.items() if a}
+    assert list(hits) == [WARMUP + 20]  # nothing in warm-up, once for the spike, not after
+    (anomaly,) = hits[WARMUP + 20]
+    assert (anomaly.host, anomaly.service, anomaly.symptom, anomaly.severity) == (
+        "web-1",
+        "api",
+        "latency_anomaly",
+        "warning",
+    )
+    assert anomaly.labels["series"] == 'latency{host="web-1",service="api"}'
+    assert "= 160" in anomaly.summary
+
+
+def test_state_in_the_store_continues_exactly_as_one_uninterrupted_ensemble(
+    tmp_path: Path,
+) -> None:
+    config = make_config(tmp_path)
+    values = noise(300, seed=7)
+    values[[120, 200, 260]] += [15.0, -12.0, 25.0]
+    watch = Watch(config)
+    labelled = [bool(watch.cycle({"web-1": v})) for v in values]
+    params = params_for("latency", config.detectors.anomaly, config.watch.interval)
+    direct = Ensemble(1, params).update(values).label[0]
+    assert labelled == direct.tolist()
+    assert sum(labelled) >= 2  # the check means something: it did find the shifts
+
+
+def test_series_that_start_together_share_one_vectorised_ensemble(tmp_path: Path) -> None:
+    """Three hosts from the first cycle are one cohort; a fourth that joins later its own."""
+    config = make_config(tmp_path)
+    rng = np.random.default_rng(11)
+    block = 50.0 + rng.normal(0.0, 2.0, (4, 260))
+    block[0, 180] += 40.0
+    block[1, 220] -= 30.0
+    hosts = ["a", "b", "c", "late"]
+    watch = Watch(config)
+    found: set[tuple[str, int]] = set()
+    for t in range(block.shape[1]):
+        reporting = hosts if t >= 60 else hosts[:3]
+        got = watch.cycle({h: block[i, t] for i, h in enumerate(reporting)})
+        found |= {(a.host, t) for a in got}
+    params = params_for("latency", config.detectors.anomaly, config.watch.interval)
+    together = Ensemble(3, params).update(block[:3]).label
+    alone = Ensemble(1, params).update(block[3, 60:]).label[0]
+    expected = {(hosts[i], int(t)) for i, t in zip(*together.nonzero(), strict=True)}
+    expected |= {("late", int(t) + 60) for t in alone.nonzero()[0]}
+    assert found == expected
+    assert {("a", 180), ("b", 220)} <= found  # the check means something
+    store = Store(config.path(config.state.path))
+    cohorts = {r.cohort for r in known_series(store).values()}
+    store.close()
+    assert len(cohorts) == 2
+
+
+def test_a_series_that_stops_is_absent_until_it_reports_again(tmp_path: Path) -> None:
+    watch = Watch(make_config(tmp_path, absent_after=3))
+    for _ in range(5):
+        assert watch.cycle({"web-1": 1.0, "web-2": 1.0}) == []
+    silent = [watch.cycle({"web-1": 1.0}) for _ in range(4)]
+    assert [len(a) for a in silent] == [0, 0, 1, 1]  # from the 3rd silent cycle on
+    absent = silent[2][0]
+    assert (absent.host, absent.symptom) == ("web-2", "latency_absent")
+    assert "3 cycles" in absent.summary
+    assert watch.cycle({"web-1": 1.0, "web-2": 1.0}) == []  # reported again: not absent
+
+
+def test_a_query_returning_nothing_counts_no_absence(tmp_path: Path) -> None:
+    watch = Watch(make_config(tmp_path, absent_after=1))
+    watch.cycle({"web-1": 1.0})
+    for _ in range(3):  # the source failed, or the query filters: no series of the name
+        assert watch.cycle({"web-1": 5.0}, series="other") == []
+    assert [a.symptom for a in watch.cycle({"web-2": 1.0})] == ["latency_absent"]
+
+
+def test_gaps_and_garbage_never_fail_a_cycle(tmp_path: Path) -> None:
+    """NaN, inf and non-numbers are gaps (silent cycles); duplicate and old timestamps drop."""
+    config = make_config(tmp_path, absent_after=2)
+    watch = Watch(config)
+    for v in noise(WARMUP + 5):
+        watch.cycle({"web-1": v, "web-2": v})
+    assert watch.cycle({"web-1": float("nan"), "web-2": 100.0}) == []
+    found = watch.cycle({"web-1": "not a number", "web-2": float("inf")})  # type: ignore[dict-item]
+    assert [(a.host, a.symptom) for a in found] == [("web-1", "latency_absent")]
+    t = watch.t
+    key = series_key("latency", labels("web-2"))
+    same_time = [Sample("latency", labels("web-2"), v, t + 1) for v in (100.0, 500.0)]
+    older = [Sample("latency", labels("web-2"), 9e9, t - 100)]
+    found = watch.run([*older, *same_time, Sample("latency", labels("web-1"), 100.0, t + 1)])
+    assert [a.symptom for a in found] == ["latency_anomaly"]  # the later duplicate (500) won
+    assert "= 500" in found[0].summary
+    store = Store(config.path(config.state.path))
+    rows = known_series(store)
+    store.close()
+    assert rows[key].last_at == t + 1 and rows[key].silent == 0
+
+
+def test_an_unreadable_or_foreign_state_starts_afresh(tmp_path: Path) -> None:
+    config = make_config(tmp_path)
+    watch = Watch(config)
+    for v in noise(WARMUP + 5):
+        watch.cycle({"web-1": v})
+    store = Store(config.path(config.state.path))
+    evil = state.dumps(Path("x"))  # any class outside numpy and lazarus.detect
+    with pytest.raises(pickle.UnpicklingError):
+        state.loads(state.dumps(print))
+    with store.transaction() as db:
+        db.execute("UPDATE detector_cohorts SET state=?", (evil,))
+    store.close()
+    # Afresh: in warm-up again, so even a huge value is not an anomaly.
+    assert watch.cycle({"web-1": 1e6}) == []
+    store = Store(config.path(config.state.path))
+    with store.transaction() as db:
+        db.execute("UPDATE detector_cohorts SET state=?", (b"garbage",))
+    store.close()
+    assert watch.cycle({"web-1": 1e7}) == []
+
+
+def test_changed_parameters_start_afresh(tmp_path: Path) -> None:
+    watch = Watch(make_config(tmp_path))
+    for v in noise(WARMUP + 5):
+        watch.cycle({"web-1": v})
+    watch.config = make_config(tmp_path, warmup=WARMUP + 1)
+    assert watch.cycle({"web-1": 1e6}) == []
+    watch.config = make_config(tmp_path)
+    assert watch.cycle({"web-1": 1e6}) == []  # changed back: afresh again
+
+
+def test_long_silent_series_are_forgotten(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(cycle, "FORGET", 4)
+    config = make_config(tmp_path, absent_after=1)
+    watch = Watch(config)
+    watch.cycle({"web-1": 1.0, "web-2": 1.0})
+    assert [len(watch.cycle({"web-1": 1.0})) for _ in range(5)] == [1, 1, 1, 0, 0]
+    store = Store(config.path(config.state.path))
+    keys = set(known_series(store))
+    store.close()
+    assert keys == {series_key("latency", labels("web-1"))}
+
+
+def test_target_from_labels() -> None:
+    addresses = {"10.0.0.11": "web-1"}
+    assert target_of({"host": "db-1", "service": "pg"}, addresses) == ("db-1", "pg")
+    assert target_of({"instance": "10.0.0.11:8080", "job": "x"}, addresses) == ("web-1", "")
+    assert target_of({"instance": "[::1]:9100"}, addresses) == ("::1", "")
+    assert target_of({"instance": "node-a"}, addresses) == ("node-a", "")
+    assert series_key("up", [("job", "a"), ("instance", 'x"y')]) == 'up{instance="x\\"y",job="a"}'
