@@ -231,6 +231,9 @@ class ClockSettings(Strict):
 
 class Detectors(Strict):
     probe_failures: int = Field(2, ge=1, description="failed probes in a row before service_down")
+    resolve_after: Duration = Field(
+        600.0, gt=0, description="an incident without a probe resolves when quiet this long"
+    )
     rules: list[ThresholdRule] = []
     anomaly: list[AnomalySettings] = []
     clock: ClockSettings = Field(default_factory=ClockSettings)

@@ -1,7 +1,8 @@
 """Correlate one cycle's verdicts with the incidents already open.
 
 An anomaly opens an incident unless one is active for its fingerprint; a target that probes
-healthy again closes the incidents nobody is acting on. Recovery in progress owns its incident
+healthy again closes the incidents nobody is acting on, and an incident no detector has
+reported for a while (metrics, logs) closes too. Recovery in progress owns its incident
 and is left alone: it decides resolved or escalated after verifying.
 """
 
@@ -18,6 +19,8 @@ from lazarus.store import Store
 
 def open_incidents(store: Store, anomalies: Iterable[Anomaly]) -> list[Incident]:
     """Incidents opened by this cycle's anomalies (ongoing ones are not returned again)."""
+    anomalies = list(anomalies)
+    store.mark_seen(anomalies)
     opened = []
     for anomaly in anomalies:
         incident, created = store.open_incident(anomaly)
@@ -37,6 +40,25 @@ def close_cleared(store: Store, observations: Iterable[Observation]) -> list[Inc
             incident.id,
             IncidentState.RESOLVED,
             reason="symptom cleared: the health probe passes again",
+            expect=(IncidentState.OPEN, IncidentState.NOTIFIED, IncidentState.ESCALATED),
+        )
+        if done is not None:
+            closed.append(done)
+    return closed
+
+
+def close_quiet(store: Store, now: float, after: float) -> list[Incident]:
+    """Resolve incidents without a probe (metrics, logs, clocks) that no detector has reported
+    for ``after`` seconds and which nobody is acting on: the condition is gone."""
+    closed = []
+    for incident in store.active():
+        seen = store.last_seen(incident.fingerprint) or incident.detected_at
+        if incident.symptom in PROBE_SYMPTOMS or now - seen < after:
+            continue
+        done = store.transition(
+            incident.id,
+            IncidentState.RESOLVED,
+            reason=f"not reported for {after:g}s: the condition has cleared",
             expect=(IncidentState.OPEN, IncidentState.NOTIFIED, IncidentState.ESCALATED),
         )
         if done is not None:

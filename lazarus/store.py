@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS actions (
 CREATE TABLE IF NOT EXISTS streaks (
     key TEXT PRIMARY KEY,
     count INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS last_seen (
+    fingerprint TEXT PRIMARY KEY,
+    at REAL NOT NULL
 );
 """
 
@@ -196,6 +200,21 @@ class Store:
             )
             row = db.execute("SELECT * FROM incidents WHERE id = ?", (cur.lastrowid,)).fetchone()
             return _incident(row), True
+
+    def mark_seen(self, anomalies: Iterable[Anomaly]) -> None:
+        """Remember when each fingerprint was last reported, for incidents that resolve by quiet."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO last_seen (fingerprint, at) VALUES (?, ?) ON CONFLICT (fingerprint)"
+                " DO UPDATE SET at = max(at, excluded.at)",
+                [(a.fingerprint, a.at) for a in anomalies],
+            )
+
+    def last_seen(self, fingerprint: str) -> float | None:
+        row = self._db.execute(
+            "SELECT at FROM last_seen WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        return None if row is None else float(row["at"])
 
     def get(self, incident_id: int) -> Incident:
         row = self._db.execute("SELECT * FROM incidents WHERE id = ?", (incident_id,)).fetchone()

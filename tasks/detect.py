@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from prefect import get_run_logger, task
@@ -11,7 +12,7 @@ from lazarus.config import Config
 from lazarus.detect.cycle import detect_series
 from lazarus.detect.skew import skew_anomalies
 from lazarus.detect.threshold import detect_probes, detect_thresholds
-from lazarus.incidents import close_cleared, open_incidents
+from lazarus.incidents import close_cleared, close_quiet, open_incidents
 from lazarus.model import Anomaly, Incident, Observation, Sample
 from lazarus.store import Store
 from tasks.runtime import open_store
@@ -62,7 +63,9 @@ def correlate(
     """Open incidents for new anomalies; resolve those whose symptom cleared on its own."""
     store = open_store(config)
     try:
-        result = Correlation(open_incidents(store, anomalies), close_cleared(store, observations))
+        cleared = close_cleared(store, observations)
+        quiet = close_quiet(store, time.time(), config.detectors.resolve_after)
+        result = Correlation(open_incidents(store, anomalies), cleared + quiet)
     finally:
         store.close()
     logger = get_run_logger()

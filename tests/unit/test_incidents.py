@@ -1,0 +1,33 @@
+"""Incidents without a probe resolve when no detector has reported them for a while."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lazarus.incidents import close_quiet, open_incidents
+from lazarus.model import Anomaly, IncidentState
+from lazarus.store import Store
+
+T0 = 1_800_000_000.0
+
+
+def anomaly(symptom: str, at: float, host: str = "web-1") -> Anomaly:
+    return Anomaly(host, "api", symptom, "warning", f"{symptom} on {host}", at)
+
+
+def test_quiet_incidents_resolve_and_probe_or_busy_ones_stay(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    disk, log, down, busy = open_incidents(store, [
+        anomaly("disk_used_ratio_out_of_bounds", T0), anomaly("log_new_error", T0),
+        anomaly("service_down", T0), anomaly("latency_anomaly", T0, host="web-2"),
+    ])  # fmt: skip
+    store.claim(busy.id)  # a recovery is acting on it: it decides, not the quiet rule
+    open_incidents(store, [anomaly("disk_used_ratio_out_of_bounds", T0 + 500)])  # still firing
+    assert close_quiet(store, T0 + 599, after=600) == []
+    closed = close_quiet(store, T0 + 700, after=600)
+    assert [i.id for i in closed] == [log.id]
+    assert "not reported for 600s" in closed[0].reason
+    assert [i.id for i in close_quiet(store, T0 + 1100, after=600)] == [disk.id]
+    states = {i.id: i.state for i in store.recent()}
+    assert states[down.id] is IncidentState.OPEN and states[busy.id] is IncidentState.REMEDIATING
+    store.close()
