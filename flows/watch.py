@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 
 from prefect import flow
+from prefect.utilities.annotations import quote
 
 from flows.recover import recover
 from lazarus.incidents import remediable
@@ -50,11 +51,13 @@ def watch(
     ``remediate`` false: new incidents are left to the automation ``lazarus deploy`` creates.
     """
     config = shard_config(load(config_path), shard, shards)
-    observations = probe_services(config)
-    samples = query_sources(config)
-    logs = collect_logs(config)
-    anomalies = detect(config, observations, samples) + log_anomalies(config, logs)
-    found = correlate(config, anomalies, observations)
+    # quoted: Prefect would otherwise walk the whole fleet's config before every task starts
+    fleet = quote(config)
+    observations = probe_services(fleet)
+    samples = query_sources(fleet)
+    logs = collect_logs(fleet)
+    anomalies = detect(fleet, observations, samples) + log_anomalies(fleet, logs)
+    found = correlate(fleet, anomalies, observations)
     url = flow_run_url(config)
     deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify
     emit_all(found.opened, "opened")

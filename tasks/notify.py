@@ -16,6 +16,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
 from prefect.runtime import task_run
+from prefect.utilities.annotations import quote
 
 from lazarus.config import Config
 from lazarus.errors import DeliveryError
@@ -47,7 +48,7 @@ def _submit(config: Config, notifications: Sequence[Notification]) -> list[Prefe
         retries=config.notify.retries,
         retry_delay_seconds=backoff(config.notify.retry_delay, config.notify.retries),
     )
-    return [send.submit(config, n) for n in notifications]
+    return [send.submit(quote(config), n) for n in notifications]  # see flows/watch.py
 
 
 def dispatch(
