@@ -1,0 +1,305 @@
+"""Cost of one watch cycle: wall seconds and Prefect task runs per cycle, by fleet size.
+
+    python bench/watch_cost.py --sizes 10,100,1000 --cycles 5 [--faults 500,hang] [--sandbox]
+
+Runs the real ``flows.watch.watch`` flow in Prefect's local ephemeral mode (its own Prefect
+home and state in a temp folder, removed at the end unless ``--keep``). Targets are synthetic
+hosts ``syn-0001``... whose one service is probed at ``http://127.0.0.1:PORT/health/<host>`` on
+a threaded HTTP server in a child process. The server closes every connection (HTTP/1.0), so
+each probe pays a TCP connect as it would against distinct hosts. ``--sandbox`` swaps three
+synthetic targets for the three sandbox hosts (real sshd + web, host metrics over SSH); it
+needs root and takes its name and subnet from LAZARUS_TEST_SANDBOX (name:subnet).
+
+Per size and phase (healthy, then each of ``--faults``): a fresh folder and state, one healthy
+warm-up cycle (not counted), then ``--cycles`` cycles. Under a fault every tenth synthetic target
+answers 500 (``500``) or not at all within the probe timeout (``hang``), so detection opens
+incidents on the second cycle, correlation files them and notify delivers them to a local HTTP
+sink, one message per host (``group_by: [host]``, the costly case). Recovery is off. Task runs
+are counted from the Prefect API per flow run. Prints the figures; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from flows.cli import prefect_environment
+from lazarus.sandbox.files import PLAYBOOKS, write_yaml
+
+FAIL_EVERY = 10  # with a fault on, syn-0010, syn-0020 ... fail: 10% of the synthetic targets
+FAULTS = ("", "500", "hang")  # index shared with the server process: none, HTTP 500, no answer
+PROBE_TIMEOUT_S = 2.0
+HANG_S = PROBE_TIMEOUT_S + 1.0
+
+
+# --- the synthetic fleet: one HTTP server, one /health/<host> path per target ----------------
+
+
+def _serve(port: Synchronized, fault: Synchronized) -> None:
+    """Child process: answer /health/syn-NNNN with 200; every tenth gets the fault while on."""
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            number = self.path.rsplit("-", 1)[-1]
+            mode = FAULTS[fault.value] if number.isdigit() and int(number) % FAIL_EVERY == 0 else ""
+            if mode == "hang":
+                time.sleep(HANG_S)  # past the probe's timeout; the client has given up
+            body = b"failing" if mode else b"ok"
+            self.send_response(500 if mode else 200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def handle(self) -> None:
+            with contextlib.suppress(OSError):  # a hung probe's client is gone when we answer
+                super().handle()
+
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 1024  # 1,000 probes may connect in one burst
+
+    httpd = Server(("127.0.0.1", 0), Health)
+    port.value = httpd.server_address[1]
+    httpd.serve_forever()
+
+
+class Fleet:
+    """The synthetic targets' server in a child process, stopped by its PID in ``stop``."""
+
+    def __init__(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._port = ctx.Value("i", 0)
+        self._fault = ctx.Value("b", 0)
+        self._proc = ctx.Process(target=_serve, args=(self._port, self._fault), daemon=True)
+
+    def start(self, timeout: float = 30.0) -> Fleet:
+        self._proc.start()
+        deadline = time.monotonic() + timeout
+        while not self._port.value:
+            if time.monotonic() > deadline or not self._proc.is_alive():
+                self.stop()
+                raise RuntimeError("the synthetic fleet's HTTP server did not start")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def port(self) -> int:
+        return int(self._port.value)
+
+    def fail(self, mode: str) -> None:
+        """``""`` heals; ``500`` or ``hang`` breaks every tenth synthetic target."""
+        self._fault.value = FAULTS.index(mode)
+
+    def stop(self) -> None:
+        if self._proc.pid is not None and self._proc.is_alive():
+            os.kill(self._proc.pid, signal.SIGTERM)
+            self._proc.join(timeout=10)
+
+
+# --- config ---------------------------------------------------------------------------------
+
+
+def write_config(
+    folder: Path, synthetic: int, port: int, sink_port: int, sandbox: Any | None
+) -> Path:
+    """A lazarus.yaml with ``synthetic`` targets (plus the sandbox's hosts), recovery off."""
+    import yaml
+
+    inventory: dict[str, Any] = {
+        "ssh": {"user": "root", "key": str(folder / "no-key")},
+        "hosts": [],
+        "services": [],
+    }
+    sources: list[dict[str, Any]] = []
+    if sandbox is not None:
+        inventory = yaml.safe_load(sandbox.config_path.read_text())["inventory"]
+        ssh = inventory["ssh"]
+        ssh.update({k: str(sandbox.root / ssh[k]) for k in ("key", "known_hosts")})
+        sources = [{"kind": "ssh_metrics", "hosts": {"role": "web"}}]
+    inventory["hosts"] += [
+        {"name": f"syn-{i:04d}", "address": "127.0.0.1", "labels": {"role": "syn"}}
+        for i in range(1, synthetic + 1)
+    ]
+    inventory["services"].append(
+        {
+            "name": "syn",
+            "hosts": {"role": "syn"},
+            "probe": {
+                "http": f"http://{{address}}:{port}/health/{{host}}",
+                "timeout": PROBE_TIMEOUT_S,
+            },
+            "control": {"kind": "command", "restart": "true"},
+        }
+    )
+    path = folder / "lazarus.yaml"
+    write_yaml(
+        path,
+        {
+            "inventory": inventory,
+            "sources": sources,
+            "notify": {
+                "receivers": [
+                    {"name": "sink", "urls": [f"json://127.0.0.1:{sink_port}/watch-cost"]}
+                ],
+                "route": {"receiver": "sink", "group_by": ["host"], "group_wait": "0s"},
+                "retries": 0,
+            },
+            "recovery": {"enabled": False},
+            "playbooks": {"dir": str(PLAYBOOKS)},
+            "state": {"path": "state/lazarus.db"},
+        },
+    )
+    return path
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cycle:
+    seconds: float
+    flow_run_id: UUID
+    failing: int
+
+
+def run_cycles(config_path: Path, count: int) -> list[Cycle]:
+    """``count`` watch cycles back to back; wall time of each flow call, its run id."""
+    from flows.watch import watch
+
+    cycles = []
+    for _ in range(count):
+        started = time.perf_counter()
+        state = watch(str(config_path), return_state=True)
+        seconds = time.perf_counter() - started
+        counts = state.result()
+        cycles.append(Cycle(seconds, state.state_details.flow_run_id, counts["failing"]))
+    return cycles
+
+
+def task_runs(flow_run_id: UUID, settle: float = 10.0) -> int:
+    """Task runs the API holds for one flow run, once the count stops growing.
+
+    Task runs reach the server as events, a moment after the flow returns.
+    """
+    from prefect import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+    only = TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]))
+    last, deadline = -1, time.monotonic() + settle
+    with get_client(sync_client=True) as client:
+        while True:
+            count = 0
+            while page := client.read_task_runs(task_run_filter=only, limit=200, offset=count):
+                count += len(page)
+            if count == last or time.monotonic() > deadline:
+                return count
+            last = count
+            time.sleep(1.0)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a size under one fault."""
+
+    label: str
+    cycles: list[Cycle]
+    tasks: list[int]
+
+    def line(self) -> str:
+        secs = [c.seconds for c in self.cycles]
+        return (
+            f"{self.label:>22} {len(secs):>6} {statistics.median(secs):>9.2f} "
+            f"{max(secs):>9.2f} {statistics.median(self.tasks):>10g} {max(self.tasks):>9}"
+        )
+
+
+HEADER = (
+    f"{'targets':>22} {'cycles':>6} {'median s':>9} {'max s':>9} {'tasks med':>10} {'tasks max':>9}"
+)
+
+
+def measure(
+    size: int, fault: str, cycles: int, root: Path, fleet: Fleet, sink_port: int, sandbox: Any
+) -> Row:
+    """A fresh folder and state, one healthy warm-up cycle, then ``cycles`` under ``fault``.
+
+    A fault runs at least 3 cycles: the second opens the incidents and sends their messages.
+    """
+    folder = root / f"size-{size}-{fault or 'healthy'}"
+    folder.mkdir()
+    synthetic = size - (len(sandbox.hosts) if sandbox is not None else 0)
+    config = write_config(folder, synthetic, fleet.port, sink_port, sandbox)
+    run_cycles(config, 1)
+    fleet.fail(fault)
+    try:
+        measured = run_cycles(config, max(cycles, 3) if fault else cycles)
+    finally:
+        fleet.fail("")
+    label = f"{size} ({measured[0].failing} {fault})" if fault else f"{size}"
+    row = Row(label, measured, [task_runs(c.flow_run_id) for c in measured])
+    print(row.line(), flush=True)
+    return row
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10,100,1000", help="comma-separated target counts")
+    parser.add_argument("--cycles", type=int, default=5, help="measured cycles per phase")
+    parser.add_argument(
+        "--faults", default="500,hang", help="faulty phases after the healthy one: 500, hang"
+    )
+    parser.add_argument("--sandbox", action="store_true", help="include the 3 sandbox hosts")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder (Prefect DB)")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    faults = [f for f in args.faults.split(",") if f]
+    if not set(faults) <= set(FAULTS[1:]):
+        parser.error(f"--faults takes {', '.join(FAULTS[1:])}")
+    if args.sandbox and min(sizes) <= 3:
+        parser.error("with --sandbox every size must exceed the 3 sandbox hosts")
+
+    root = Path(tempfile.mkdtemp(prefix="lazarus-watch-cost-"))
+    prefect_environment(root / "prefect")
+    from lazarus.sandbox import Sandbox
+    from lazarus.sandbox.sinks import SinkProcess
+
+    fleet = Fleet().start()
+    sandbox = None
+    try:
+        with SinkProcess(root / "sinks") as sinks:
+            if args.sandbox:
+                name, _, subnet = os.environ.get("LAZARUS_TEST_SANDBOX", "wcost:219").partition(":")
+                sandbox = Sandbox.up(root / "sandbox", name=name, subnet=int(subnet), hosts=3)
+            print(f"{os.cpu_count()} cores; temp folder {root}\n{HEADER}", flush=True)
+            for size in sizes:
+                for fault in ["", *faults]:
+                    measure(size, fault, args.cycles, root, fleet, sinks.http_port, sandbox)
+    finally:
+        if sandbox is not None:
+            sandbox.down()
+        fleet.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
