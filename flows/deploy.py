@@ -1,11 +1,11 @@
 """`lazarus deploy CONFIG`: register Lazarus on a Prefect server, idempotently.
 
 Creates (or leaves as is) the process work pool, the auto-remediation Variable, and the watch
-(on the config's interval, one run at a time), recover and acknowledge deployments, sourced
-from this checkout.
-An automation runs the recover deployment for each ``lazarus.incident.opened`` event, so the
-watch deployments only detect and notify (``remediate=False``); the recover flow itself checks
-the auto-remediation switch. Running it twice changes nothing but parameters and schedule.
+(on the config's interval, one run at a time), recover, acknowledge and backtest deployments,
+sourced from this checkout. An automation runs the recover deployment for each
+``lazarus.incident.opened`` event, so the watch deployments only detect and notify
+(``remediate=False``); the recover flow itself checks the auto-remediation switch. Running it
+twice changes nothing but parameters and schedule.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
                 print_next_steps=False,
             )
         )
-    for name in ("recover", "acknowledge"):
+    for name in ("recover", "acknowledge", "backtest"):
         on_demand = flow.from_source(source=str(ROOT), entrypoint=f"flows/{name}.py:{name}")
         ids.append(
             on_demand.deploy(

@@ -66,7 +66,8 @@ def recover(
             return f"skipped: {incident.state}"
         url = flow_run_url(config)
         store.set_flow_run_url(incident_id, url)
-        final, lines = _run(config, store, books, book, claimed, actor, url)
+        sure = diagnosis.top.confidence if diagnosis.top and book.on_cause else 1.0
+        final, lines = _run(config, store, books, book, claimed, actor, url, sure)
         emit_incident(final, final.state.value)
         settle(notify(config, final, final.state.value, flow_run_url=url, actions=lines,
                       diagnosis=diagnosis.text))  # fmt: skip
@@ -108,6 +109,7 @@ def _run(
     incident: Incident,
     actor: str,
     url: str,
+    confidence: float,
 ) -> tuple[Incident, list[str]]:
     """The playbook's run and the incident's end: resolved only when its verify passed."""
 
@@ -118,7 +120,13 @@ def _run(
         with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
             ctx = StepContext(incident, config, executor=executor)
             result = remediate(
-                store, books, book, ctx, actor=actor, request_approval=request_approval
+                store,
+                books,
+                book,
+                ctx,
+                actor=actor,
+                request_approval=request_approval,
+                confidence=confidence,
             )
     except LazarusError as exc:  # a guard said no, before anything ran
         reason = f"{book.name} not run: {type(exc).__name__}: {exc}"

@@ -1,4 +1,4 @@
-"""`lazarus serve CONFIG`: watch on its interval, recover and acknowledge on demand, one process."""
+"""`lazarus serve CONFIG`: watch on its interval; recover, acknowledge, backtest on demand."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from prefect import serve
 
 from flows.acknowledge import acknowledge
+from flows.backtest import backtest
 from flows.recover import recover
 from flows.watch import watch
 from tasks.runtime import load
@@ -22,5 +23,6 @@ def serve_flows(config_path: Path) -> None:
             parameters={"config_path": str(config_path)},
         ),
         recover.to_deployment(name="recover", parameters={"config_path": str(config_path)}),
+        backtest.to_deployment(name="backtest", parameters={"config_path": str(config_path)}),
         acknowledge.to_deployment(name="acknowledge", parameters={"config_path": str(config_path)}),
     )

@@ -72,10 +72,12 @@ def remediate(
     *,
     actor: str,
     request_approval: Callable[[list[str]], None],
+    confidence: float = 1.0,
 ) -> PlaybookResult:
     """Run ``book`` for ``ctx.incident`` under the breaker, error-rate and fleet-cap guards.
 
-    ``books`` answers nested run_playbook steps. Raises Throttled before anything runs when a
+    ``books`` answers nested run_playbook steps; ``confidence`` is the diagnosis' (a trigger's
+    min_confidence above it asks a person first). Raises Throttled before anything runs when a
     guard says no.
     """
     logger = get_run_logger()
@@ -110,5 +112,6 @@ def remediate(
         audit=audit,
         step_runner=lambda step, call: run_step(f"{step.id} ({step.action})", call),
         playbooks=books,
+        confidence=confidence,
     )
     return run_guarded(Guards(store), book, ctx, hooks)

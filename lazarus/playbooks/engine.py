@@ -148,6 +148,15 @@ def _attempt(step: StepBase, ctx: StepContext, hooks: Hooks) -> tuple[StepResult
     raise AssertionError("unreachable: the loop returns or raises")
 
 
+def _asks_before(book: Playbook, step: StepBase, confidence: float) -> bool:
+    """Approval is asked once: before the first step when the playbook says ``always`` or the
+    diagnosis is less sure than its trigger wants, else before its first destructive step."""
+    if not book.needs_approval(confidence):
+        return False
+    early = book.approval.required == "always" or confidence < book.trigger.min_confidence
+    return early or step.impl.destructive
+
+
 def _run_block(
     book: Playbook,
     block: str,
@@ -159,8 +168,8 @@ def _run_block(
     approved: list[bool],
 ) -> None:
     for step in (s for s in steps if applies(s, ctx)):
-        if step.impl.destructive and not approved[0]:
-            if book.needs_approval(hooks.confidence) and not hooks.approve(step, plan(book, ctx)):
+        if not approved[0] and _asks_before(book, step, hooks.confidence):
+            if not hooks.approve(step, plan(book, ctx)):
                 raise ApprovalRejected(f"{book.name}: step {step.id!r} was not approved")
             approved[0] = True
         try:

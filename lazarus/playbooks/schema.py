@@ -159,6 +159,11 @@ class Playbook(_Strict):
     def destructive(self) -> bool:
         return any(s.impl.destructive for s in self.steps)
 
+    @property
+    def on_cause(self) -> bool:
+        """Whether the trigger matches on the diagnosed cause (its confidence then counts)."""
+        return any(m.name == "cause" for t in self.trigger.matchers for m in parse_matchers(t))
+
     def needs_approval(self, confidence: float = 1.0) -> bool:
         """Whether a person must approve before the first destructive step runs."""
         if self.approval.required != "auto":

@@ -210,6 +210,7 @@ def test_sandbox_clocks_agree_within_the_round_trip(healthy_sandbox: Any) -> Non
     assert {s.label("host") for s in read_clocks(config)} == {"web-2", "web-3"}
 
 
+@pytest.mark.usefixtures("prefect_harness")
 def test_backtest_replays_a_fault_from_prometheus_history(
     healthy_sandbox: Any, prom: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -228,3 +229,9 @@ def test_backtest_replays_a_fault_from_prometheus_history(
     assert backtest.run(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[1] for line in lines] == ["web@web-1/demo_error_anomaly"]
+    # the same replay as the backtest flow a person runs from the Prefect UI
+    from flows.backtest import backtest as backtest_flow
+
+    hours = (time.time() - start) / 3600
+    config_path = str(config.base_dir / "prom-backtest.yaml")
+    assert backtest_flow(config_path, hours=hours, step_seconds=1.0) == 1

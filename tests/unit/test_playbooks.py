@@ -427,6 +427,26 @@ def test_destructive_step_asks_once_and_rejection_stops_before_it() -> None:
     assert [s.id for s in result.steps] == ["tell"]
 
 
+def test_always_and_an_unsure_diagnosis_ask_before_the_first_step() -> None:
+    steps = [{"id": "tell", "action": "notify", "with": {"message": "m"}}]
+    for extra, confidence in (
+        ({"approval": {"required": "always"}}, 1.0),
+        ({"trigger": {"matchers": ['symptom="x"'], "min_confidence": 0.8}}, 0.5),
+    ):
+        asked: list[str] = []
+        result = run(
+            book(steps, **extra),
+            ctx(FakeExecutor(), notify=lambda m: None),
+            Hooks(
+                approve=lambda step, p, asked=asked: asked.append(step.id) or False,
+                confidence=confidence,
+            ),
+        )
+        assert (result.status, asked, result.steps) == ("rejected", ["tell"], [])
+    sure = run(book(steps), ctx(FakeExecutor(), notify=lambda m: None), Hooks(confidence=0.5))
+    assert sure.status == "resolved"  # no min_confidence, nothing destructive: nobody asked
+
+
 def test_ssh_run_rejects_unlisted_command_without_connecting() -> None:
     ex = FakeExecutor()
     b = book([{"id": "x", "action": "ssh.run", "with": {"argv": ["rm", "-rf", "/"]}}])

@@ -1,0 +1,116 @@
+"""A real Prefect server and process workers for the e2e tests that deploy Lazarus.
+
+Each is a child process in its own session, stopped by its process group; the Lazarus store
+helpers read what the deployed runs did.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, wait, then SIGKILL it."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+@contextmanager
+def prefect_server(tmp_path: Path, port: int, database_url: str = "") -> Iterator[dict[str, str]]:
+    """`prefect server start` on 127.0.0.1:``port`` (SQLite in ``tmp_path`` unless
+    ``database_url``); yields the environment that reaches it."""
+    api = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": database_url
+        or f"sqlite+aiosqlite:///{tmp_path}/prefect.db",
+        "PREFECT_API_URL": api,
+        "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",  # the UI does not retry a 503: say why
+    }
+    log = (tmp_path / f"server-{port}.log").open("w")
+    cmd = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"prefect server did not become healthy (see {log.name})")
+        yield env
+    finally:
+        stop(proc)
+        log.close()
+
+
+@contextmanager
+def worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Iterator[Path]:
+    """A process worker on the lazarus pool, polling every second; yields its log file."""
+    path = tmp_path / f"{name}.log"
+    log = path.open("w")
+    proc = subprocess.Popen(
+        ["prefect", "worker", "start", "--pool", "lazarus", "--type", "process", "--name", name],
+        env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    try:
+        yield path
+    finally:
+        stop(proc)
+        log.close()
+
+
+def lazarus(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    """The lazarus CLI against the server in ``env``."""
+    return subprocess.run(["lazarus", *argv], env=env, capture_output=True, text=True, timeout=120)
+
+
+def wait_incident(db: Path, host: str, states: tuple[str, ...], limit: int = 90) -> Any:
+    """The newest incident on ``host`` in the store ``db`` once it is in one of ``states``."""
+    from lazarus.store import Store
+
+    for _ in range(limit):
+        if db.exists():
+            store = Store(db)
+            try:
+                found = [i for i in store.recent() if i.host == host]
+            finally:
+                store.close()
+            if found and found[0].state in states:
+                return found[0]
+        time.sleep(1)
+    pytest.fail(f"no incident on {host} reached {states}")
+
+
+def actions(db: Path, incident_id: int) -> list[tuple[str, str, bool]]:
+    """(action, actor, ok) of everything recovery did for an incident."""
+    from lazarus.store import Store
+
+    store = Store(db)
+    try:
+        return [(a.action, a.actor, a.ok) for a in store.actions(incident_id)]
+    finally:
+        store.close()

@@ -1,0 +1,218 @@
+"""An operator recovers an incident through the Prefect UI, in a real Chromium.
+
+Written against the UI bundled with Prefect 3.9.1 (the default Vue UI, not "Switch to V2 UI").
+A real `prefect server start` (SQLite) and a process worker run the deployed Lazarus. Watch opens
+the incident (auto-remediation is off); the operator starts recover from the deployment's
+"Run -> Custom run" form, approves the paused run with the Approval form behind "Resume", and
+finds the incident report among the run's artifacts. Screenshots go to test-output/ui/.
+
+The playbook is the shipped service-down with a release rollback first: a destructive step, so
+the engine asks for approval before it; a rollback of a scratch releases folder is harmless
+here (it also restarts the service).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.conftest import variant
+from tests.e2e.prefect_server import actions, lazarus, prefect_server, wait_incident, worker
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+ROOT = Path(__file__).parents[2]
+SHOTS = ROOT / "test-output" / "ui"
+PORT = 4393
+UI = f"http://127.0.0.1:{PORT}"
+API = f"{UI}/api"
+STATE = "state/ui-browser.db"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",  # the tests run as root
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WAIT_MS = 120_000  # a flow run's start on the worker, or its end, in the UI
+LOG_MS = 60_000  # a run's logs reach the server in batches, and the UI polls for them
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    with prefect_server(tmp_path, PORT) as env:
+        yield env
+
+
+@pytest.fixture
+def page() -> Iterator[Any]:
+    """A page of the system Chromium, driven by Playwright (no downloaded browser)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"needs {CHROMIUM} (apt-get install chromium)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(headless=True, executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+            tab.set_default_timeout(30_000)
+            tab.on("response", _report_server_error)
+            yield tab
+        finally:
+            browser.close()
+
+
+def _report_server_error(response: Any) -> None:
+    """Print each API answer of 500 or more: pytest shows them when the test fails."""
+    if response.status >= 500:
+        print("UI request failed:", response.status, response.request.method, response.url)
+
+
+def _playbooks(tmp_path: Path) -> tuple[Path, Path]:
+    """The approval playbook folder, and the scratch releases folder its rollback flips."""
+    releases = tmp_path / "releases"  # the sandbox hosts share this machine's file system
+    for release in ("r1", "r2"):
+        (releases / release).mkdir(parents=True)
+    (releases / "current").symlink_to("r2")
+    book = yaml.safe_load((ROOT / "playbooks" / "service-down.yaml").read_text())
+    book["approval"] = {"required": "always", "timeout": "5m"}
+    rollback = {"id": "rollback", "action": "release.rollback", "with": {"releases": str(releases)}}
+    book["steps"].insert(0, rollback)
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "service-down.yaml").write_text(yaml.safe_dump(book, sort_keys=False))
+    return books, releases
+
+
+def _lazarus(env: dict[str, str], *argv: str) -> None:
+    done = lazarus(env, *argv)
+    assert done.returncode == 0, done.stderr
+
+
+def _shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def _submit(page: Any, submit: Any, endpoint: str) -> None:
+    """Click ``submit`` until its POST to ``endpoint`` is not a 503, at most five times.
+
+    Prefect's SQLite answers 503 when another writer holds the database ("database is locked").
+    Its Python client retries that; the UI shows "Oops. Something went wrong." and keeps the
+    form, so the operator clicks again. The failed request changed nothing: no run is made twice.
+    """
+    for _ in range(5):
+        # error toasts pause their timeout under the pointer and may cover the button: the
+        # pointer goes away, and the click waits until no toast is in its way
+        page.mouse.move(0, 0)
+        with page.expect_response(
+            lambda r: r.request.method == "POST" and r.url.endswith(endpoint), timeout=WAIT_MS
+        ) as answer:
+            submit.click(timeout=WAIT_MS)
+        if answer.value.status != 503:
+            break
+    assert answer.value.ok, f"POST {endpoint}: {answer.value.status}"
+    page.mouse.move(0, 0)
+
+
+def _start_recover(page: Any, incident_id: int) -> str:
+    """Deployments -> recover -> Run -> Custom run (the UI's own form); returns the run's name.
+
+    Ends on the new run's page, found by the name the operator gave it.
+    """
+    page.goto(f"{UI}/deployments")
+    recover = page.get_by_role("link", name="recover", exact=True)
+    recover.and_(page.locator("[href^='/deployments/deployment/']")).click()
+    _shot(page, "1-deployment")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.get_by_text("Custom run", exact=True).click()
+    name = f"approve-incident-{incident_id}"
+    page.locator(".p-label").filter(has_text="Run Name").get_by_role("textbox").fill(name)
+    field = page.locator(".schema-form-property").filter(
+        has=page.get_by_text("incident_id", exact=True)
+    )
+    field.get_by_role("spinbutton").fill(str(incident_id))
+    _shot(page, "2-custom-run")
+    # the deployment page lists the new run by its name (its "View run" toast shows twice, stacked)
+    _submit(page, page.get_by_role("button", name="Submit"), "/create_flow_run")
+    page.get_by_role("link", name=name, exact=True).first.click()
+    return name
+
+
+def _approve(page: Any, comment: str) -> None:
+    """Resume opens the Approval form of tasks/remediate.py: approve, say why, submit."""
+    page.get_by_role("button", name="Resume").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_role("switch").click()
+    expect(dialog.get_by_role("switch")).to_have_attribute("aria-checked", "true")
+    dialog.get_by_role("textbox").fill(comment)
+    _shot(page, "4-approval-form")
+    _submit(page, dialog.get_by_role("button", name="Submit"), "/resume")
+
+
+def _open_report(page: Any, incident_id: int) -> None:
+    """The run's Artifacts tab lists the incident report; open it."""
+    page.get_by_text("Artifacts", exact=True).click()
+    report = page.get_by_text(f"incident-{incident_id}", exact=True)
+    expect(report).to_be_visible()
+    _shot(page, "6-artifacts")
+    report.click()
+    heading = page.get_by_role("heading", name=re.compile(rf"Incident #{incident_id}:"))
+    expect(heading).to_be_visible()
+    expect(page.get_by_text("resolved", exact=True)).to_be_visible()
+    _shot(page, "7-incident-report")
+
+
+def test_operator_recovers_and_approves_in_the_prefect_ui(
+    sandbox: Any, server: dict[str, str], page: Any, tmp_path: Path
+):
+    books, releases = _playbooks(tmp_path)
+    config = variant(sandbox, "ui-browser", {"state.path": STATE, "playbooks.dir": str(books)})
+    db = sandbox.root / STATE
+    _lazarus(server, "deploy", str(config))
+    _lazarus(server, "auto-remediation", "off")  # watch only opens the incident
+    host = sandbox.hosts[0].name
+    sandbox.fault(host, "kill")
+    try:
+        with worker(server, tmp_path):
+            incident = wait_incident(db, host, ("open", "notified"))
+            name = _start_recover(page, incident.id)
+            # the run pauses before the rollback; nothing has changed yet
+            state = page.locator(".state-badge").first
+            expect(state).to_have_text("Paused", timeout=WAIT_MS)
+            asked = page.get_by_text("waits for approval").first
+            expect(asked).to_be_visible(timeout=LOG_MS)
+            _shot(page, "3-paused")
+            assert os.readlink(releases / "current") == "r2"
+            assert actions(db, incident.id) == []
+
+            _approve(page, "approved in the browser test")
+            expect(state).to_have_text("Completed", timeout=WAIT_MS)
+            logged = page.get_by_text("approval: True (approved in the browser test)")
+            expect(logged).to_be_visible(timeout=LOG_MS)
+            _shot(page, "5-completed")
+            resolved = wait_incident(db, host, ("resolved", "escalated"), limit=30)
+            assert resolved.id == incident.id
+            assert resolved.state == "resolved", resolved.reason
+            assert ("release.rollback", "operator", True) in actions(db, incident.id)
+            assert os.readlink(releases / "current") == "r1"
+            assert sandbox.health(host) == 200
+            _open_report(page, incident.id)
+            named = {"flow_runs": {"name": {"any_": [name]}}}
+            runs = httpx.post(f"{API}/flow_runs/filter", json=named, timeout=10).json()
+            assert len(runs) == 1  # a click again after a 503 made no second run
+    except Exception:
+        _shot(page, "failed-here")  # where the UI stood when the test gave up
+        raise
+    finally:
+        sandbox.fault(host, "heal")
