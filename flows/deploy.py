@@ -1,7 +1,7 @@
 """`lazarus deploy CONFIG`: register Lazarus on a Prefect server, idempotently.
 
 Creates (or leaves as is) the process work pool, the auto-remediation Variable, and the watch
-(on the config's interval, one run at a time), recover, acknowledge and backtest deployments,
+(on the config's interval, one run at a time), recover, acknowledge, backtest and drill deployments,
 sourced from this checkout. An automation runs the recover deployment for each
 ``lazarus.incident.opened`` event, so the watch deployments only detect and notify
 (``remediate=False``); the recover flow itself checks the auto-remediation switch. Running it
@@ -103,5 +103,16 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
                 print_next_steps=False,
             )
         )
+    drill = flow.from_source(source=str(ROOT), entrypoint="flows/drill.py:fire_drill")
+    ids.append(
+        drill.deploy(
+            name="drill",
+            work_pool_name=pool,
+            parameters={"sandbox_dir": str(config_path.parent)},  # a sandbox's own config
+            build=False,
+            push=False,
+            print_next_steps=False,
+        )
+    )
     asyncio.run(ensure_automation(ids[shards]))
     return [str(i) for i in ids]

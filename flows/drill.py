@@ -10,6 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from prefect import flow
+from prefect.artifacts import create_table_artifact
+
 from flows.watch import watch
 from lazarus.model import Incident, IncidentState
 from lazarus.sandbox import Sandbox
@@ -92,3 +95,22 @@ def _newest_id(store: Store) -> int:
 
 def _incident_on(store: Store, host: str, *, after: int) -> Incident | None:
     return next((i for i in reversed(store.recent(20)) if i.id > after and i.host == host), None)
+
+
+@flow(name="drill", log_prints=True)
+def fire_drill(sandbox_dir: str, host: str, fault: str = "kill") -> dict[str, float | str | None]:
+    """A fire drill from the Prefect UI on a running sandbox (`lazarus sandbox up --dir DIR`):
+    inject ``fault`` on ``host``, run watch cycles until its incident ends, report the times.
+
+    Only the sandbox takes faults: a drill never touches the real fleet.
+    """
+    result = drill(Sandbox.load(Path(sandbox_dir)), host, fault)
+    report = {
+        "host": host,
+        "fault": fault,
+        "state": result.incident.state.value if result.incident else "no incident",
+        "time_to_detect": result.time_to_detect,
+        "time_to_recover": result.time_to_recover,
+    }
+    create_table_artifact(key="drill", table=[report], description="fire drill on the sandbox")
+    return report

@@ -162,6 +162,15 @@ def test_dead_notification_endpoint_never_stops_remediation(healthy_sandbox):
     assert any(d.ok for d in deliveries if d.receiver == "oncall")
 
 
+def test_fire_drill_flow_reports_the_times(healthy_sandbox):
+    from flows.drill import fire_drill
+
+    report = fire_drill(str(healthy_sandbox.root), "web-2", "kill")
+    assert report["state"] == "resolved"
+    assert 0 < report["time_to_detect"] < report["time_to_recover"]
+    assert healthy_sandbox.health("web-2") == 200
+
+
 def _known_host(host: Any) -> str:
     return host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
 

@@ -69,7 +69,7 @@ def test_deploy_schedule_automation_and_manual_recover(
     first, second = lazarus(server, "deploy", str(config)), lazarus(server, "deploy", str(config))
     assert first.returncode == 0, first.stderr
     ids = _ids(first.stdout)
-    assert len(ids) == 4  # watch, recover, acknowledge, backtest
+    assert len(ids) == 5  # watch, recover, acknowledge, backtest, drill
     assert _ids(second.stdout) == ids
     automations = httpx.post(f"{API}/automations/filter", json={}, timeout=10).json()
     assert [a["name"] for a in automations] == ["lazarus: recover each opened incident"]
