@@ -373,10 +373,15 @@ class Store:
         return {r["key"]: r["count"] for r in self._db.execute("SELECT * FROM streaks")}
 
     def save_streaks(self, streaks: Mapping[str, int]) -> None:
+        """Store this cycle's verdicts: a count of 0 ends a streak; keys not given (another
+        shard's targets) keep theirs."""
         with self._tx() as db:
-            db.execute("DELETE FROM streaks")
             db.executemany(
-                "INSERT INTO streaks (key, count) VALUES (?, ?)",
+                "DELETE FROM streaks WHERE key = ?", [(k,) for k, v in streaks.items() if v <= 0]
+            )
+            db.executemany(
+                "INSERT INTO streaks (key, count) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET count = excluded.count",
                 [(k, v) for k, v in streaks.items() if v > 0],
             )
 

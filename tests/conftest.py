@@ -57,7 +57,7 @@ def sinks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SinkProcess]:
 # --- PostgreSQL 15 clusters (database recovery) ----------------------------------------------
 
 
-def _need_postgres() -> None:
+def need_postgres() -> None:
     import pwd
 
     if os.geteuid() != 0:
@@ -78,7 +78,7 @@ def _need_postgres() -> None:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL 15 cluster for the session (password auth on 127.0.0.1, fsync off)."""
-    _need_postgres()
+    need_postgres()
     server = PostgresServer()
     try:
         yield server
@@ -89,7 +89,7 @@ def postgres() -> Iterator[PostgresServer]:
 @pytest.fixture
 def postgres_pitr() -> Iterator[PostgresServer]:
     """A cluster of its own archiving every WAL file to ``wal_archive``, for point-in-time tests."""
-    _need_postgres()
+    need_postgres()
     server = PostgresServer(archive=True, auth_host="trust")
     try:
         yield server

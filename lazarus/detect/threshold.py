@@ -13,8 +13,10 @@ from lazarus.model import Anomaly, Observation, Sample
 
 
 def advance(streaks: Mapping[str, int], bad: Mapping[str, bool]) -> dict[str, int]:
-    """Next streak counts: +1 for every key that is bad this cycle, gone for every good one."""
-    return {key: streaks.get(key, 0) + 1 for key, is_bad in bad.items() if is_bad}
+    """Next streak counts of the keys seen this cycle: +1 when bad, 0 (ended) when good.
+
+    Keys not seen (another shard's targets) are not in the result, so their streaks go on."""
+    return {key: streaks.get(key, 0) + 1 if is_bad else 0 for key, is_bad in bad.items()}
 
 
 PROBE_SYMPTOMS = frozenset({"service_down", "service_unhealthy"})

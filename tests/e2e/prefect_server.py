@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+
+# The prefect and lazarus of this interpreter's environment, whatever PATH says.
+BIN = Path(sys.executable).parent
+FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")  # flow run state types that end a run
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -46,7 +51,7 @@ def prefect_server(tmp_path: Path, port: int, database_url: str = "") -> Iterato
         "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",  # the UI does not retry a 503: say why
     }
     log = (tmp_path / f"server-{port}.log").open("w")
-    cmd = ["prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
     try:
         for _ in range(240):
@@ -70,7 +75,17 @@ def worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Iterato
     path = tmp_path / f"{name}.log"
     log = path.open("w")
     proc = subprocess.Popen(
-        ["prefect", "worker", "start", "--pool", "lazarus", "--type", "process", "--name", name],
+        [
+            BIN / "prefect",
+            "worker",
+            "start",
+            "--pool",
+            "lazarus",
+            "--type",
+            "process",
+            "--name",
+            name,
+        ],
         env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
         stdout=log,
         stderr=log,
@@ -85,7 +100,18 @@ def worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Iterato
 
 def lazarus(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
     """The lazarus CLI against the server in ``env``."""
-    return subprocess.run(["lazarus", *argv], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [BIN / "lazarus", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def run_deployment(env: dict[str, str], name: str, **params: object) -> None:
+    """`prefect deployment run NAME -p key=value ...`, as a person would from a shell."""
+    argv = [BIN / "prefect", "deployment", "run", name]
+    for key, value in params.items():
+        argv += ["-p", f"{key}={value}"]
+    started = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stderr
 
 
 def wait_incident(db: Path, host: str, states: tuple[str, ...], limit: int = 90) -> Any:

@@ -45,7 +45,6 @@ def one_step(step: dict[str, Any]) -> Playbook:
             "version": 1,
             "name": "t",
             "trigger": {"matchers": ['a="b"']},
-            "approval": {"required": "always"},
             "steps": [step],
         }
     )

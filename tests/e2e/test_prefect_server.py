@@ -8,7 +8,6 @@ recovered by the automation alone. Everything stopped by process group.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,17 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import variant
-from tests.e2e.prefect_server import actions, lazarus, prefect_server, wait_incident, worker
+from tests.e2e.prefect_server import (
+    FINAL,
+    actions,
+    lazarus,
+    prefect_server,
+    run_deployment,
+    wait_incident,
+    worker,
+)
 
 pytestmark = pytest.mark.e2e
-FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 PORT = 4392
 API = f"http://127.0.0.1:{PORT}/api"
 
@@ -51,14 +57,6 @@ def _wait_finished(deployment_id: str, count: int = 1, limit: float = 90) -> lis
     pytest.fail(f"deployment {deployment_id} has no {count} finished runs")
 
 
-def _run_deployment(server: dict[str, str], name: str, **params: object) -> None:
-    run = ["prefect", "deployment", "run", name]
-    for key, value in params.items():
-        run += ["-p", f"{key}={value}"]
-    started = subprocess.run(run, env=server, capture_output=True, text=True, timeout=60)
-    assert started.returncode == 0, started.stderr
-
-
 def test_deploy_schedule_automation_and_manual_recover(
     sandbox: Any, server: dict[str, str], tmp_path: Path
 ):
@@ -85,8 +83,8 @@ def test_deploy_schedule_automation_and_manual_recover(
             assert _wait_finished(ids[1])[0]["state_type"] == "COMPLETED"
             assert actions(db, incident.id) == []
             # a person runs recover from the deployment: a dry run, then the real one
-            _run_deployment(server, "recover/recover", incident_id=incident.id, dry_run="true")
-            _run_deployment(server, "recover/recover", incident_id=incident.id)
+            run_deployment(server, "recover/recover", incident_id=incident.id, dry_run="true")
+            run_deployment(server, "recover/recover", incident_id=incident.id)
             assert all(r["state_type"] == "COMPLETED" for r in _wait_finished(ids[1], count=3))
             assert wait_incident(db, first_host, ("resolved",)).id == incident.id
             assert sandbox.health(first_host) == 200

@@ -107,3 +107,7 @@ def test_deliveries_and_actions_are_recorded_with_attempts(store: Store) -> None
 def test_streaks_persist(store: Store) -> None:
     store.save_streaks({"probe:a": 2, "probe:b": 0})
     assert store.streaks() == {"probe:a": 2}
+    store.save_streaks({"probe:c": 1})  # another shard's cycle leaves probe:a alone
+    assert store.streaks() == {"probe:a": 2, "probe:c": 1}
+    store.save_streaks({"probe:a": 0})
+    assert store.streaks() == {"probe:c": 1}

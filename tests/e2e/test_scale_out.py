@@ -1,0 +1,186 @@
+"""Scale-out: Lazarus on a Prefect server backed by a real PostgreSQL, two process workers on one
+work pool, watch sharded over two deployments.
+
+Two sandbox services die at once; the automation starts a recover run per opened incident and
+the two workers share the pool's runs. Each incident gets exactly one restart (the store's claim
+keeps any second run out), and a person's extra recover run for a resolved incident acts on
+nothing. Workers, server and the PostgreSQL cluster are stopped in finally blocks.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+
+from lazarus.sandbox.postgres import PostgresServer
+from lazarus.shard import Ring, shard_names
+from tests.conftest import need_postgres
+from tests.e2e.conftest import variant
+from tests.e2e.prefect_server import (
+    FINAL,
+    actions,
+    lazarus,
+    prefect_server,
+    run_deployment,
+    wait_incident,
+    worker,
+)
+
+pytestmark = pytest.mark.e2e
+PORT = 4394
+API = f"http://127.0.0.1:{PORT}/api"
+SHARDS = 2
+WORKERS = ("scale-a", "scale-b")
+# a worker logs this only once the server let it move the run to PENDING, i.e. it runs it
+STARTED = re.compile(r"Flow run '([^']+)' submitted to infrastructure")
+T = TypeVar("T")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """`prefect server start` on a throwaway PostgreSQL 15 cluster of its own."""
+    import psycopg
+
+    need_postgres()
+    cluster = PostgresServer()
+    try:
+        with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE prefect")
+        url = cluster.dsn("prefect").replace("postgresql://", "postgresql+asyncpg://", 1)
+        with prefect_server(tmp_path, PORT, database_url=url) as env:
+            yield env
+    finally:
+        cluster.stop()
+
+
+def _ids(stdout: str) -> dict[str, str]:
+    """Deployment ids of the watch shards and recover: `lazarus deploy` prints them first."""
+    ids = [line.split()[1] for line in stdout.splitlines() if line.startswith("deployment-id ")]
+    names = [f"watch-{i}" for i in range(SHARDS)] + ["recover"]
+    assert len(ids) > len(names), stdout
+    return dict(zip(names, ids, strict=False))
+
+
+def _post(path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
+    return httpx.post(f"{API}/{path}", json=body, timeout=10).json()
+
+
+def _runs(deployment_id: str) -> list[dict[str, Any]]:
+    body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    return _post("flow_runs/filter", body)
+
+
+def _logs(run_id: str) -> list[str]:
+    body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}
+    return [log["message"] for log in _post("logs/filter", body)]
+
+
+def _wait(what: str, check: Callable[[], T | None], limit: float = 90) -> T:
+    """Poll ``check`` once a second until it returns something true; fail after ``limit`` s."""
+    for _ in range(int(limit)):
+        if found := check():
+            return found
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _completed(deployment_id: str) -> list[dict[str, Any]]:
+    return [r for r in _runs(deployment_id) if r["state_type"] == "COMPLETED"]
+
+
+def _new_final(deployment_id: str, earlier: set[str]) -> dict[str, Any] | None:
+    """The deployment's run that is not in ``earlier``, once it has finished."""
+    new = [r for r in _runs(deployment_id) if r["id"] not in earlier]
+    return new[0] if new and new[0]["state_type"] in FINAL else None
+
+
+def _started(logs: dict[str, Path], names: set[str]) -> Counter[tuple[str, str]] | None:
+    """How often each (worker, flow run name) start appears in the workers' logs, once every
+    run in ``names`` appears there."""
+    seen = Counter(
+        (name, m.group(1))
+        for name, path in logs.items()
+        for m in STARTED.finditer(path.read_text())
+    )
+    return seen if names <= {run for _, run in seen} else None
+
+
+def _victims(sandbox: Any) -> list[str]:
+    """Two sandbox hosts, on different watch shards when the ring puts hosts on both."""
+    ring = Ring(shard_names(SHARDS))
+    by_shard: dict[str, list[str]] = {}
+    for host in sandbox.hosts:
+        by_shard.setdefault(ring.owner(host.name), []).append(host.name)
+    firsts = [names[0] for names in by_shard.values()]
+    return firsts if len(firsts) >= 2 else [h.name for h in sandbox.hosts[:2]]
+
+
+def test_two_workers_two_shards_each_incident_handled_once(
+    sandbox: Any, server: dict[str, str], tmp_path: Path
+) -> None:
+    config = variant(sandbox, "scale-out", {
+        "state.path": "state/scale-out.db",
+        "watch.interval": 2,
+        "playbooks.fleet_cap": 2,
+    })  # fmt: skip
+    db = sandbox.root / "state" / "scale-out.db"
+    deployed = lazarus(server, "deploy", str(config), "--shards", str(SHARDS))
+    assert deployed.returncode == 0, deployed.stderr
+    ids = _ids(deployed.stdout)
+    assert lazarus(server, "auto-remediation", "on").returncode == 0
+
+    victims = _victims(sandbox)
+    for host in victims:
+        sandbox.fault(host, "kill")
+    try:
+        with (
+            worker(server, tmp_path, WORKERS[0]) as log_a,
+            worker(server, tmp_path, WORKERS[1]) as log_b,
+        ):
+            incidents = [
+                wait_incident(db, host, ("resolved", "escalated"), limit=150) for host in victims
+            ]
+            for incident in incidents:
+                assert incident.state == "resolved", incident.reason
+                assert sandbox.health(incident.host) == 200
+                restarts = [a for a in actions(db, incident.id) if a[0] == "ssh.restart"]
+                assert restarts == [("ssh.restart", "automation", True)]  # handled once
+
+            for shard in range(SHARDS):  # each shard's watch deployment ran to completion
+                _wait(
+                    f"a completed watch-{shard} run", lambda s=shard: _completed(ids[f"watch-{s}"])
+                )
+
+            # a person's extra recover run for a resolved incident acts on nothing
+            done = incidents[0]
+            before, earlier = actions(db, done.id), {r["id"] for r in _runs(ids["recover"])}
+            run_deployment(server, "recover/recover", incident_id=done.id)
+            extra = _wait("the extra recover run", lambda: _new_final(ids["recover"], earlier))
+            assert extra["state_type"] == "COMPLETED", extra["state_name"]
+            assert actions(db, done.id) == before
+            _wait(
+                "the skip in the extra run's log",
+                lambda: [m for m in _logs(extra["id"]) if "another run has it" in m],
+            )
+            recovers = _runs(ids["recover"])
+            assert len(recovers) >= len(victims) + 1
+            assert all(r["state_type"] == "COMPLETED" for r in recovers), recovers
+
+            # each recover run was started by exactly one worker; the pool's runs by both
+            logs = dict(zip(WORKERS, (log_a, log_b), strict=True))
+            names = {r["name"] for r in recovers}
+            started = _wait("the workers' logs of the recover runs", lambda: _started(logs, names))
+            for r in recovers:
+                by = [w for (w, name), n in started.items() if name == r["name"] for _ in range(n)]
+                assert len(by) == 1, (r["name"], by)
+            assert {w for w, _ in started} == set(WORKERS), started
+    finally:
+        for host in victims:
+            sandbox.fault(host, "heal")
