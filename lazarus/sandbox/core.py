@@ -76,7 +76,7 @@ class Sandbox:
     ) -> Sandbox:
         """Start a sandbox of ``hosts`` hosts under ``root`` and wait until all of it answers.
 
-        Leftovers of a sandbox with the same name go first, and so does its incident state.
+        Leftovers of a sandbox with the same name go first, with its incidents and messages.
         ``netns=None`` uses network namespaces when they can be made, else loopback addresses.
         On failure everything started is stopped again and SandboxError says what did not come
         up.
@@ -88,8 +88,9 @@ class Sandbox:
         root = Path(root).resolve()
         root.mkdir(parents=True, exist_ok=True)
         _clear_leftovers(root, name)
-        # New hosts, new history: incidents, breakers and leases of an earlier sandbox go too.
-        shutil.rmtree(root / "state", ignore_errors=True)
+        # New hosts, new history: incidents, breakers, leases and the sinks' inboxes go too.
+        for kept in ("state", "sinks"):
+            shutil.rmtree(root / kept, ignore_errors=True)
         use_netns = network.netns_available() if netns is None else netns
         sandbox = cls(root, _plan(name, hosts, subnet, use_netns))
         try:
