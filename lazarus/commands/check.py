@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lazarus.commands import print_errors
 from lazarus.config import load_config
 from lazarus.errors import ConfigError
-from lazarus.yamlfile import ConfigErrorGroup
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -20,22 +20,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, check_secrets=not args.no_secrets)
-    except ConfigErrorGroup as group:
-        for error in group.errors:
-            print(f"error: {error}", file=sys.stderr)
-        return 2
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except ConfigError as error:  # a ConfigErrorGroup holds every error of the file
+        return print_errors(error)
     folder = config.path(config.playbooks.dir)
     from lazarus.playbooks import load_dir  # only `check` pays for the action registry
 
     try:
         books = load_dir(folder)
     except ConfigError as error:
-        for each in getattr(error, "errors", [error]):
-            print(f"error: {each}", file=sys.stderr)
-        return 2
+        return print_errors(error)
     if not books:
         print(f"warning: no playbooks in {folder}: incidents are notified, never remediated",
               file=sys.stderr)  # fmt: skip

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lazarus.commands import print_errors
 from lazarus.config import load_config
 from lazarus.diagnose.diagnosis import diagnose
 from lazarus.diagnose.signatures import DEFAULT_PATH, load_signatures
@@ -34,17 +35,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(func=check)
 
 
-def _errors(exc: ConfigError) -> int:
-    for error in getattr(exc, "errors", [exc]):
-        print(f"error: {error}", file=sys.stderr)
-    return 2
-
-
 def check(args: argparse.Namespace) -> int:
     try:
         signatures = load_signatures(args.file)
     except ConfigError as exc:
-        return _errors(exc)
+        return print_errors(exc)
     print(f"{args.file}: ok ({len(signatures)} signatures)")
     return 0
 
@@ -54,7 +49,7 @@ def show(args: argparse.Namespace) -> int:
         config = load_config(args.config)
         signatures = load_signatures(args.signatures)
     except ConfigError as exc:
-        return _errors(exc)
+        return print_errors(exc)
     store = Store(config.path(config.state.path))
     try:
         try:

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from lazarus.commands import print_errors
 from lazarus.config import load_config
 from lazarus.errors import ConfigError, LazarusError
 from lazarus.model import Incident, IncidentState
@@ -39,17 +40,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=reset_breaker)
 
 
-def _errors(exc: ConfigError) -> int:
-    for error in getattr(exc, "errors", [exc]):
-        print(f"error: {error}", file=sys.stderr)
-    return 2
-
-
 def check(args: argparse.Namespace) -> int:
     try:
         books = load_dir(Path(args.dir))
     except (ConfigErrorGroup, ConfigError) as exc:
-        return _errors(exc)
+        return print_errors(exc)
     print(f"{args.dir}: ok ({len(books)} playbooks)")
     return 0
 
@@ -59,7 +54,7 @@ def show_plan(args: argparse.Namespace) -> int:
         config = load_config(args.config, check_secrets=False)
         books = load_dir(Path(args.dir))
     except (ConfigErrorGroup, ConfigError) as exc:
-        return _errors(exc)
+        return print_errors(exc)
     raw = json.loads(args.incident_json)
     incident = Incident(
         0,

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
-from lazarus.config import Duration, Name, RunWindow
+from lazarus.config import Duration, Matchers, Name, RunWindow
 from lazarus.errors import ConfigError
 from lazarus.notify.route import parse_matchers
 from lazarus.playbooks.actions import Action, load_builtin
@@ -32,7 +32,7 @@ class StepBase(_Strict):
     retry_delay: Duration | list[Duration] = 1.0
     retry_on: Literal["transient", "never"] = "transient"
     compensate: AnyStep | None = None
-    when: list[str] = Field([], description="matchers on the incident's facts; empty = always")
+    when: Matchers = Field([], description="matchers on the incident's facts; empty = always")
 
     @property
     def params(self) -> BaseModel:
@@ -52,26 +52,12 @@ class StepBase(_Strict):
             )
         return self.retry_delay * 2**attempt
 
-    @field_validator("when")
-    @classmethod
-    def _when(cls, value: list[str]) -> list[str]:
-        return _valid_matchers(value)
-
     @model_validator(mode="after")
     def _names(self) -> StepBase:
         for name in names_in(self.params.model_dump()):
             if name.split(".")[0] not in SCOPES:
                 raise Located(f"unknown name {name!r} (use {', '.join(SCOPES)})", ("with",))
         return self
-
-
-def _valid_matchers(value: list[str]) -> list[str]:
-    for i, text in enumerate(value):
-        try:
-            parse_matchers(text)
-        except ConfigError as exc:
-            raise Located(exc.reason, (i,)) from None
-    return value
 
 
 def _step_model(action: Action) -> type[StepBase]:
@@ -99,13 +85,8 @@ TAGS = frozenset(ACTIONS)
 
 
 class Trigger(_Strict):
-    matchers: list[str] = Field(min_length=1)
+    matchers: Matchers = Field(min_length=1)
     min_confidence: float = Field(0.0, ge=0.0, le=1.0)
-
-    @field_validator("matchers")
-    @classmethod
-    def _parse(cls, value: list[str]) -> list[str]:
-        return _valid_matchers(value)
 
 
 class Limits(_Strict):
