@@ -1,7 +1,8 @@
 """`lazarus deploy CONFIG`: register Lazarus on a Prefect server, idempotently.
 
 Creates (or leaves as is) the process work pool, the auto-remediation Variable, and the watch
-(on the config's interval, one run at a time), recover, acknowledge, backtest and drill deployments,
+(on the config's interval, one run at a time: a cycle that is due while the last one still
+runs is cancelled, not queued behind it), recover, acknowledge, backtest and drill deployments,
 sourced from this checkout. An automation runs the recover deployment for each
 ``lazarus.incident.opened`` event, so the watch deployments only detect and notify
 (``remediate=False``); the recover flow itself checks the auto-remediation switch. Running it
@@ -19,6 +20,7 @@ from prefect import flow
 from prefect.automations import AutomationCore, EventTrigger, Posture, RunDeployment
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.variables import Variable
 
@@ -28,6 +30,10 @@ from tasks.switch import NAME as SWITCH
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "lazarus"
 AUTOMATION = "lazarus: recover each opened incident"
+# A late watch cycle is worth nothing once the next is due: skip it rather than build a backlog.
+ONE_WATCH_AT_A_TIME = ConcurrencyLimitConfig(
+    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+)
 
 
 async def ensure_pool(name: str = POOL) -> None:
@@ -85,7 +91,7 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
                     "shards": shards,
                     "remediate": False,  # the automation starts recover runs
                 },
-                concurrency_limit=1,
+                concurrency_limit=ONE_WATCH_AT_A_TIME,
                 build=False,
                 push=False,
                 print_next_steps=False,

@@ -11,10 +11,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -22,6 +22,7 @@ import pytest
 # The prefect and lazarus of this interpreter's environment, whatever PATH says.
 BIN = Path(sys.executable).parent
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")  # flow run state types that end a run
+T = TypeVar("T")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -112,6 +113,41 @@ def run_deployment(env: dict[str, str], name: str, **params: object) -> None:
         argv += ["-p", f"{key}={value}"]
     started = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
+
+
+def api(env: dict[str, str], path: str, body: dict[str, Any]) -> Any:
+    """POST ``body`` to the server's API at ``path`` (e.g. ``flow_runs/filter``)."""
+    return httpx.post(f"{env['PREFECT_API_URL']}/{path}", json=body, timeout=10).json()
+
+
+def runs(env: dict[str, str], deployment_id: str) -> list[dict[str, Any]]:
+    """The deployment's flow runs, by expected start time."""
+    body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
+    return api(env, "flow_runs/filter", body)
+
+
+def wait_for(what: str, check: Callable[[], T | None], limit: float = 90) -> T:
+    """Poll ``check`` once a second until it returns something true; fail after ``limit`` s."""
+    for _ in range(int(limit)):
+        if found := check():
+            return found
+        time.sleep(1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def completed(env: dict[str, str], deployment_id: str, count: int = 1) -> list[dict[str, Any]]:
+    """The deployment's completed runs once there are ``count``; a failed or crashed run fails
+    the test at once. Which runs those are is not fixed: a watch cycle due while another runs is
+    cancelled, so the first scheduled run need not be the first to complete."""
+
+    def check() -> list[dict[str, Any]] | None:
+        found = runs(env, deployment_id)
+        broken = [r for r in found if r["state_type"] in ("FAILED", "CRASHED")]
+        assert not broken, [(r["name"], r["state_name"], r["state"]["message"]) for r in broken]
+        done = [r for r in found if r["state_type"] == "COMPLETED"]
+        return done if len(done) >= count else None
+
+    return wait_for(f"{count} completed run(s) of deployment {deployment_id}", check)
 
 
 def wait_incident(db: Path, host: str, states: tuple[str, ...], limit: int = 90) -> Any:

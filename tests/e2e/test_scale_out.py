@@ -10,13 +10,11 @@ nothing. Workers, server and the PostgreSQL cluster are stopped in finally block
 from __future__ import annotations
 
 import re
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import httpx
 import pytest
 
 from lazarus.sandbox.postgres import PostgresServer
@@ -26,21 +24,23 @@ from tests.e2e.conftest import variant
 from tests.e2e.prefect_server import (
     FINAL,
     actions,
+    api,
+    completed,
     lazarus,
     prefect_server,
     run_deployment,
+    runs,
+    wait_for,
     wait_incident,
     worker,
 )
 
 pytestmark = pytest.mark.e2e
 PORT = 4394
-API = f"http://127.0.0.1:{PORT}/api"
 SHARDS = 2
 WORKERS = ("scale-a", "scale-b")
 # a worker logs this only once the server let it move the run to PENDING, i.e. it runs it
 STARTED = re.compile(r"Flow run '([^']+)' submitted to infrastructure")
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -68,36 +68,14 @@ def _ids(stdout: str) -> dict[str, str]:
     return dict(zip(names, ids, strict=False))
 
 
-def _post(path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    return httpx.post(f"{API}/{path}", json=body, timeout=10).json()
-
-
-def _runs(deployment_id: str) -> list[dict[str, Any]]:
-    body = {"deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_ASC"}
-    return _post("flow_runs/filter", body)
-
-
-def _logs(run_id: str) -> list[str]:
+def _logs(env: dict[str, str], run_id: str) -> list[str]:
     body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}
-    return [log["message"] for log in _post("logs/filter", body)]
+    return [log["message"] for log in api(env, "logs/filter", body)]
 
 
-def _wait(what: str, check: Callable[[], T | None], limit: float = 90) -> T:
-    """Poll ``check`` once a second until it returns something true; fail after ``limit`` s."""
-    for _ in range(int(limit)):
-        if found := check():
-            return found
-        time.sleep(1)
-    pytest.fail(f"timed out waiting for {what}")
-
-
-def _completed(deployment_id: str) -> list[dict[str, Any]]:
-    return [r for r in _runs(deployment_id) if r["state_type"] == "COMPLETED"]
-
-
-def _new_final(deployment_id: str, earlier: set[str]) -> dict[str, Any] | None:
+def _new_final(env: dict[str, str], deployment_id: str, earlier: set[str]) -> dict[str, Any] | None:
     """The deployment's run that is not in ``earlier``, once it has finished."""
-    new = [r for r in _runs(deployment_id) if r["id"] not in earlier]
+    new = [r for r in runs(env, deployment_id) if r["id"] not in earlier]
     return new[0] if new and new[0]["state_type"] in FINAL else None
 
 
@@ -123,8 +101,9 @@ def _victims(sandbox: Any) -> list[str]:
 
 
 def test_two_workers_two_shards_each_incident_handled_once(
-    sandbox: Any, server: dict[str, str], tmp_path: Path
+    healthy_sandbox: Any, server: dict[str, str], tmp_path: Path
 ) -> None:
+    sandbox = healthy_sandbox  # every fault it makes is cleared again afterwards
     config = variant(sandbox, "scale-out", {
         "state.path": "state/scale-out.db",
         "watch.interval": 2,
@@ -139,48 +118,44 @@ def test_two_workers_two_shards_each_incident_handled_once(
     victims = _victims(sandbox)
     for host in victims:
         sandbox.fault(host, "kill")
-    try:
-        with (
-            worker(server, tmp_path, WORKERS[0]) as log_a,
-            worker(server, tmp_path, WORKERS[1]) as log_b,
-        ):
-            incidents = [
-                wait_incident(db, host, ("resolved", "escalated"), limit=150) for host in victims
-            ]
-            for incident in incidents:
-                assert incident.state == "resolved", incident.reason
-                assert sandbox.health(incident.host) == 200
-                restarts = [a for a in actions(db, incident.id) if a[0] == "ssh.restart"]
-                assert restarts == [("ssh.restart", "automation", True)]  # handled once
+    with (
+        worker(server, tmp_path, WORKERS[0]) as log_a,
+        worker(server, tmp_path, WORKERS[1]) as log_b,
+    ):
+        incidents = [
+            wait_incident(db, host, ("resolved", "escalated"), limit=150) for host in victims
+        ]
+        for incident in incidents:
+            assert incident.state == "resolved", incident.reason
+            assert sandbox.health(incident.host) == 200
+            restarts = [a for a in actions(db, incident.id) if a[0] == "ssh.restart"]
+            assert restarts == [("ssh.restart", "automation", True)]  # handled once
 
-            for shard in range(SHARDS):  # each shard's watch deployment ran to completion
-                _wait(
-                    f"a completed watch-{shard} run", lambda s=shard: _completed(ids[f"watch-{s}"])
-                )
+        for shard in range(SHARDS):  # each shard's watch deployment ran to completion
+            completed(server, ids[f"watch-{shard}"])
 
-            # a person's extra recover run for a resolved incident acts on nothing
-            done = incidents[0]
-            before, earlier = actions(db, done.id), {r["id"] for r in _runs(ids["recover"])}
-            run_deployment(server, "recover/recover", incident_id=done.id)
-            extra = _wait("the extra recover run", lambda: _new_final(ids["recover"], earlier))
-            assert extra["state_type"] == "COMPLETED", extra["state_name"]
-            assert actions(db, done.id) == before
-            _wait(
-                "the skip in the extra run's log",
-                lambda: [m for m in _logs(extra["id"]) if "another run has it" in m],
-            )
-            recovers = _runs(ids["recover"])
-            assert len(recovers) >= len(victims) + 1
-            assert all(r["state_type"] == "COMPLETED" for r in recovers), recovers
+        # a person's extra recover run for a resolved incident acts on nothing
+        done = incidents[0]
+        before, earlier = actions(db, done.id), {r["id"] for r in runs(server, ids["recover"])}
+        run_deployment(server, "recover/recover", incident_id=done.id)
+        extra = wait_for(
+            "the extra recover run", lambda: _new_final(server, ids["recover"], earlier)
+        )
+        assert extra["state_type"] == "COMPLETED", extra["state_name"]
+        assert actions(db, done.id) == before
+        wait_for(
+            "the skip in the extra run's log",
+            lambda: [m for m in _logs(server, extra["id"]) if "another run has it" in m],
+        )
+        recovers = runs(server, ids["recover"])
+        assert len(recovers) >= len(victims) + 1
+        assert all(r["state_type"] == "COMPLETED" for r in recovers), recovers
 
-            # each recover run was started by exactly one worker; the pool's runs by both
-            logs = dict(zip(WORKERS, (log_a, log_b), strict=True))
-            names = {r["name"] for r in recovers}
-            started = _wait("the workers' logs of the recover runs", lambda: _started(logs, names))
-            for r in recovers:
-                by = [w for (w, name), n in started.items() if name == r["name"] for _ in range(n)]
-                assert len(by) == 1, (r["name"], by)
-            assert {w for w, _ in started} == set(WORKERS), started
-    finally:
-        for host in victims:
-            sandbox.fault(host, "heal")
+        # each recover run was started by exactly one worker; the pool's runs by both
+        logs = dict(zip(WORKERS, (log_a, log_b), strict=True))
+        names = {r["name"] for r in recovers}
+        started = wait_for("the workers' logs of the recover runs", lambda: _started(logs, names))
+        for r in recovers:
+            by = [w for (w, name), n in started.items() if name == r["name"] for _ in range(n)]
+            assert len(by) == 1, (r["name"], by)
+        assert {w for w, _ in started} == set(WORKERS), started

@@ -143,10 +143,22 @@ def _start_recover(page: Any, incident_id: int) -> str:
     )
     field.get_by_role("spinbutton").fill(str(incident_id))
     _shot(page, "2-custom-run")
-    # the deployment page lists the new run by its name (its "View run" toast shows twice, stacked)
     _submit(page, page.get_by_role("button", name="Submit"), "/create_flow_run")
-    page.get_by_role("link", name=name, exact=True).first.click()
+    _open_listed_run(page, name)
     return name
+
+
+def _open_listed_run(page: Any, name: str) -> None:
+    """The deployment page lists the new run by its name (stacked toasts may repeat it). On a
+    busy machine the list can miss its next poll; the operator reloads, as anyone would."""
+    link = page.get_by_role("link", name=name, exact=True).first
+    for _ in range(4):
+        try:
+            expect(link).to_be_visible(timeout=15_000)
+            break
+        except AssertionError:
+            page.reload()
+    link.click()
 
 
 def _approve(page: Any, comment: str) -> None:
@@ -174,8 +186,9 @@ def _open_report(page: Any, incident_id: int) -> None:
 
 
 def test_operator_recovers_and_approves_in_the_prefect_ui(
-    sandbox: Any, server: dict[str, str], page: Any, tmp_path: Path
+    healthy_sandbox: Any, server: dict[str, str], page: Any, tmp_path: Path
 ):
+    sandbox = healthy_sandbox  # the killed service is started again afterwards
     books, releases = _playbooks(tmp_path)
     config = variant(sandbox, "ui-browser", {"state.path": STATE, "playbooks.dir": str(books)})
     db = sandbox.root / STATE
@@ -214,5 +227,3 @@ def test_operator_recovers_and_approves_in_the_prefect_ui(
     except Exception:
         _shot(page, "failed-here")  # where the UI stood when the test gave up
         raise
-    finally:
-        sandbox.fault(host, "heal")
