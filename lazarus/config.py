@@ -475,17 +475,43 @@ class LogFile(Strict):
         return value
 
 
+class LogJournal(Strict):
+    """One systemd unit's journal, read with journalctl on every host of the service. The SSH
+    user must be allowed to read it (group ``systemd-journal`` or ``adm``)."""
+
+    service: Name
+    unit: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9@:._\\-]*$", max_length=256)
+    directory: str | None = Field(
+        None, description="journal files to read (journalctl --directory); default the system's"
+    )
+    start: Literal["end", "beginning"] = Field(
+        "end", description="where a journal seen for the first time is read from"
+    )
+    lines: int = Field(1000, ge=1, le=100_000, description="entries read per cycle at most")
+
+
+class ErrorSpike(Strict):
+    """How far an error template's rate must rise to be a ``log_error_spike``: the detection
+    ensemble (``detectors.anomaly`` entries matching ``log_error_rate``) must call the bucket
+    unusual, and its count must clear both bounds below (counts are per bucket, a minute)."""
+
+    min_count: int = Field(10, ge=1, description="lines of the template in the bucket, at least")
+    ratio: float = Field(3.0, ge=1.0, description="times its mean over the hour before, at least")
+
+
 class LogSettings(Strict):
     """Service logs tailed every watch cycle (lazarus.logcollect); none configured = none read."""
 
     files: list[LogFile] = []
+    journals: list[LogJournal] = []
     budget: Size = Field(
-        256 * 1024, ge=1024, le=64 << 20, description="bytes read per file per cycle"
+        256 * 1024, ge=1024, le=64 << 20, description="bytes read per file (journal) per cycle"
     )
     max_line: Size = Field(
         4096, ge=64, le=4096, description="longer lines are cut and counted (the miner's limit)"
     )
     warmup: Duration = Field(300.0, description="new templates count only after this long")
+    spike: ErrorSpike = Field(default_factory=ErrorSpike)
 
     @model_validator(mode="after")
     def _line_fits_budget(self) -> LogSettings:

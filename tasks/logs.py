@@ -1,4 +1,4 @@
-"""Logs: tail every configured log file, then turn new error templates into anomalies.
+"""Logs: tail every configured log file, then turn new and spiking error templates into anomalies.
 
 One task per stage, whatever the number of files: the core reads hosts side by side.
 """
@@ -11,7 +11,14 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from lazarus.config import Config
-from lazarus.logcollect import LogBatch, collect, feed, new_error_anomalies, signals_path
+from lazarus.logcollect import (
+    LogBatch,
+    collect,
+    error_spikes,
+    feed,
+    new_error_anomalies,
+    signals_path,
+)
 from lazarus.logmine import LogSignals, state
 from lazarus.model import Anomaly
 from tasks.runtime import open_store
@@ -20,7 +27,7 @@ from tasks.runtime import open_store
 @task(name="collect-logs", cache_policy=NO_CACHE)
 def collect_logs(config: Config) -> LogBatch:
     """New lines of every configured file; a file that fails is logged and recorded, not fatal."""
-    if not config.logs.files:
+    if not config.logs.files and not config.logs.journals:
         return LogBatch(time.time(), [])
     store = open_store(config)
     try:
@@ -30,6 +37,9 @@ def collect_logs(config: Config) -> LogBatch:
     logger = get_run_logger()
     for f in batch.errors:
         logger.warning("log %s on %s not read: %s", f.path, f.host or "-", f.error)
+    for f in batch.files:
+        if f.restarted:
+            logger.warning("log %s on %s: %s", f.path, f.host, f.restarted)
     behind = [f"{f.path}@{f.host}" for f in batch.files if f.behind]
     logger.info(
         "read %d lines (%d bytes, %d cut) from %d files%s",
@@ -44,8 +54,9 @@ def collect_logs(config: Config) -> LogBatch:
 
 @task(name="log-anomalies", cache_policy=NO_CACHE)
 def log_anomalies(config: Config, batch: LogBatch) -> list[Anomaly]:
-    """Feed the batch to the log signals kept between cycles; new error templates -> anomalies."""
-    if not any(f.lines for f in batch.files):
+    """Feed the batch to the log signals kept between cycles; new error templates and error
+    templates whose rate spiked -> anomalies (every cycle: a bucket completes without lines too)."""
+    if not batch.files:
         return []
     path = signals_path(config)
     signals = state.load(LogSignals, path)
@@ -53,6 +64,19 @@ def log_anomalies(config: Config, batch: LogBatch) -> list[Anomaly]:
     feed(signals, batch)
     anomalies = new_error_anomalies(signals, batch)
     state.save(signals, path)
+    anomalies += _error_spikes(config, signals, batch)
     for anomaly in anomalies:
         get_run_logger().warning("anomaly %s: %s", anomaly.fingerprint, anomaly.summary)
     return anomalies
+
+
+def _error_spikes(config: Config, signals: LogSignals, batch: LogBatch) -> list[Anomaly]:
+    """Spike detection, fenced: a fault in it is logged and must not cost the other verdicts."""
+    store = open_store(config)
+    try:
+        return error_spikes(signals, batch, store, config)
+    except Exception:
+        get_run_logger().exception("log error-rate detection failed this cycle")
+        return []
+    finally:
+        store.close()

@@ -1,8 +1,9 @@
-"""One collection cycle over every configured log file: which files, read by whom, into a batch.
+"""One collection cycle over every configured log file and journal: which, read by whom, into a
+batch.
 
-Each (host, file) is read on its own: an unreachable host or a missing file is logged and
-recorded against that file, and every other file is still read. Hosts are read side by side
-(one thread per host, its files one after another), so a cycle costs the slowest host.
+Each (host, file) and (host, journal unit) is read on its own: an unreachable host or a missing
+file is logged and recorded against it, and every other one is still read. Hosts are read side
+by side (one thread per host, its files one after another), so a cycle costs the slowest host.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from lazarus.config import Config, Host, LogFile, SshSettings
+from lazarus.config import Config, Host, LogFile, LogJournal, SshSettings
 from lazarus.errors import LazarusError
-from lazarus.logcollect.offsets import Offsets
+from lazarus.logcollect import journal
+from lazarus.logcollect.offsets import JournalCursors, Offsets
 from lazarus.logcollect.tail import (
     LocalReader,
     Reader,
@@ -36,7 +38,8 @@ _WORKERS = 8
 
 @dataclass(frozen=True)
 class FileLines:
-    """What one cycle read from one file of one service instance."""
+    """What one cycle read from one file (or journal: ``journal:<unit>``) of one service
+    instance; ``restarted`` says why reading started again (a journal cursor that was lost)."""
 
     host: str
     service: str
@@ -49,6 +52,7 @@ class FileLines:
     truncated: bool = False
     behind: bool = False
     error: str = ""
+    restarted: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,23 @@ def _targets(config: Config, services: set[str]) -> list[_Target]:
     return out
 
 
+@dataclass(frozen=True)
+class _JournalTarget:
+    journal: LogJournal
+    host: Host
+
+
+def _journal_targets(config: Config, services: set[str]) -> list[_JournalTarget]:
+    """(journal, host) pairs to read: each host of the journal's service."""
+    inventory = config.inventory
+    return [
+        _JournalTarget(spec, host)
+        for spec in config.logs.journals
+        if spec.service in services
+        for host in inventory.hosts_of(inventory.service(spec.service))
+    ]
+
+
 def ssh_settings(config: Config) -> SshSettings:
     """The inventory's SSH settings with an output cap that fits one cycle's budget.
 
@@ -108,20 +129,23 @@ def ssh_settings(config: Config) -> SshSettings:
 
 
 def collect(config: Config, store: Store, clock: Callable[[], float] = time.time) -> LogBatch:
-    """Read every configured file's new lines, advancing and persisting each cursor."""
-    offsets = Offsets(store)
+    """Read every configured file's and journal's new lines, advancing and persisting each
+    cursor."""
+    offsets, cursors = Offsets(store), JournalCursors(store)
     at = clock()
     known = {s.name for s in config.inventory.services}
+    unknown = [(f.service, f.path, f.format) for f in config.logs.files]
+    unknown += [(j.service, _journal_path(j), journal.FORMAT) for j in config.logs.journals]
     files = [
-        FileLines(
-            "", f.service, f.path, f.format, [], error=f"no service {f.service!r} in inventory"
-        )
-        for f in config.logs.files
-        if f.service not in known
+        FileLines("", service, path, fmt, [], error=f"no service {service!r} in inventory")
+        for service, path, fmt in unknown
+        if service not in known
     ]
-    groups: dict[tuple[str, bool], list[_Target]] = {}
+    groups: dict[tuple[str, bool], list[_Target | _JournalTarget]] = {}
     for target in _targets(config, known):
         groups.setdefault((target.host, target.ssh_host is None), []).append(target)
+    for source in _journal_targets(config, known):
+        groups.setdefault((source.host.name, False), []).append(source)
     if not groups:
         return LogBatch(at, files)
     ssh, local = ssh_settings(config), LocalReader()
@@ -130,12 +154,18 @@ def collect(config: Config, store: Store, clock: Callable[[], float] = time.time
         ThreadPoolExecutor(min(_WORKERS, len(groups))) as pool,
     ):
 
-        def read_group(group: list[_Target]) -> list[FileLines]:
-            host = group[0].ssh_host
+        def read_group(group: list[_Target | _JournalTarget]) -> list[FileLines]:
+            first = group[0]
+            host = first.host if isinstance(first, _JournalTarget) else first.ssh_host
             reader: Reader = (
                 SshReader(executor, host, ssh.output_limit, ssh.command_timeout) if host else local
             )
-            return [_read(t, reader, offsets, config, at) for t in group]
+            return [
+                _read_journal(t, executor, cursors, config, at, ssh.command_timeout)
+                if isinstance(t, _JournalTarget)
+                else _read(t, reader, offsets, config, at)
+                for t in group
+            ]
 
         files += [f for group in pool.map(read_group, groups.values()) for f in group]
     return LogBatch(at, files)
@@ -169,6 +199,49 @@ def _read(
         rotated=result.rotated,
         truncated=result.truncated,
         behind=result.behind,
+    )
+
+
+def _journal_path(spec: LogJournal) -> str:
+    return f"journal:{spec.unit}"
+
+
+def _read_journal(
+    target: _JournalTarget,
+    executor: SshExecutor,
+    cursors: JournalCursors,
+    config: Config,
+    at: float,
+    timeout: float,
+) -> FileLines:
+    spec, host = target.journal, target.host.name
+    base = FileLines(host, spec.service, _journal_path(spec), journal.FORMAT, [])
+    reader = journal.JournalReader(
+        executor, target.host, spec.unit, directory=spec.directory, timeout=timeout
+    )
+    try:
+        result = journal.read_journal(
+            reader,
+            cursors.get(host, spec.unit),
+            lines=spec.lines,
+            max_line=config.logs.max_line,
+            start=spec.start,
+        )
+    except (LazarusError, OSError, ValueError) as exc:
+        error = str(exc) or type(exc).__name__
+        log.warning("journal of %s on %s not read: %s", spec.unit, host, error)
+        cursors.fail(host, spec.unit, error, at)
+        return replace(base, error=error)
+    if result.restarted:
+        log.warning("journal of %s on %s: %s", spec.unit, host, result.restarted)
+    cursors.save(host, spec.unit, result.cursor, bool(result.restarted), at)
+    return replace(
+        base,
+        lines=result.lines,
+        read=result.read,
+        cut=result.cut,
+        behind=result.behind,
+        restarted=result.restarted,
     )
 
 

@@ -1,4 +1,4 @@
-"""Where each (host, path) was read up to, kept in the store beside the incidents.
+"""Where each (host, path) and each (host, journal unit) was read up to, kept in the store.
 
 A row keeps the cursor (inode, byte offset, mid-cut-line flag), the lines cut so far, and the
 last error, so a file that stopped being readable shows why without anyone reading task logs.
@@ -88,3 +88,69 @@ def _state(row: tuple) -> FileState:
     host, path, inode, pos, skipping, cut, error, at = row
     cursor = Cursor(int(inode), int(pos), bool(skipping)) if inode is not None else None
     return FileState(host, path, cursor, int(cut), error, float(at))
+
+
+_JOURNAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS journal_cursors (
+    host TEXT NOT NULL, unit TEXT NOT NULL, cursor TEXT, restarts INTEGER NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '', at REAL NOT NULL, PRIMARY KEY (host, unit)
+)
+"""
+
+
+@dataclass(frozen=True)
+class JournalState:
+    """One unit's row: its cursor (None until first read, '' = from the oldest entry), how often
+    its cursor was lost and reading started again, last error."""
+
+    host: str
+    unit: str
+    cursor: str | None
+    restarts: int
+    error: str
+    at: float
+
+
+class JournalCursors:
+    """journalctl cursors per (host, unit) in the store's own table, as :class:`Offsets`."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        with store.transaction() as db:
+            db.execute(_JOURNAL_SCHEMA)
+
+    def get(self, host: str, unit: str) -> str | None:
+        with self.store.transaction() as db:
+            row = db.execute(
+                "SELECT cursor FROM journal_cursors WHERE host=? AND unit=?", (host, unit)
+            ).fetchone()
+        return row[0] if row else None
+
+    def save(self, host: str, unit: str, cursor: str, restarted: bool, at: float) -> None:
+        """Store where reading resumes; a successful read clears the last error."""
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO journal_cursors (host, unit, cursor, restarts, error, at)"
+                " VALUES (?,?,?,?,'',?) ON CONFLICT (host, unit) DO UPDATE SET"
+                " cursor=excluded.cursor, restarts=journal_cursors.restarts+excluded.restarts,"
+                " error='', at=excluded.at",
+                (host, unit, cursor, int(restarted), at),
+            )
+
+    def fail(self, host: str, unit: str, error: str, at: float) -> None:
+        """Record why a journal could not be read; its cursor stays where it was."""
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO journal_cursors (host, unit, error, at) VALUES (?,?,?,?)"
+                " ON CONFLICT (host, unit) DO UPDATE SET error=excluded.error, at=excluded.at",
+                (host, unit, error, at),
+            )
+
+    def status(self) -> list[JournalState]:
+        """Every journal ever read, by host and unit."""
+        with self.store.transaction() as db:
+            rows = db.execute(
+                "SELECT host, unit, cursor, restarts, error, at FROM journal_cursors"
+                " ORDER BY host, unit"
+            ).fetchall()
+        return [JournalState(h, u, c, int(r), e, float(a)) for h, u, c, r, e, a in rows]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from lazarus.config import Config, LogSettings
+from lazarus.config import AnomalySettings, Config, LogSettings
 from lazarus.logcollect import LogBatch, Offsets, collect
 from lazarus.store import Store
 
@@ -209,3 +209,92 @@ def test_new_error_template_after_a_fault_becomes_a_log_new_error_anomaly(
     assert hosts == set(HOSTS)
     _, again = log_cycle()  # the same template is not news twice
     assert again == []
+
+
+def test_a_burst_of_error_lines_becomes_one_log_error_spike(config: Config, tmp_path: Path) -> None:
+    """Minute buckets on a stepped clock over the real sshd: a template web-2 logs now and then
+    learns its rate; 40 lines of it in one minute open one spike, steady traffic opens none."""
+    from lazarus.logcollect import error_spikes, feed
+    from lazarus.logmine import LogSignals
+
+    rate = AnomalySettings(series="log_error_rate", warmup=20, season=None)
+    detectors = config.detectors.model_copy(update={"anomaly": [rate]})
+    tuned = config.model_copy(update={"detectors": detectors})
+    files = [{"service": "web", "path": f"{tmp_path}/{{host}}.log", "format": "<Level> <Content>"}]
+    tailer = Tailer(tuned, tmp_path, files=files)
+    signals = LogSignals()
+    refused = "ERROR upstream db connection refused after 3 retries\n"
+    t0 = 1_700_000_040.0
+    found = []
+    try:
+        for minute in range(40):
+            for host in HOSTS:
+                tailer.append(
+                    host,
+                    "".join(f"INFO GET /health 200 in {minute % 7 + i} ms\n" for i in range(5)),
+                )
+            if minute % 9 == 4:
+                tailer.append("web-2", refused)
+            if minute == 34:
+                tailer.append("web-2", refused * 40)
+            batch = collect(tailer.config, tailer.store, clock=lambda at=t0 + minute * 60 + 1: at)
+            assert batch.errors == []
+            feed(signals, batch)
+            found += [
+                (minute, a) for a in error_spikes(signals, batch, tailer.store, tailer.config)
+            ]
+    finally:
+        tailer.close()
+    assert [(m, a.host, a.symptom) for m, a in found] == [(35, "web-2", "log_error_spike")]
+    assert "40/min" in found[0][1].summary and "connection refused" in found[0][1].summary
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_watch_log_stage_reports_a_log_error_spike(healthy_sandbox: Any) -> None:
+    """Through the Prefect tasks on real time: the signals are seeded with one-second buckets
+    (the bucket size is part of their saved state), so a minute of history takes seconds."""
+    from prefect import flow
+
+    from lazarus.config import load_config
+    from lazarus.logcollect import signals_path
+    from lazarus.logmine import LogSignals, state
+    from tasks.logs import collect_logs, log_anomalies
+    from tests.e2e.conftest import variant
+
+    sandbox = healthy_sandbox
+    state_dir = sandbox.root / "state" / "logspike"
+    shutil.rmtree(state_dir, ignore_errors=True)
+    files = [{"service": "web", "path": f"{sandbox.root}/hosts/{{host}}/web.log"}]
+    rate = {"series": "log_error_rate", "warmup": 10, "season": None}
+    path = variant(
+        sandbox,
+        "logspike",
+        {
+            "state.path": f"{state_dir}/lazarus.db",
+            "logs": {"files": files, "warmup": "1h"},  # no log_new_error in this test
+            "detectors.anomaly": [rate],
+        },
+    )
+    config = load_config(path)
+    state.save(LogSignals(bucket_s=1.0), signals_path(config))
+
+    @flow(name="log-spike-cycle")
+    def log_cycle() -> list:
+        return log_anomalies(config, collect_logs(config))
+
+    def refused(times: int) -> None:
+        with (sandbox.host_dir("web-2") / "web.log").open("a") as f:
+            f.write("ERROR upstream db connection refused after 3 retries\n" * times)
+
+    found = []
+    for i in range(8):  # history: the template now and then
+        if i in (2, 5):
+            refused(1)
+        found += log_cycle()
+        time.sleep(0.5)
+    refused(40)
+    for _ in range(6):  # the burst's bucket completes within a cycle or two
+        found += log_cycle()
+        time.sleep(0.5)
+    assert [(a.host, a.service, a.symptom) for a in found] == [("web-2", "web", "log_error_spike")]
+    assert "connection refused" in found[0].summary

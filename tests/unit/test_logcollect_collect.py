@@ -116,5 +116,5 @@ def test_public_face_is_exactly_all() -> None:
     import lazarus.logcollect as logcollect
 
     public = {n for n in dir(logcollect) if not n.startswith("_")}
-    incidental = {"anomalies", "cycle", "offsets", "tail", "annotations"}
+    incidental = {"anomalies", "cycle", "journal", "offsets", "rates", "tail", "annotations"}
     assert set(logcollect.__all__) == public - incidental
