@@ -411,6 +411,12 @@ class AllowedCommand(Strict):
         )
 
 
+class DiagnoseSettings(Strict):
+    """Diagnosis beyond the shipped signatures: a classifier learnt from confirmed causes."""
+
+    model: str | None = Field(None, description="a model from `lazarus diagnose train` (.npz)")
+
+
 class PlaybookSettings(Strict):
     """Where playbooks live (lazarus.playbooks) and the safety limits around them."""
 
@@ -531,6 +537,7 @@ class Config(Strict):
     prefect: Prefect = Field(default_factory=Prefect)
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
+    diagnose: DiagnoseSettings = Field(default_factory=DiagnoseSettings)
     base_dir: Path = Field(Path("."), exclude=True)
 
     def path(self, value: str) -> Path:

@@ -15,6 +15,8 @@ from prefect.cache_policies import NO_CACHE
 from lazarus.config import Config
 from lazarus.diagnose import Change, Diagnosis
 from lazarus.diagnose import diagnose as diagnose_incident
+from lazarus.diagnose.diagnosis import configured_model
+from lazarus.errors import ConfigError
 from lazarus.logmine.signals import TemplateActivity
 from lazarus.model import Incident
 from tasks.runtime import open_store
@@ -27,13 +29,22 @@ def diagnose(
     lines: Sequence[tuple[str, str, str] | TemplateActivity] = (),
     changes: Sequence[Change] = (),
 ) -> Diagnosis:
-    """The ranked causes of ``incident`` from the store's incidents, the config's graph, logs."""
+    """The ranked causes of ``incident`` from the store's incidents, the config's graph, logs
+    and classifier. A model that cannot be read is logged and left out: recovery goes on."""
+    logger = get_run_logger()
+    try:
+        model = configured_model(config)
+    except ConfigError as error:
+        logger.error("diagnosis without the classifier: %s", error)
+        model = None
     store = open_store(config)
     try:
-        result = diagnose_incident(store, config, incident, lines=lines, changes=changes)
+        result = diagnose_incident(
+            store, config, incident, lines=lines, changes=changes, model=model
+        )
     finally:
         store.close()
-    get_run_logger().info("incident #%d: %s", incident.id, result.text)
+    logger.info("incident #%d: %s", incident.id, result.text)
     return result
 
 

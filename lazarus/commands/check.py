@@ -29,6 +29,12 @@ def run(args: argparse.Namespace) -> int:
         books = load_dir(folder)
     except ConfigError as error:
         return print_errors(error)
+    from lazarus.diagnose.diagnosis import configured_model
+
+    try:
+        configured_model(config)
+    except ConfigError as error:
+        return print_errors(error)
     if not books:
         print(f"warning: no playbooks in {folder}: incidents are notified, never remediated",
               file=sys.stderr)  # fmt: skip

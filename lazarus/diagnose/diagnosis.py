@@ -10,10 +10,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from lazarus.config import Config
+from lazarus.diagnose.classifier import Classifier
 from lazarus.diagnose.evidence import Change, Evidence, gather
 from lazarus.diagnose.graph import DependencyGraph
 from lazarus.diagnose.rank import Cause, rank
 from lazarus.diagnose.signatures import Signature, load_signatures
+from lazarus.errors import ConfigError
 from lazarus.logmine.signals import TemplateActivity
 from lazarus.model import Incident
 from lazarus.store import Store
@@ -85,11 +87,26 @@ def diagnose(
     lines: Iterable[tuple[str, str, str] | TemplateActivity] = (),
     changes: Iterable[Change] = (),
     signatures: Sequence[Signature] | None = None,
+    model: Classifier | None = None,
 ) -> Diagnosis:
-    """Rank the probable causes of ``incident`` (signatures default to the shipped set)."""
+    """Rank the probable causes of ``incident`` (signatures default to the shipped set; a
+    ``model``, e.g. :func:`configured_model`, adds the learnt causes)."""
     evidence = gather(store, config, incident, lines=lines, changes=changes)
     signatures = load_signatures() if signatures is None else signatures
-    return Diagnosis(incident, rank(evidence, DependencyGraph.of(config), signatures), evidence)
+    causes = rank(evidence, DependencyGraph.of(config), signatures, model)
+    return Diagnosis(incident, causes, evidence)
+
+
+def configured_model(config: Config) -> Classifier | None:
+    """The classifier the config names in ``diagnose.model``, if any; ConfigError naming the
+    field when that file is missing or no model."""
+    if not config.diagnose.model:
+        return None
+    path = config.path(config.diagnose.model)
+    try:
+        return Classifier.load(path)
+    except ConfigError as error:
+        raise ConfigError(error.reason, path=str(path), field="diagnose.model") from None
 
 
 def _md(text: str) -> str:

@@ -24,6 +24,9 @@ signature causes (``oom``, ``disk_full``, ``dependency_refused``, ``fd_exhausted
     a release, 0.8 times that for any other change.
 ``local_fault`` (target: the incident's target)
     the floor, always present: 0.3; 0.4 when the service has peers and none of them fails.
+learnt causes (any name the labelled history used; :mod:`.classifier`)
+    with a trained model, its top causes at their probability, capped at 0.7; the target is that
+    of the strongest other support of the same cause, else the incident's target.
 
 Causes sort by confidence (rounded to three places), then by name and target.
 """
@@ -35,7 +38,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from lazarus.diagnose.classifier import Classifier
 from lazarus.diagnose.evidence import Evidence, LogLine
+from lazarus.diagnose.features import of_evidence, relevant
 from lazarus.diagnose.graph import DependencyGraph
 from lazarus.diagnose.signatures import Signature
 from lazarus.model import Incident
@@ -65,9 +70,12 @@ class _Support(NamedTuple):
 
 
 def rank(
-    evidence: Evidence, graph: DependencyGraph, signatures: Sequence[Signature]
+    evidence: Evidence,
+    graph: DependencyGraph,
+    signatures: Sequence[Signature],
+    model: Classifier | None = None,
 ) -> list[Cause]:
-    """Every supported cause, most probable first."""
+    """Every supported cause, most probable first; ``model`` adds the learnt causes."""
     supports = [
         *_dependencies(evidence, graph),
         *_host(evidence),
@@ -76,6 +84,8 @@ def rank(
         *_changes(evidence),
         _local(evidence),
     ]
+    if model is not None:
+        supports += _learnt(evidence, graph, model, supports)
     grouped: dict[tuple[str, str], list[_Support]] = {}
     for support in supports:
         grouped.setdefault((support.name, support.target), []).append(support)
@@ -140,10 +150,11 @@ def _peers(ev: Evidence) -> Iterator[_Support]:
 
 
 def _weight(incident: Incident, line: LogLine) -> float:
-    """How much a line speaks for this incident: 0 = not at all (another host's line)."""
-    if line.host == incident.host:
-        return 1.0 if line.service in (incident.service, "") else 0.7
-    return 1.0 if not line.host and line.service == incident.service else 0.0
+    """How much a line speaks for this incident: 0 = not at all (another host's line), 0.7 for
+    another service's line on its host."""
+    if not relevant(incident, line):
+        return 0.0
+    return 1.0 if line.service in (incident.service, "") or line.host != incident.host else 0.7
 
 
 def _signatures(
@@ -196,6 +207,14 @@ def _local(ev: Evidence) -> _Support:
         text = f"confined to {ev.incident.host}: its {len(ev.peers)} peer host(s) are healthy"
         return _Support("local_fault", ev.incident.target, 0.4, text)
     return _Support("local_fault", ev.incident.target, 0.3, "the target itself (the default)")
+
+
+def _learnt(
+    ev: Evidence, graph: DependencyGraph, model: Classifier, found: list[_Support]
+) -> Iterator[_Support]:
+    strongest = {s.name: s.target for s in sorted(found, key=lambda s: s.p)}
+    for name, p, text in model.supports(of_evidence(ev, graph)):
+        yield _Support(name, strongest.get(name, ev.incident.target), p, text)
 
 
 def _onset(other: Incident, onset: float) -> str:
