@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lazarus.detect.clean import running
+
 LOG_LOW, LOG_HIGH, PER_DECADE = -2, 3, 16
 BINS = (LOG_HIGH - LOG_LOW) * PER_DECADE + 2
 BLOCK = 64
@@ -42,9 +44,12 @@ class TailRank:
 
     def update(self, rows: np.ndarray, valid: np.ndarray) -> np.ndarray:
         """``(time x series)`` feature values -> surprise per point (0 at gaps / in warm-up)."""
-        out = np.zeros(rows.shape)
+        out = np.empty(rows.shape)
         # Flat position in ``above`` of each value's bin (counted from the top bin down).
-        index = (BINS - 1 - bin_of(rows)) * len(self.columns) + self.columns
+        n = len(self.columns)
+        index = bin_of(rows)
+        index *= -n
+        index += (BINS - 1) * n + self.columns
         start = 0
         while start < len(rows):
             stop = min(len(rows), start + BLOCK - self.seen % BLOCK)
@@ -59,18 +64,23 @@ class TailRank:
     def _rank(self, index: np.ndarray, valid: np.ndarray) -> np.ndarray:
         k = self.above[-1]
         logs = _log_table(int(k.max(initial=0)) + 1)  # log10(n + 1) / 4 by lookup, not per point
-        surprise = logs[k] - logs[np.take(self.above, index)]
-        if valid.all() and k.min(initial=0) >= self.warmup:
-            return surprise
-        return np.where(valid & (k >= self.warmup), surprise, 0.0)
+        surprise = np.take(logs, k) - np.take(logs, np.take(self.above, index))
+        if k.min(initial=0) < self.warmup:
+            return np.where(valid & (k >= self.warmup), surprise, 0.0)
+        if not valid.all():
+            surprise[~valid] = 0.0
+        return surprise
 
     def _merge(self) -> None:
-        index = np.vstack([i for i, _ in self.pending])
-        valid = np.vstack([v for _, v in self.pending])
-        if not valid.all():
-            index = index[valid]
-        counts = np.bincount(index.ravel(), minlength=self.above.size).reshape(self.above.shape)
-        self.above += np.cumsum(counts, axis=0, dtype=np.int32)
+        if len(self.pending) == 1:
+            (index, valid), self.pending = self.pending[0], []
+        else:
+            index = np.vstack([i for i, _ in self.pending])
+            valid = np.vstack([v for _, v in self.pending])
+        counts = np.bincount(index.ravel(), minlength=self.above.size)
+        if not valid.all():  # gaps are rare: count them, then take them out again
+            np.subtract.at(counts, index[~valid], 1)
+        self.above += running(np.add, counts.astype(np.int32).reshape(self.above.shape))
         self.pending = []
 
 
@@ -80,6 +90,8 @@ _LOGS = np.zeros(1, dtype=np.float32)
 def _log_table(size: int) -> np.ndarray:
     """``log10(n + 1) / 4`` for n < size, grown geometrically and shared by every TailRank."""
     global _LOGS
-    if len(_LOGS) < size:
-        _LOGS = (np.log10(np.arange(1, 2 * size + 1, dtype=np.float64)) / 4.0).astype(np.float32)
-    return _LOGS
+    table = _LOGS  # one read: another thread may swap in a (smaller) table meanwhile
+    if len(table) < size:
+        table = (np.log10(np.arange(1, 2 * size + 1, dtype=np.float64)) / 4.0).astype(np.float32)
+        _LOGS = table
+    return table

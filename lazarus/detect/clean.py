@@ -44,16 +44,51 @@ class Carry:
         self.last = np.full(n_series, np.nan)
 
     def fill(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(time x series)`` rows -> (gap-free rows, mask of points that were real values)."""
+        """``(time x series)`` rows -> (gap-free rows, mask of points that were real values).
+
+        Gaps are rare in practice, so only the time steps that hold one are touched (a copy,
+        then a forward fill step by step over just those rows)."""
         valid = np.isfinite(rows)
         if valid.all():
             filled = rows
         else:
-            seed = np.where(np.isfinite(self.last), self.last, 0.0)
-            index = np.where(valid, np.arange(1, len(rows) + 1)[:, None], 0)
-            np.maximum.accumulate(index, axis=0, out=index)
-            padded = np.vstack([seed[None, :], np.where(valid, rows, 0.0)])
-            filled = np.take_along_axis(padded, index, axis=0)
+            filled = np.array(rows, order="C")
+            previous = np.where(np.isfinite(self.last), self.last, 0.0)
+            for t in np.flatnonzero(~valid.all(axis=1)):
+                gaps = np.flatnonzero(~valid[t])
+                filled[t, gaps] = previous[gaps] if t == 0 else filled[t - 1, gaps]
         if len(rows):
             self.last = np.where(valid.any(axis=0), filled[-1], self.last)
         return filled, valid
+
+
+NARROW = 64  # fewer series than this: numpy's own accumulate is faster than a loop over rows
+
+
+def running(ufunc: np.ufunc, rows: np.ndarray) -> np.ndarray:
+    """``ufunc.accumulate(rows, axis=0)`` in place, one contiguous row at a time when wide.
+
+    The same values in the same order as numpy's accumulate (so bit for bit the same result),
+    but numpy walks a ``(time x series)`` block column by column there, ~8x slower at 10,000
+    series than this loop over rows (for a few series numpy's walk is the faster one).
+    """
+    if rows.ndim < 2 or rows.shape[1] < NARROW:
+        return ufunc.accumulate(rows, axis=0, out=rows)
+    for t in range(1, len(rows)):
+        ufunc(rows[t - 1], rows[t], out=rows[t])
+    return rows
+
+
+TILE = 512  # series per tile of a transposing copy: 64 steps x 512 fits in L2 cache
+
+
+def transpose_into(dst: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """``dst[...] = src.T`` in tiles along the longer (series) axis: a plain transposing copy
+    of a 10,000-series block misses the cache on nearly every element (~5x slower)."""
+    if src.shape[0] >= src.shape[1]:
+        for s in range(0, src.shape[0], TILE):
+            dst[:, s : s + TILE] = src[s : s + TILE].T
+    else:
+        for s in range(0, src.shape[1], TILE):
+            dst[s : s + TILE] = src[:, s : s + TILE].T
+    return dst

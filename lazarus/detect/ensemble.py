@@ -18,6 +18,8 @@ need no per-series tuning; see bench/README.md for the score.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -25,12 +27,13 @@ import numpy as np
 
 from lazarus.config import AnomalySettings
 from lazarus.detect.calibrate import TailRank
-from lazarus.detect.clean import Carry, as_block
+from lazarus.detect.clean import Carry, as_block, running, transpose_into
 from lazarus.detect.ewm import SETTLE, Ewm, MovingMean
 from lazarus.detect.seasonal import Seasonal
 from lazarus.detect.suppress import Suppressor
 
 RECORD_TOLERANCE = 1e-9  # a "record" by float rounding (a repeating cycle) is no record
+PARALLEL = 1 << 18  # points in one update from which a second thread is worth starting
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,9 @@ class Scores:
 class Ensemble:
     """Stateful scorer for a fixed set of series; feed it blocks of new points in time order.
 
-    The state is plain numpy arrays: pickle the object to keep it between watch runs.
+    The state is plain numpy arrays: pickle the object to keep it between watch runs. A large
+    block (a backtest, a first load) runs the seasonal view on a second thread; the scores are
+    the same bit for bit either way.
     """
 
     def __init__(self, n_series: int, params: EnsembleParams | None = None):
@@ -100,60 +105,110 @@ class Ensemble:
             raise ValueError(f"expected {self.n_series} series, got {block.shape[0]}")
         score = np.empty(block.shape)
         evidence = np.empty(block.shape, dtype=np.float32)
-        for start in range(0, block.shape[1], self.params.chunk):
-            stop = start + self.params.chunk
-            found, speaking = self._rows(block[:, start:stop].T)
-            # The say-it-once memory also sees the warm-up, so its end is not a fresh episode.
-            said = self.suppressor.update(found)
-            evidence[:, start:stop] = (found * speaking).T
-            score[:, start:stop] = (said * speaking).T
+        # numpy frees the GIL inside its loops, so a second core can take the seasonal view.
+        parallel = self.seasonal is not None and block.size >= PARALLEL
+        with ThreadPoolExecutor(1) if parallel else nullcontext() as helper:
+            for start in range(0, block.shape[1], self.params.chunk):
+                stop = start + self.params.chunk
+                # One time step per contiguous row: every detector below steps through time.
+                part = block[:, start:stop]
+                raw = transpose_into(np.empty(part.shape[::-1]), part)
+                found, speaking = self._rows(raw, helper)
+                # The say-it-once memory also sees the warm-up: its end is not a fresh episode.
+                said = self.suppressor.update(found)
+                if speaking is not None:
+                    found *= speaking
+                    said *= speaking
+                transpose_into(evidence[:, start:stop], found)
+                transpose_into(score[:, start:stop], said)
         return Scores(score, evidence, score >= self.params.threshold)
 
-    def _rows(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Evidence for ``(time x series)`` raw rows, and where the warm-up is over."""
+    def _rows(
+        self, raw: np.ndarray, helper: ThreadPoolExecutor | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Evidence for ``(time x series)`` raw rows, and where the warm-up is over (None:
+        everywhere). ``helper`` (if any) runs the seasonal view on a second thread."""
         rows, valid = self.carry.fill(raw)
-        count = self.count + np.cumsum(valid, axis=0)
+        before = self.count
+        whole = bool(valid.all())
+        # Valid points so far, at each point (only built when gaps or the warm-up need it).
+        count = None if whole else before + running(np.add, valid.astype(np.int64))
         if len(rows):
-            self.count = count[-1]
+            self.count = before + len(rows) if whole else count[-1]
+        speaking = None
+        if len(rows) and (before <= self.params.warmup).any():
+            if count is None:
+                count = before + np.arange(1, len(rows) + 1)[:, None]
+            speaking = count > self.params.warmup
         z, steps = self.level.update(rows, valid)
-        features = [z, self.moving.update(z)]
-        if self.seasonal:
-            features.append(self.seasonal_moving.update(self.seasonal.update(rows, valid, steps)))
-        top1 = np.zeros(rows.shape)
+        if self.seasonal and helper:  # its own state only: it may run beside the level views
+            seasonal = helper.submit(self._seasonal, rows, valid, steps)
+        # The running largest and second largest surprise (every surprise is >= 0; the order
+        # of folding does not matter).
+        top1 = self.ranks[0].update(z, valid)
         top2 = np.zeros(rows.shape)
-        for rank, feature in zip(self.ranks, features, strict=True):
-            _top2(top1, top2, rank.update(feature, valid))
-        for record in self._records(rows, valid, count):
-            _top2(top1, top2, record)
+        _top2(top1, top2, self.ranks[1].update(self.moving.update(z), valid))
+        self._records(rows, valid, before, count, top1, top2)
+        if self.seasonal:
+            surprise = seasonal.result() if helper else self._seasonal(rows, valid, steps)
+            _top2(top1, top2, surprise)
         top1 += top2
         top1 *= 0.5
-        return np.clip(top1, 0.0, 1.0, out=top1), count > self.params.warmup
+        return np.clip(top1, 0.0, 1.0, out=top1), speaking
 
-    def _records(self, rows: np.ndarray, valid: np.ndarray, count: np.ndarray) -> list:
-        """Surprise of new all-time highs and lows: ``log10(points so far) / 4``.
+    def _seasonal(self, rows: np.ndarray, valid: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        """Surprise of the smoothed seasonal residual z."""
+        z = self.seasonal_moving.update(self.seasonal.update(rows, valid, steps))
+        return self.ranks[2].update(z, valid)
+
+    def _records(
+        self,
+        rows: np.ndarray,
+        valid: np.ndarray,
+        before: np.ndarray,
+        count: np.ndarray | None,
+        top1: np.ndarray,
+        top2: np.ndarray,
+    ) -> None:
+        """Fold the surprise of new all-time highs and lows, ``log10(points so far) / 4``, into
+        the running top two.
 
         A value counts as a record only if it beats the old one by more than float rounding.
+        Records are rare, so only the points that beat the old extreme at all are looked at.
+        A gap's stand-in (the last real value) can never beat the extremes, except before a
+        series' first value: only then are gaps masked.
         """
-        out = []
-        for sign in (1.0, -1.0):
-            signed = rows * sign
-            if not valid.all():
-                signed = np.where(valid, signed, -np.inf)
-            state = self.high if sign > 0 else -self.low
-            best = np.maximum.accumulate(np.vstack([state, signed]), axis=0)
-            before = best[:-1]
-            with np.errstate(invalid="ignore"):  # -inf before the first value
-                record = signed > before + RECORD_TOLERANCE * np.abs(before)
-            record &= np.isfinite(before) & (count > SETTLE)
-            where = np.nonzero(record)
-            surprise = np.zeros(rows.shape)
-            surprise[where] = np.log10(count[where]) / 4.0
-            out.append(surprise)
-            if sign > 0:
-                self.high = best[-1]
+        masked = not valid.all() and not np.isfinite(self.high).all()
+        for rising in (True, False):
+            state, extreme = (self.high, np.maximum) if rising else (self.low, np.minimum)
+            signed = np.where(valid, rows, -np.inf if rising else np.inf) if masked else rows
+            last = extreme.reduce(signed, axis=0)
+            extreme(last, state, out=last)
+            # Only the series whose extreme moved in this block can hold a record.
+            moved = np.flatnonzero(last != state)
+            if rising:
+                self.high = last
             else:
-                self.low = -best[-1]
-        return out
+                self.low = last
+            if not len(moved):
+                continue
+            best = np.empty((len(rows) + 1, len(moved)))
+            best[0] = state[moved]
+            best[1:] = signed[:, moved]
+            running(extreme, best)
+            t, c = np.nonzero(best[1:] != best[:-1])
+            s = moved[c]
+            old, new = best[t, c], signed[t, s]
+            slack = RECORD_TOLERANCE * np.abs(old)
+            with np.errstate(invalid="ignore"):  # -inf before the first value
+                record = new > old + slack if rising else new < old - slack
+            n = before[s] + t + 1 if count is None else count[t, s]
+            record &= np.isfinite(old) & (n > SETTLE)
+            t, s = t[record], s[record]
+            surprise = np.log10(n[record]) / 4.0
+            high = top1[t, s]
+            top2[t, s] = np.maximum(top2[t, s], np.minimum(high, surprise))
+            top1[t, s] = np.maximum(high, surprise)
 
 
 def _top2(top1: np.ndarray, top2: np.ndarray, value: np.ndarray) -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lazarus.detect.clean import running
+
 TINY = 1e-9
 SETTLE = 10  # points before a scale is trusted: z from 2 or 3 points is noise
 RELATIVE = 1e-6  # scale floor relative to the level: a series that never moved still has one
@@ -39,25 +41,30 @@ class Ewm:
         ``floor`` (time x series) replaces the own step floor, e.g. a seasonal residual borrows
         the level's step so both speak in the same units.
         """
-        z = np.zeros(rows.shape)
-        steps = np.empty(rows.shape)
-        whole = valid.all(axis=1)
+        z = np.empty(rows.shape)
+        steps = np.empty(rows.shape) if floor is None else floor
+        # The gaps of each step, found once: gap_series[bounds[t] : bounds[t + 1]].
+        gap_steps, gap_series = np.nonzero(~valid)
+        bounds = np.searchsorted(gap_steps, np.arange(len(rows) + 1))
+        ready = self.ready  # once ready, always ready: counts only grow
         for t in range(len(rows)):
             x, ok = rows[t], valid[t]
-            steps[t] = self.step / np.maximum(self.weight, TINY)
-            limit = steps[t] if floor is None else floor[t]
-            if whole[t] and self.ready:
-                self._fast(x, limit, z[t])
-            elif self.ready:  # a few gaps: update all, then undo the gaps
-                gaps = np.flatnonzero(~ok)
+            weight = np.maximum(self.weight, TINY)
+            if floor is None:
+                np.divide(self.step, weight, out=steps[t])
+            ready = ready or self.ready
+            if bounds[t] == bounds[t + 1] and ready:
+                self._fast(x, steps[t], z[t], weight)
+            elif ready:  # a few gaps: update all, then undo the gaps
+                gaps = gap_series[bounds[t] : bounds[t + 1]]
                 states = (self.mean, self.var, self.step, self.last, self.count, self.weight)
                 kept = [s[gaps] for s in states]
-                self._fast(x, limit, z[t])
+                self._fast(x, steps[t], z[t], weight)
                 for state, value in zip(states, kept, strict=True):
                     state[gaps] = value
                 z[t, gaps] = 0.0
             else:
-                self._masked(x, ok, limit, z[t])
+                self._masked(x, ok, steps[t], z[t])
         return z, steps
 
     @property
@@ -65,15 +72,23 @@ class Ewm:
         """Every series has a value: the common case, served without masks."""
         return bool(len(self.count)) and bool(self.count.min() >= SETTLE)
 
-    def _fast(self, x: np.ndarray, limit: np.ndarray, z: np.ndarray) -> None:
+    def _fast(self, x: np.ndarray, limit: np.ndarray, z: np.ndarray, weight: np.ndarray) -> None:
+        """One step of every series, in place (``weight`` is the bias weight floored at TINY)."""
         a = self.alpha
         d = x - self.mean
-        scale = np.sqrt(self.var / np.maximum(self.weight, TINY))
+        scale = np.divide(self.var, weight)
+        np.sqrt(scale, out=scale)
         np.maximum(scale, limit, out=scale)
-        np.maximum(scale, RELATIVE * np.abs(self.mean) + TINY, out=scale)
-        np.divide(np.abs(d), scale, out=z)
-        jump = np.abs(x - self.last)
-        self.mean += a * d
+        work = np.abs(self.mean)
+        work *= RELATIVE
+        work += TINY
+        np.maximum(scale, work, out=scale)
+        np.abs(d, out=work)
+        np.divide(work, scale, out=z)
+        jump = np.subtract(x, self.last, out=scale)
+        np.abs(jump, out=jump)
+        np.multiply(d, a, out=work)
+        self.mean += work
         d *= d
         d *= a
         self.var += d
@@ -83,9 +98,14 @@ class Ewm:
         self.step += jump
         self.last[:] = x
         self.count += 1
-        self.weight += a * (1.0 - self.weight)
+        np.subtract(1.0, self.weight, out=work)
+        work *= a
+        self.weight += work
 
     def _masked(self, x: np.ndarray, ok: np.ndarray, limit: np.ndarray, z: np.ndarray) -> None:
+        if not ok.any():  # nothing to learn (e.g. a seasonal residual's first period)
+            z[:] = 0.0
+            return
         a = self.alpha
         mean, var, step, last, count = self.mean, self.var, self.step, self.last, self.count
         started = count > 0
@@ -114,13 +134,22 @@ class MovingMean:
         self.width = width
 
     def update(self, rows: np.ndarray) -> np.ndarray:
-        k = len(self.tail)
-        full = np.vstack([self.tail, rows])
-        sums = np.vstack([np.zeros((1, full.shape[1])), np.cumsum(full, axis=0)])
-        j = np.arange(len(rows))
-        n = np.minimum(self.filled + j + 1, self.width)
-        out = (sums[k + j + 1] - sums[k + j + 1 - n]) / n[:, None]
+        # Differences of one running sum over the carried tail and the new rows.
+        k, t = len(self.tail), len(rows)
+        sums = np.empty((k + t + 1, rows.shape[1]))
+        sums[0] = 0.0
+        full = sums[1:]
+        full[:k] = self.tail
+        full[k:] = rows
         if k:
-            self.tail = full[len(full) - k :]
-        self.filled = min(self.filled + len(rows), k)
+            self.tail = full[t:].copy()
+        running(np.add, full)
+        if self.filled == k:  # steady state: every mean spans the full width
+            out = np.subtract(sums[k + 1 :], sums[:t])
+            out /= self.width
+        else:
+            j = np.arange(t)
+            n = np.minimum(self.filled + j + 1, self.width)
+            out = (sums[k + j + 1] - sums[k + j + 1 - n]) / n[:, None]
+        self.filled = min(self.filled + t, k)
         return out

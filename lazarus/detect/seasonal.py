@@ -14,21 +14,35 @@ from lazarus.detect.ewm import Ewm
 
 
 class Seasonal:
+    start = 0  # ring position of the oldest row of ``history`` (0: oldest first, as pickled before)
+
     def __init__(self, n_series: int, period: int, span: float):
         self.period = int(period)
-        self.history = np.zeros((self.period, n_series))
+        self.history = np.zeros((self.period, n_series))  # the last period, as a ring
         self.seen = 0
         self.ewm = Ewm(n_series, span)
 
     def update(self, rows: np.ndarray, valid: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """Gap-free ``(time x series)`` rows -> |z| of the seasonal residual."""
-        p = self.period
+        p, n = self.period, len(rows)
         if p <= 0:
             return np.zeros(rows.shape)
-        full = np.vstack([self.history, rows])
-        residual = full[p:] - full[: len(rows)]
-        ready = (self.seen + np.arange(len(rows)) >= p)[:, None]
-        z, _ = self.ewm.update(residual, valid & ready, floor)
-        self.history = full[len(full) - p :]
-        self.seen += len(rows)
+        # The value one period before row t: the ring for t < p (oldest first), else rows[t - p].
+        head = min(n, p)
+        wrap = min(head, p - self.start)
+        residual = np.empty(rows.shape)
+        np.subtract(rows[:wrap], self.history[self.start : self.start + wrap], out=residual[:wrap])
+        np.subtract(rows[wrap:head], self.history[: head - wrap], out=residual[wrap:head])
+        np.subtract(rows[head:], rows[: n - head], out=residual[head:])
+        if self.seen < p:
+            valid = valid & (self.seen + np.arange(n) >= p)[:, None]
+        z, _ = self.ewm.update(residual, valid, floor)
+        # Overwrite the oldest rows with the newest.
+        if n >= p:
+            self.history, self.start = rows[n - p :].copy(), 0
+        else:
+            self.history[self.start : self.start + wrap] = rows[:wrap]
+            self.history[: n - wrap] = rows[wrap:]
+            self.start = (self.start + n) % p
+        self.seen += n
         return z

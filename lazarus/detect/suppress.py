@@ -11,7 +11,8 @@ per series and batch and point-by-point updates agree.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+
+from lazarus.detect.clean import running
 
 BLOCK = 32
 
@@ -29,26 +30,29 @@ class Suppressor:
         if t_total == 0:
             return scores.copy()
         offset = self.seen % BLOCK
-        # Lay the points on the block grid: pad the open block's head with its running max.
-        pad = np.vstack([np.broadcast_to(self.open, (offset, n)), scores]) if offset else scores
-        n_blocks = -(-len(pad) // BLOCK)
-        grid = np.zeros((n_blocks * BLOCK, n))
-        grid[: len(pad)] = pad
-        grid = grid.reshape(n_blocks, BLOCK, n)
-        # Max of the earlier points in the same block (exclusive running max).
-        inside = np.maximum.accumulate(grid, axis=1)
-        before = np.zeros_like(inside)
-        before[:, 1:] = inside[:, :-1]
+        total = offset + t_total
+        n_blocks = -(-total // BLOCK)
+        # Lay the points on the block grid: pad the open block's head with its running max,
+        # then take the running max inside each block.
+        grid = np.zeros((n_blocks, BLOCK, n))
+        flat = grid.reshape(n_blocks * BLOCK, n)
+        flat[:offset] = self.open
+        flat[offset:total] = scores
+        for block in grid:
+            running(np.maximum, block)
         # Max of the `blocks` complete blocks before each block.
-        maxima = np.vstack([self.done, inside[:, -1]])
-        previous = sliding_window_view(maxima, self.blocks, axis=0)[:n_blocks].max(axis=-1)
-        recent = np.maximum(before, previous[:, None, :]).reshape(-1, n)[offset : offset + t_total]
-        out = np.maximum(scores - recent, 0.0)
+        maxima = np.vstack([self.done, grid[:, -1]])
+        previous = np.stack([maxima[b : b + self.blocks].max(axis=0) for b in range(n_blocks)])
+        # Max of everything before each point: the earlier blocks, then the same block so far.
+        recent = np.empty_like(grid)
+        recent[:, 0] = previous
+        np.maximum(grid[:, :-1], previous[:, None, :], out=recent[:, 1:])
+        out = np.subtract(scores, recent.reshape(n_blocks * BLOCK, n)[offset:total])
+        np.maximum(out, 0.0, out=out)
         # Carry the state forward.
-        complete = (offset + t_total) // BLOCK
+        complete = total // BLOCK
         if complete:
-            self.done = maxima[complete : complete + self.blocks]
-        last = inside.reshape(-1, n)[offset + t_total - 1]
-        self.open = last if (offset + t_total) % BLOCK else np.zeros(n)
+            self.done = maxima[complete : complete + self.blocks].copy()
+        self.open = flat[total - 1].copy() if total % BLOCK else np.zeros(n)
         self.seen += t_total
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -143,3 +144,27 @@ def test_state_survives_a_pickle_between_watch_runs() -> None:
     head = first.update(x[:, :450]).score
     resumed = pickle.loads(pickle.dumps(first))  # what a store keeps between runs
     np.testing.assert_allclose(np.hstack([head, resumed.update(x[:, 450:]).score]), whole)
+
+
+def test_gaps_before_a_series_first_value_set_no_record_level() -> None:
+    """A gap's stand-in (0 before any value) must not become the high or low to beat."""
+    late = np.concatenate([np.full(50, np.nan), np.full(300, -5.0), [-4.0], np.full(49, -5.0)])
+    x = np.vstack([noise(5, 400), late])
+    ensemble = Ensemble(2)
+    evidence = ensemble.update(x).evidence
+    assert ensemble.high[1] == -4.0 and ensemble.low[1] == -5.0
+    assert evidence[1, 350] == evidence[1].max() > 0.5
+
+
+def test_the_second_thread_changes_no_score(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large block runs the seasonal view beside the level views: bit for bit the same."""
+    from lazarus.detect import ensemble
+
+    x = np.random.default_rng(6).standard_t(3, (300, 900)).cumsum(axis=1)
+    x[np.random.default_rng(7).random(x.shape) < 0.01] = np.nan
+    assert x.size >= ensemble.PARALLEL
+    threaded = Ensemble(300, EnsembleParams(season=DAY)).update(x)
+    monkeypatch.setattr(ensemble, "PARALLEL", x.size + 1)
+    inline = Ensemble(300, EnsembleParams(season=DAY)).update(x)
+    np.testing.assert_array_equal(threaded.score, inline.score)
+    np.testing.assert_array_equal(threaded.evidence, inline.evidence)

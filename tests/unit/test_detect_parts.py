@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from lazarus.detect.calibrate import BLOCK as RANK_BLOCK
 from lazarus.detect.calibrate import TailRank, bin_of
-from lazarus.detect.clean import Carry, as_block
+from lazarus.detect.clean import Carry, as_block, running, transpose_into
 from lazarus.detect.ewm import Ewm, MovingMean
+from lazarus.detect.seasonal import Seasonal
 from lazarus.detect.suppress import BLOCK, Suppressor
 
 
@@ -105,3 +106,63 @@ def test_moving_mean_matches_numpy_in_any_slicing() -> None:
     got = np.concatenate([mm.update(x[part]) for part in slices(100, [1, 7, 3])])
     expected = [x[max(0, t - 4) : t + 1].mean() for t in range(100)]
     np.testing.assert_allclose(got[:, 0], expected)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    shape=st.tuples(st.integers(0, 40), st.sampled_from([0, 1, 5, 63, 64, 150])),
+    seed=st.integers(0, 2**32 - 1),
+    ufunc=st.sampled_from([np.add, np.maximum, np.minimum]),
+)
+def test_running_is_numpys_accumulate_bit_for_bit(shape: tuple, seed: int, ufunc: np.ufunc) -> None:
+    x = np.random.default_rng(seed).standard_t(1, shape)
+    np.testing.assert_array_equal(running(ufunc, x.copy()), ufunc.accumulate(x, axis=0))
+
+
+def test_transpose_into_copies_either_orientation() -> None:
+    wide = np.random.default_rng(0).normal(size=(3, 1300))
+    for src in (wide, wide.T):
+        np.testing.assert_array_equal(transpose_into(np.empty(src.shape[::-1]), src), src.T)
+
+
+def test_carry_fills_runs_of_gaps_from_the_last_value() -> None:
+    carry = Carry(3)
+    carry.fill(np.array([[4.0, 5.0, np.nan]]))
+    rows = np.array([[np.nan, 1.0, np.nan], [np.nan, np.nan, 2.0], [3.0, np.nan, np.nan]])
+    filled, valid = carry.fill(rows)
+    assert filled.tolist() == [[4.0, 1.0, 0.0], [4.0, 1.0, 2.0], [3.0, 1.0, 2.0]]
+    assert valid.sum() == 3 and np.isnan(rows[0, 0])  # the input is left alone
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    period=st.integers(1, 30),
+    sizes=st.lists(st.integers(1, 70), min_size=1, max_size=5),
+)
+def test_seasonal_ring_matches_one_pass_in_any_slicing(
+    seed: int, period: int, sizes: list[int]
+) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(200, 2)).cumsum(axis=0)
+    valid = rng.random(x.shape) > 0.05
+    floor = np.full(x.shape, 0.1)
+    whole = Seasonal(2, period, 50).update(x, valid, floor)
+    ring = Seasonal(2, period, 50)
+    parts = [ring.update(x[part], valid[part], floor[part]) for part in slices(200, sizes)]
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_seasonal_state_saved_before_the_ring_still_loads() -> None:
+    """A state pickled when ``history`` was kept oldest first (no ``start``) carries on."""
+    x = np.random.default_rng(1).normal(size=(60, 1))
+    ok, floor = np.ones_like(x, bool), np.full(x.shape, 0.1)
+    expected = Seasonal(1, 7, 50).update(x, ok, floor)
+    old = Seasonal(1, 7, 50)
+    old.update(x[:30], ok[:30], floor[:30])
+    old.update(x[30:33], ok[30:33], floor[30:33])
+    assert old.start == 3
+    old.history = np.roll(old.history, -old.start, axis=0)  # the old layout: oldest first
+    del old.start
+    rest = old.update(x[33:], ok[33:], floor[33:])
+    np.testing.assert_array_equal(rest, expected[33:])
