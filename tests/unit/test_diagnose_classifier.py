@@ -23,6 +23,7 @@ from lazarus.diagnose.features import Example, features, load_history
 from lazarus.errors import ConfigError
 from lazarus.model import Anomaly
 from lazarus.store import Store
+from tests.unit.test_diagnose_cli import CONFIG  # api depends on orders-db
 
 SHIPPED = Path(__file__).parents[1] / "data" / "diagnose_history.jsonl"
 BOUND = 0.9  # held-out accuracy a working model reaches and a guessing one does not
@@ -226,16 +227,6 @@ def test_history_ids_default_to_file_and_line(tmp_path: Path) -> None:
     records[1]["id"] = "INC-1042"
     loaded = load_history(write(tmp_path / "h.jsonl", records))
     assert [e.id for e in loaded[:3]] == ["h.jsonl:1", "INC-1042", "h.jsonl:3"]
-
-
-CONFIG = """inventory:
-  ssh: {key: k}
-  hosts: [{name: web-1, address: 10.1.0.1}, {name: db-1, address: 10.1.0.2}]
-  services:
-    - {name: api, probe: {http: "http://{address}/"}, depends_on: [orders-db]}
-    - {name: orders-db, probe: {http: "http://{address}/"}}
-state: {path: state.db}
-"""
 
 
 def test_rank_adds_the_classifier_below_stronger_evidence(

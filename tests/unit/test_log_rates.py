@@ -8,35 +8,17 @@ from pathlib import Path
 
 import numpy as np
 
-from lazarus.config import Config
 from lazarus.detect.cycle import known_series
 from lazarus.logcollect import FileLines, LogBatch, error_spikes, feed
 from lazarus.logmine import LogSignals, state
 from lazarus.model import Anomaly
 from lazarus.store import Store
+from tests.unit.test_logcollect_collect import config
 
 T0 = 1_700_000_040.0  # a bucket boundary
 BUCKET = 60.0
 CYCLES_PER_BUCKET = 3  # a 20 s watch
 FORMAT = "<Level> <Content>"
-
-
-def config(tmp_path: Path) -> Config:
-    service = {"name": "web", "hosts": {"role": "web"}, "probe": {"http": "http://{host}/"}}
-    return Config.model_validate(
-        {
-            "inventory": {
-                "ssh": {"key": "id"},
-                "hosts": [
-                    {"name": n, "address": "127.0.0.1", "labels": {"role": "web"}}
-                    for n in ("web-1", "web-2")
-                ],
-                "services": [service],
-            },
-            "state": {"path": str(tmp_path / "lazarus.db")},
-            "base_dir": tmp_path,
-        }
-    )
 
 
 def lines(bucket: int, rng: np.random.Generator, quiet: int, steady: bool) -> list[str]:
@@ -68,7 +50,7 @@ def run(
     ``restart``: the cycles of every 7th minute end as a process does (signals saved to their
     file, store closed) and the next starts as a new one does (both read back)."""
     rng = np.random.default_rng(7)
-    cfg = config(tmp_path)
+    cfg = config(tmp_path, [], hosts=("web-1", "web-2"))
     path = tmp_path / "logsignals.json"
     signals, store = LogSignals(), Store(tmp_path / "lazarus.db")
     found: list[tuple[int, Anomaly]] = []

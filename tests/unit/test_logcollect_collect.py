@@ -15,15 +15,17 @@ from lazarus.logmine import LogSignals, state
 from lazarus.store import Store
 
 
-def config(tmp_path: Path, files: list[dict[str, Any]], **logs: Any) -> Config:
+def config(
+    tmp_path: Path, files: list[dict[str, Any]], hosts: tuple[str, ...] = ("h1", "h2"), **logs: Any
+) -> Config:
+    """Two web hosts on loopback whose service logs ``files``; ``logs`` are further settings."""
     service = {"name": "web", "hosts": {"role": "web"}, "probe": {"http": "http://{host}/"}}
     return Config.model_validate(
         {
             "inventory": {
                 "ssh": {"key": "id"},
                 "hosts": [
-                    {"name": n, "address": "127.0.0.1", "labels": {"role": "web"}}
-                    for n in ("h1", "h2")
+                    {"name": n, "address": "127.0.0.1", "labels": {"role": "web"}} for n in hosts
                 ],
                 "services": [service],
             },
