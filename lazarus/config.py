@@ -205,6 +205,20 @@ class ThresholdRule(Strict):
         return self
 
 
+class PeerSettings(Strict):
+    """Peer comparison (lazarus.detect.peers_cycle): the same series on the hosts of one service
+    should agree; one that stays ``limit`` MADs from its group's median for ``for`` cycles in a
+    row is reported once as ``<name>_peer_outlier``, unless the series' own detector already said
+    that episode. Groups of fewer than 3 never fire."""
+
+    enabled: bool = True
+    limit: float = Field(5.0, gt=0, description="MADs from the peers' median that count as unlike")
+    for_: int = Field(3, alias="for", ge=1, description="consecutive cycles before it fires")
+    floor: float = Field(
+        0.0, ge=0, description="smallest spread, in the series' unit, e.g. 1 for error counts"
+    )
+
+
 class AnomalySettings(Strict):
     """Statistical detection (lazarus.detect.ensemble) for series whose name matches ``series``.
 
@@ -220,6 +234,7 @@ class AnomalySettings(Strict):
     suppress: int = Field(1024, ge=32, description="look-back of the say-it-once rule")
     threshold: float = Field(0.05, ge=0.0, le=1.0, description="score that labels an anomaly")
     absent_after: int = Field(3, ge=1, description="cycles without a value before it is absent")
+    peer: PeerSettings = Field(default_factory=PeerSettings)
 
 
 class ClockSettings(Strict):

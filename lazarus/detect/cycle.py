@@ -22,6 +22,9 @@ Documented behaviour (a cycle never fails on its data):
   ``<name>_absent`` until it reports again. A name with no sample at all counts nothing: the
   source failed (collect logs it) or the query filters by design (``rate(x[1m]) > 0``).
   After ``FORGET`` silent cycles a series is dropped, and a cohort with no series left too.
+- Peers: the newest point of each series is also compared with the same name on its peers
+  (``peers_cycle``); one unlike them for ``peer.for`` cycles is ``<name>_peer_outlier``, once,
+  unless its own ensemble labelled it while it was unlike them (the same episode, said already).
 - A series whose cohort state cannot be read back, or whose parameters the config has since
   changed, starts afresh in a new cohort (its old column only gets gaps from then on).
 """
@@ -39,9 +42,10 @@ from fnmatch import fnmatchcase
 
 import numpy as np
 
-from lazarus.config import AnomalySettings, Config
+from lazarus.config import AnomalySettings, Config, PeerSettings
 from lazarus.detect import state
 from lazarus.detect.ensemble import Ensemble, EnsembleParams, params_for
+from lazarus.detect.peers_cycle import Latest, Outlier, peer_outliers
 from lazarus.model import Anomaly, Sample
 from lazarus.store import Store
 
@@ -134,7 +138,8 @@ def known_series(store: Store) -> dict[str, SeriesRow]:
 
 def detect_series(store: Store, config: Config, samples: Iterable[Sample]) -> list[Anomaly]:
     """One cycle of statistical detection: update every reporting series, report the unusual
-    points (``<name>_anomaly``) and the series that went silent (``<name>_absent``)."""
+    points (``<name>_anomaly``), the series unlike their peers (``<name>_peer_outlier``) and
+    the series that went silent (``<name>_absent``)."""
     points = _group(samples)
     if not points:
         return []
@@ -154,6 +159,7 @@ class _Cycle:
         self.table, self.config = table, config
         self.addresses = {h.address: h.name for h in config.inventory.hosts}
         self.anomalies: list[Anomaly] = []
+        self.said: set[str] = set()  # keys the ensemble labelled this cycle
 
     def run(self, points: dict[str, _Points]) -> list[Anomaly]:
         rows = self.table.rows()
@@ -172,6 +178,9 @@ class _Cycle:
             members[rows[key].cohort][rows[key].col] = key
         for cohort, ensemble in ensembles.items():
             self._score(ensemble, members[cohort], fresh, rows)
+        latest = {k: Latest(rows[k].series, rows[k].labels, *f[-1]) for k, f in fresh.items()}
+        for outlier in peer_outliers(self.table.db, latest, self._peer_settings, self.said):
+            self.anomalies.append(self._peer(outlier, rows[outlier.key]))
         reporting = {p.series for p in points.values()}
         for key, row in rows.items():
             if key not in points and row.series in reporting:
@@ -224,10 +233,14 @@ class _Cycle:
             if len(labelled):
                 at, value = fresh[key][labelled[0]]
                 score = float(scores.score[col, labelled[0]])
+                self.said.add(key)
                 self.anomalies.append(self._unusual(key, rows[key], at, value, score))
 
     def _params(self, series: str) -> EnsembleParams:
         return params_for(series, self.config.detectors.anomaly, self.config.watch.interval)
+
+    def _peer_settings(self, series: str) -> PeerSettings:
+        return self._settings(series).peer
 
     def _settings(self, series: str) -> AnomalySettings:
         return next(
@@ -239,6 +252,14 @@ class _Cycle:
         return self._anomaly(
             row, f"{row.series}_anomaly", at, f"{key} = {value:g} is unusual (score {score:.2f})"
         )
+
+    def _peer(self, outlier: Outlier, row: SeriesRow) -> Anomaly:
+        host = target_of(row.labels, self.addresses)[0] or outlier.key
+        summary = (
+            f"{row.series} on {host} is {outlier.value:g} while its {outlier.peers} peers' "
+            f"median is {outlier.median:g}"
+        )
+        return self._anomaly(row, f"{row.series}_peer_outlier", outlier.at, summary)
 
     def _absent(self, key: str, row: SeriesRow, now: float) -> Anomaly:
         summary = f"{key} has reported no value for {row.silent} cycles"
