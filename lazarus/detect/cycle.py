@@ -2,11 +2,12 @@
 
 A series is a sample's name plus its labels (its ``key``: ``load1{host="web-1"}``). Series are
 scored in *cohorts*: the series that first report in the same cycle with the same parameters
-share one ``Ensemble``, a column each, so a cycle costs one vectorised update per cohort (in a
-steady fleet: one per parameter set), not one per series. The store keeps a row per series
-(cohort, column, time of its last point, silent cycles) in ``detector_series`` and each
-cohort's state in ``detector_cohorts``; a cycle reads, updates and writes both in one
-transaction, so separate (even concurrent) watch runs carry on where the last one stopped.
+share one ``Ensemble`` (and the extra detectors their config adds, ``extras``), a column each,
+so a cycle costs one vectorised update per cohort (in a steady fleet: one per parameter set),
+not one per series. The store keeps a row per series (cohort, column, time of its last point,
+silent cycles) in ``detector_series`` and each cohort's state in ``detector_cohorts``; a cycle
+reads, updates and writes both in one transaction, so separate (even concurrent) watch runs
+carry on where the last one stopped.
 
 Documented behaviour (a cycle never fails on its data):
 
@@ -44,7 +45,8 @@ import numpy as np
 
 from lazarus.config import AnomalySettings, Config, PeerSettings
 from lazarus.detect import state
-from lazarus.detect.ensemble import Ensemble, EnsembleParams, params_for
+from lazarus.detect.ensemble import params_for
+from lazarus.detect.extras import EXTRAS, Cohort, CohortSpec
 from lazarus.detect.peers_cycle import Latest, Outlier, peer_outliers
 from lazarus.model import Anomaly, Sample
 from lazarus.store import Store
@@ -97,9 +99,9 @@ class SeriesTable:
         )
         return {r[0]: SeriesRow(r[1], json.loads(r[2]), *r[3:]) for r in found}
 
-    def cohorts(self, ids: Iterable[int]) -> dict[int, Ensemble | None]:
-        """The stored ensembles; None for one that cannot be read back."""
-        out: dict[int, Ensemble | None] = {}
+    def cohorts(self, ids: Iterable[int]) -> dict[int, Cohort | None]:
+        """The stored cohorts; None for one that cannot be read back."""
+        out: dict[int, Cohort | None] = {}
         for cohort in ids:
             got = self.db.execute("SELECT state FROM detector_cohorts WHERE id=?", (cohort,))
             row = got.fetchone()
@@ -111,7 +113,7 @@ class SeriesTable:
         return self._last_id
 
     def save(
-        self, rows: dict[str, SeriesRow], cohorts: dict[int, Ensemble], forget: Iterable[str]
+        self, rows: dict[str, SeriesRow], cohorts: dict[int, Cohort], forget: Iterable[str]
     ) -> None:
         self.db.executemany(
             "INSERT OR REPLACE INTO detector_series VALUES (?,?,?,?,?,?,?)",
@@ -159,7 +161,7 @@ class _Cycle:
         self.table, self.config = table, config
         self.addresses = {h.address: h.name for h in config.inventory.hosts}
         self.anomalies: list[Anomaly] = []
-        self.said: set[str] = set()  # keys the ensemble labelled this cycle
+        self.said: set[str] = set()  # keys the ensemble or an extra labelled this cycle
 
     def run(self, points: dict[str, _Points]) -> list[Anomaly]:
         rows = self.table.rows()
@@ -172,12 +174,12 @@ class _Cycle:
             real = any(math.isfinite(v) for _, v in fresh[key])
             row.silent = 0 if real else row.silent + 1
         fresh = {k: f for k, f in fresh.items() if f}
-        ensembles = self._ensembles(rows, fresh)
+        cohorts = self._cohorts(rows, fresh)
         members: dict[int, dict[int, str]] = defaultdict(dict)
         for key in fresh:
             members[rows[key].cohort][rows[key].col] = key
-        for cohort, ensemble in ensembles.items():
-            self._score(ensemble, members[cohort], fresh, rows)
+        for cohort_id, cohort in cohorts.items():
+            self._score(cohort, members[cohort_id], fresh, rows)
         latest = {k: Latest(rows[k].series, rows[k].labels, *f[-1]) for k, f in fresh.items()}
         for outlier in peer_outliers(self.table.db, latest, self._peer_settings, self.said):
             self.anomalies.append(self._peer(outlier, rows[outlier.key]))
@@ -191,31 +193,30 @@ class _Cycle:
         for key, row in changed.items():
             if key not in forget and row.silent >= self._settings(row.series).absent_after:
                 self.anomalies.append(self._absent(key, row, now))
-        self.table.save({k: r for k, r in changed.items() if k not in forget}, ensembles, forget)
+        self.table.save({k: r for k, r in changed.items() if k not in forget}, cohorts, forget)
         return self.anomalies
 
-    def _ensembles(
+    def _cohorts(
         self, rows: dict[str, SeriesRow], fresh: dict[str, list[tuple[float, float]]]
-    ) -> dict[int, Ensemble]:
-        """The ensembles of the series with new points; new cohorts for those without one."""
-        params = {k: self._params(rows[k].series) for k in fresh}
+    ) -> dict[int, Cohort]:
+        """The cohorts of the series with new points; new cohorts for those without one."""
+        specs = {k: self._spec(rows[k].series) for k in fresh}
         loaded = self.table.cohorts({rows[k].cohort for k in fresh})
-        homeless: dict[EnsembleParams, list[str]] = defaultdict(list)
+        homeless: dict[CohortSpec, list[str]] = defaultdict(list)
         for key in fresh:
-            ensemble = loaded.get(rows[key].cohort)
-            if not _fits(ensemble, params[key], rows[key].col):
-                homeless[params[key]].append(key)
-        ensembles = {c: e for c, e in loaded.items() if e is not None}
-        for p, keys in homeless.items():
-            cohort = self.table.new_cohort()
-            ensembles[cohort] = Ensemble(len(keys), p)
+            if not _fits(loaded.get(rows[key].cohort), specs[key], rows[key].col):
+                homeless[specs[key]].append(key)
+        cohorts = {c: e for c, e in loaded.items() if e is not None}
+        for spec, keys in homeless.items():
+            cohort_id = self.table.new_cohort()
+            cohorts[cohort_id] = Cohort(len(keys), spec)
             for col, key in enumerate(keys):
-                rows[key].cohort, rows[key].col = cohort, col
-        return ensembles
+                rows[key].cohort, rows[key].col = cohort_id, col
+        return cohorts
 
     def _score(
         self,
-        ensemble: Ensemble,
+        cohort: Cohort,
         members: dict[int, str],
         fresh: dict[str, list[tuple[float, float]]],
         rows: dict[str, SeriesRow],
@@ -224,10 +225,10 @@ class _Cycle:
         width = max((len(fresh[k]) for k in members.values()), default=0)
         if not width:
             return
-        block = np.full((ensemble.n_series, width), np.nan)
+        block = np.full((cohort.n_series, width), np.nan)
         for col, key in members.items():
             block[col, : len(fresh[key])] = [v for _, v in fresh[key]]
-        scores = ensemble.update(block)
+        scores, extra = cohort.update(block)
         for col, key in members.items():
             labelled = scores.label[col, : len(fresh[key])].nonzero()[0]
             if len(labelled):
@@ -235,9 +236,15 @@ class _Cycle:
                 score = float(scores.score[col, labelled[0]])
                 self.said.add(key)
                 self.anomalies.append(self._unusual(key, rows[key], at, value, score))
+            for name, labels in extra.items():
+                first = labels[col, : len(fresh[key])].nonzero()[0]
+                if len(first):
+                    self.said.add(key)
+                    self.anomalies.append(self._extra(name, key, rows[key], *fresh[key][first[0]]))
 
-    def _params(self, series: str) -> EnsembleParams:
-        return params_for(series, self.config.detectors.anomaly, self.config.watch.interval)
+    def _spec(self, series: str) -> CohortSpec:
+        params = params_for(series, self.config.detectors.anomaly, self.config.watch.interval)
+        return CohortSpec(params, tuple(self._settings(series).also))
 
     def _peer_settings(self, series: str) -> PeerSettings:
         return self._settings(series).peer
@@ -252,6 +259,10 @@ class _Cycle:
         return self._anomaly(
             row, f"{row.series}_anomaly", at, f"{key} = {value:g} is unusual (score {score:.2f})"
         )
+
+    def _extra(self, name: str, key: str, row: SeriesRow, at: float, value: float) -> Anomaly:
+        summary = f"{key} = {value:g}: {EXTRAS[name].meaning}"
+        return self._anomaly(row, f"{row.series}_{name}", at, summary)
 
     def _peer(self, outlier: Outlier, row: SeriesRow) -> Anomaly:
         host = target_of(row.labels, self.addresses)[0] or outlier.key
@@ -271,18 +282,18 @@ class _Cycle:
         return Anomaly(host, service, symptom, "warning", summary, at, labels)
 
 
-def _fits(ensemble: Ensemble | None, params: EnsembleParams, col: int) -> bool:
-    """Whether a series may go on in this ensemble's column ``col``."""
-    return ensemble is not None and ensemble.params == params and 0 <= col < ensemble.n_series
+def _fits(cohort: Cohort | None, spec: CohortSpec, col: int) -> bool:
+    """Whether a series may go on in this cohort's column ``col``."""
+    return cohort is not None and cohort.spec == spec and 0 <= col < cohort.n_series
 
 
-def _restore(cohort: int, blob: bytes) -> Ensemble | None:
+def _restore(cohort_id: int, blob: bytes) -> Cohort | None:
     try:
-        ensemble = state.loads(blob)
+        cohort = state.loads(blob)
     except Exception as exc:  # any unreadable state: start afresh, never fail the cycle
-        log.warning("detector cohort %d unreadable (%s); its series start afresh", cohort, exc)
+        log.warning("detector cohort %d unreadable (%s); its series start afresh", cohort_id, exc)
         return None
-    return ensemble if isinstance(ensemble, Ensemble) else None
+    return cohort if isinstance(cohort, Cohort) else None
 
 
 def _group(samples: Iterable[Sample]) -> dict[str, _Points]:

@@ -1,8 +1,8 @@
 """Detector state to bytes and back, for the store between watch runs.
 
-The state is plain objects holding numpy arrays (an ``Ensemble``): pickled (arrays as raw
-buffers) and zlib-compressed. Loading accepts only numpy and ``lazarus.detect`` classes, so a
-tampered state file cannot name any other callable.
+The state is plain objects holding numpy arrays (a ``Cohort``: an ``Ensemble`` and its extras):
+pickled (arrays as raw buffers) and zlib-compressed. Loading accepts only numpy and
+``lazarus.detect`` classes, so a tampered state file cannot name any other callable.
 """
 
 from __future__ import annotations

@@ -212,3 +212,51 @@ def test_target_from_labels() -> None:
     assert target_of({"instance": "[::1]:9100"}, addresses) == ("::1", "")
     assert target_of({"instance": "node-a"}, addresses) == ("node-a", "")
     assert series_key("up", [("job", "a"), ("instance", 'x"y')]) == 'up{instance="x\\"y",job="a"}'
+
+
+def cycles_of(
+    watch: Watch, values: np.ndarray, per_cycle: int = 50, first: float = 0.0
+) -> list[Anomaly]:
+    """Feed ``values`` ``per_cycle`` points a cycle (as a Prometheus range query brings them),
+    point i at time ``first + i``; returns every anomaly found."""
+    found: list[Anomaly] = []
+    for start in range(0, len(values), per_cycle):
+        part = range(start, min(start + per_cycle, len(values)))
+        found += watch.run([Sample("latency", labels("web-1"), values[i], first + i) for i in part])
+    return found
+
+
+def test_an_extra_change_point_detector_finds_a_small_lasting_shift_once(tmp_path: Path) -> None:
+    values = noise(1500, seed=5)
+    values[600:] += 1.5  # 1.5 sigma: no point stands out, the sum does
+    values[[100, 650]] = np.nan  # gaps keep the detector's state: no new episode
+    plain = cycles_of(Watch(make_config(tmp_path / "plain")), values)
+    assert not [a for a in plain if a.symptom != "latency_anomaly"]
+    found = cycles_of(Watch(make_config(tmp_path, also=["change_point"])), values)
+    (change,) = [a for a in found if a.symptom == "latency_change_point"]
+    assert 600 <= change.at < 640
+    assert "lasting change in level or variance" in change.summary
+    ensemble = [(a.symptom, a.at) for a in found if a.symptom == "latency_anomaly"]
+    assert ensemble == [("latency_anomaly", a.at) for a in plain]  # the ensemble is unchanged
+
+
+def test_an_extra_rate_of_change_detector_says_a_jump_once(tmp_path: Path) -> None:
+    values = np.linspace(0.0, 500.0, 700) + noise(700, seed=6) * 0.05 - 100.0
+    values[650:] += 30.0  # a ramp is no jump; the step onto the new level is
+    found = cycles_of(Watch(make_config(tmp_path, also=["rate_of_change"])), values, 25)
+    jumps = [a.at for a in found if a.symptom == "latency_rate_of_change"]
+    assert jumps == [650.0]
+
+
+def test_changing_the_extras_starts_a_new_cohort_and_nonsense_is_refused(tmp_path: Path) -> None:
+    watch = Watch(make_config(tmp_path))
+    cycles_of(watch, noise(60))
+    store = Store(watch.config.path(watch.config.state.path))
+    before = {r.cohort for r in known_series(store).values()}
+    watch.config = make_config(tmp_path, also=["change_point"])
+    cycles_of(watch, noise(60), first=60.0)
+    after = {r.cohort for r in known_series(store).values()}
+    store.close()
+    assert len(before) == len(after) == 1 and before != after
+    with pytest.raises(ValueError, match=r"detectors\.anomaly\.0\.also\.0"):
+        make_config(tmp_path, also=["fourier"])
