@@ -6,6 +6,8 @@
   ``cusum``: persistent changes in level or variance, and the rate of change.
 - ``threshold``: bounds with ``for`` cycles and failing probes (the foundation's detectors).
 - ``csvfile``: NAB-format CSV in and out, for `lazarus detect` and bench/nab.py.
+- ``novelty``: has this recent shape been seen before? (the nearest earlier window, ranked; the
+  CSV path's second view).
 """
 
 from lazarus.detect.absence import Absence

@@ -6,11 +6,14 @@ timestamps (no period when the spacing is unknown or a day holds fewer than 4 po
 A value that is not a number is a gap (see ``clean``); an unparsable, duplicate or
 out-of-order timestamp changes nothing: the detector sees points, not clocks.
 
-A file is a finite recording, so it says each episode once in its own way: a rise of the
-ensemble's evidence counts against the bar as it stood ``LAG`` points before (``lagged_excess``:
-a ramp counts whole), and after a label a cool-down that grows with the points seen so far keeps
-the same episode from being said twice (``cool_down``). The watch ensemble, which runs forever
-(where 2% of the points seen would grow to days), keeps its own say-it-once rule.
+Beside the ensemble's evidence (is this *value* surprising?) runs a second, different kind of
+view: ``novelty`` (has this recent *shape* been seen before?). Each says its own episodes: a rise
+of a view counts against that view's bar as it stood ``LAG`` points before (``lagged_excess``: a
+ramp counts whole), the novelty's at ``NOVELTY_WEIGHT``, and the larger of the two is the score.
+After a label a cool-down that grows with the points seen so far, and lasts at least as long as
+a novelty episode can stay above its bar, keeps the same episode from being said twice
+(``cool_down``). The watch ensemble, which runs forever (where 2% of the points
+seen would grow to days), keeps its own say-it-once rule.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ import numpy as np
 
 from lazarus.detect.clean import as_block
 from lazarus.detect.ensemble import Ensemble, EnsembleParams
+from lazarus.detect.novelty import SPAN, novelty
 
 DAY = 86400.0
 LAG = 20  # points: a rise of the evidence within this many points counts whole
 COOL_DOWN = 0.02  # after a label, the next 2% of the points seen so far score 0
+# A lone view: the ensemble's evidence is the mean of its two largest surprises, so one view on
+# its own counts half; the novelty is one view.
+NOVELTY_WEIGHT = 0.5
 
 
 def period_points(stamps: Sequence[datetime | None], period: float = DAY) -> int:
@@ -52,9 +59,14 @@ def score_values(
     series = as_block(np.asarray(values, dtype=object))
     # Evidence from the first point on, so the end of the warm-up is no new episode.
     evidence = Ensemble(1, replace(params, warmup=0)).update(series).evidence[0]
-    scores = lagged_excess(evidence.astype(np.float64), params.suppress, min(LAG, params.suppress))
+    lag = min(LAG, params.suppress)
+    scores = np.maximum(
+        lagged_excess(evidence.astype(np.float64), params.suppress, lag),
+        NOVELTY_WEIGHT * lagged_excess(novelty(series[0]), params.suppress, lag),
+    )
     scores[np.cumsum(np.isfinite(series[0])) <= params.warmup] = 0.0
-    return cool_down(scores, params.threshold)
+    # A new shape keeps the novelty up for a feature's span, and its bar lags ``lag`` points.
+    return cool_down(scores, params.threshold, least=lag + SPAN)
 
 
 def lagged_excess(evidence: np.ndarray, window: int, lag: int) -> np.ndarray:
@@ -74,21 +86,24 @@ def lagged_excess(evidence: np.ndarray, window: int, lag: int) -> np.ndarray:
     return np.maximum(evidence - bar, 0.0)
 
 
-def cool_down(scores: np.ndarray, threshold: float, fraction: float = COOL_DOWN) -> np.ndarray:
-    """Zero the ``int(fraction * t)`` points after a score >= ``threshold`` at point ``t``.
+def cool_down(
+    scores: np.ndarray, threshold: float, fraction: float = COOL_DOWN, least: int = 0
+) -> np.ndarray:
+    """Zero the ``max(least, int(fraction * t))`` points after a score >= ``threshold`` at ``t``.
 
     One incident in a recording tends to stir up its surroundings for a stretch that scales with
     the recording (on NAB, incidents are labelled with windows of ~10% of a file's length over
     their count), and the say-it-once rule forgets after a fixed ~1,000 points. The quiet stretch
     uses only the points seen so far (causal), so it is short early in a file and at most a
-    fiftieth of it; a later, larger surprise still speaks once the stretch is over. See
-    bench/README.md for what it gained on NAB and how the fraction was chosen.
+    fiftieth of it; a later, larger surprise still speaks once the stretch is over. ``least``
+    covers an episode that lasts longer than that early in a file. See bench/README.md for what
+    it gained on NAB and how the fraction was chosen.
     """
     out = np.array(scores, dtype=float)
     quiet_until = -1
     for t in np.flatnonzero(out >= threshold):
         if t > quiet_until:
-            quiet_until = t + int(fraction * t)
+            quiet_until = t + max(least, int(fraction * t))
             out[t + 1 : quiet_until + 1] = 0.0
     return out
 
