@@ -235,7 +235,7 @@ class AnomalySettings(Strict):
     threshold: float = Field(0.05, ge=0.0, le=1.0, description="score that labels an anomaly")
     absent_after: int = Field(3, ge=1, description="cycles without a value before it is absent")
     peer: PeerSettings = Field(default_factory=PeerSettings)
-    also: list[Literal["change_point", "rate_of_change"]] = Field(
+    also: list[Literal["change_point", "rate_of_change", "mad", "esd"]] = Field(
         [], description="extra detectors beside the ensemble, each saying <series>_<name>"
     )
 

@@ -4,6 +4,8 @@
   records, calibrated per series and said once per episode) -> score in [0, 1] and a label.
 - ``absence``: a series that stops; ``peer``: a host unlike its peer group;
   ``cusum``: persistent changes in level or variance, and the rate of change.
+- ``robust``: rolling median/MAD z with a robust scale floor; ``esd``: seasonal decomposition +
+  generalised ESD (causal S-H-ESD).
 - ``threshold``: bounds with ``for`` cycles and failing probes (the foundation's detectors).
 - ``csvfile``: NAB-format CSV in and out, for `lazarus detect` and bench/nab.py.
 - ``novelty``: has this recent shape been seen before? (the nearest earlier window, ranked; the
@@ -13,7 +15,9 @@
 from lazarus.detect.absence import Absence
 from lazarus.detect.cusum import Cusum, RateOfChange
 from lazarus.detect.ensemble import Ensemble, EnsembleParams, Scores, params_for
+from lazarus.detect.esd import SeasonalEsd
 from lazarus.detect.peer import peer_scores
+from lazarus.detect.robust import RollingMad
 
 __all__ = [
     "Absence",
@@ -21,7 +25,9 @@ __all__ = [
     "Ensemble",
     "EnsembleParams",
     "RateOfChange",
+    "RollingMad",
     "Scores",
+    "SeasonalEsd",
     "params_for",
     "peer_scores",
 ]

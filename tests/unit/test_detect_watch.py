@@ -260,3 +260,13 @@ def test_changing_the_extras_starts_a_new_cohort_and_nonsense_is_refused(tmp_pat
     assert len(before) == len(after) == 1 and before != after
     with pytest.raises(ValueError, match=r"detectors\.anomaly\.0\.also\.0"):
         make_config(tmp_path, also=["fourier"])
+
+
+def test_extra_median_mad_and_esd_detectors_say_a_spike_once_each(tmp_path: Path) -> None:
+    values = noise(700, seed=8)
+    values[500] += 12.0
+    found = cycles_of(Watch(make_config(tmp_path, also=["mad", "esd"])), values)
+    said = sorted((a.symptom, a.at) for a in found if a.symptom != "latency_anomaly")
+    assert said == [("latency_esd", 500.0), ("latency_mad", 500.0)]
+    (esd,) = [a for a in found if a.symptom == "latency_esd"]
+    assert "generalised ESD" in esd.summary
