@@ -1,0 +1,75 @@
+"""Cost of statistical detection in one watch cycle, with and without the extra detectors.
+
+    python bench/detect_extras.py [--series 1000] [--cycles 40]
+
+Calls ``detect_series`` (the watch's statistical step) on a real store in a temp folder, one new
+point per series per cycle 15 s apart, the store opened anew each cycle as separate watch runs
+open it. The first 5 cycles are not counted (the first one creates the cohort). Prints the
+median cycle time per ``also`` setting; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lazarus.config import Config
+from lazarus.detect.cycle import detect_series
+from lazarus.model import Sample
+from lazarus.store import Store
+
+SETTINGS = ([], ["change_point", "rate_of_change"], ["mad"], ["esd"])
+
+
+def cycle_seconds(also: list[str], series: int, cycles: int) -> float:
+    """Median seconds of a cycle after the first 5, with ``also`` beside the ensemble."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "state.db"
+        config = Config.model_validate(
+            {
+                "inventory": {"ssh": {"key": "k"}, "hosts": [{"name": "h", "address": "10.0.0.1"}]},
+                "detectors": {"anomaly": [{"series": "*", "also": also}]},
+                "state": {"path": str(path)},
+            }
+        )
+        rng = np.random.default_rng(0)
+        times = []
+        for c in range(cycles):
+            at = 1000.0 + 15 * c
+            samples = [
+                Sample("latency", (("host", f"h{i}"),), float(100 + rng.normal()), at)
+                for i in range(series)
+            ]
+            store = Store(path)
+            try:
+                started = time.perf_counter()
+                detect_series(store, config, samples)
+                times.append(time.perf_counter() - started)
+            finally:
+                store.close()
+    return statistics.median(times[5:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=1000)
+    parser.add_argument("--cycles", type=int, default=40)
+    args = parser.parse_args(argv)
+    if args.cycles <= 5:
+        parser.error("--cycles must be more than 5 (the first 5 are not counted)")
+    for also in SETTINGS:
+        seconds = cycle_seconds(also, args.series, args.cycles)
+        print(f"also {also or '[]'}: {seconds * 1000:.0f} ms a cycle over {args.series} series")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
