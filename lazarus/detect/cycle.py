@@ -200,7 +200,8 @@ class _Cycle:
         self, rows: dict[str, SeriesRow], fresh: dict[str, list[tuple[float, float]]]
     ) -> dict[int, Cohort]:
         """The cohorts of the series with new points; new cohorts for those without one."""
-        specs = {k: self._spec(rows[k].series) for k in fresh}
+        by_name = {name: self._spec(name) for name in {rows[k].series for k in fresh}}
+        specs = {k: by_name[rows[k].series] for k in fresh}
         loaded = self.table.cohorts({rows[k].cohort for k in fresh})
         homeless: dict[CohortSpec, list[str]] = defaultdict(list)
         for key in fresh:
