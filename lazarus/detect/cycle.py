@@ -48,6 +48,8 @@ from lazarus.detect import state
 from lazarus.detect.ensemble import params_for
 from lazarus.detect.extras import EXTRAS, Cohort, CohortSpec
 from lazarus.detect.peers_cycle import Latest, Outlier, peer_outliers
+from lazarus.detect.rings import SCHEMA as RINGS_SCHEMA
+from lazarus.detect.rings import StoredRing
 from lazarus.model import Anomaly, Sample
 from lazarus.store import Store
 
@@ -89,6 +91,7 @@ class SeriesTable:
         self.db = db
         for statement in filter(str.strip, _SCHEMA.split(";")):
             db.execute(statement)
+        db.execute(RINGS_SCHEMA)
         (self._last_id,) = db.execute(
             "SELECT COALESCE(MAX(id), 0) FROM detector_cohorts"
         ).fetchone()
@@ -127,9 +130,10 @@ class SeriesTable:
             [(cohort, state.dumps(e)) for cohort, e in cohorts.items()],
         )
         self.db.executemany("DELETE FROM detector_series WHERE key=?", [(k,) for k in forget])
-        self.db.execute(
-            "DELETE FROM detector_cohorts WHERE id NOT IN (SELECT cohort FROM detector_series)"
-        )
+        for table, column in (("detector_cohorts", "id"), ("detector_rings", "cohort")):
+            self.db.execute(
+                f"DELETE FROM {table} WHERE {column} NOT IN (SELECT cohort FROM detector_series)"
+            )
 
 
 def known_series(store: Store) -> dict[str, SeriesRow]:
@@ -179,7 +183,7 @@ class _Cycle:
         for key in fresh:
             members[rows[key].cohort][rows[key].col] = key
         for cohort_id, cohort in cohorts.items():
-            self._score(cohort, members[cohort_id], fresh, rows)
+            self._score(cohort_id, cohort, members[cohort_id], fresh, rows)
         latest = {k: Latest(rows[k].series, rows[k].labels, *f[-1]) for k, f in fresh.items()}
         for outlier in peer_outliers(self.table.db, latest, self._peer_settings, self.said):
             self.anomalies.append(self._peer(outlier, rows[outlier.key]))
@@ -217,6 +221,7 @@ class _Cycle:
 
     def _score(
         self,
+        cohort_id: int,
         cohort: Cohort,
         members: dict[int, str],
         fresh: dict[str, list[tuple[float, float]]],
@@ -229,7 +234,16 @@ class _Cycle:
         block = np.full((cohort.n_series, width), np.nan)
         for col, key in members.items():
             block[col, : len(fresh[key])] = [v for _, v in fresh[key]]
+        seasonal = cohort.ensemble.seasonal
+        if seasonal is not None:  # the ring lives in the store (rings.py), not in the state
+            ring = StoredRing(
+                self.table.db, cohort_id, seasonal.period, cohort.n_series, seasonal.seen, width
+            )
+            seasonal.ring = ring
         scores, extra = cohort.update(block)
+        if seasonal is not None:
+            ring.flush()
+            seasonal.ring = None
         for col, key in members.items():
             labelled = scores.label[col, : len(fresh[key])].nonzero()[0]
             if len(labelled):

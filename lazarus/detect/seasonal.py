@@ -3,22 +3,46 @@
 The residual ``x[t] - x[t - period]`` removes a daily (or weekly) cycle without fitting a model;
 its EW z-score (with the level's step as scale floor) flags a point that breaks the cycle, e.g.
 a flat stretch where a daily peak should be. Before one full period has been seen it scores 0.
-State: the last ``period`` values per series (a ring), so an update costs O(new points).
+State: the last ``period`` values per series (a ``Ring``), so an update costs O(new points).
 """
 
 from __future__ import annotations
+
+from typing import Protocol
 
 import numpy as np
 
 from lazarus.detect.ewm import Ewm
 
 
-class Seasonal:
-    start = 0  # ring position of the oldest row of ``history`` (0: oldest first, as pickled before)
+class Rows(Protocol):
+    """Where the last ``period`` rows are kept: row ``pos`` (counted from the first) in slot
+    ``pos % period``, so a row one period back is the one the new row overwrites."""
 
+    def read(self, first: int, n: int) -> np.ndarray: ...
+
+    def write(self, first: int, rows: np.ndarray) -> None: ...
+
+
+class Ring:
+    """The rows in memory. The watch swaps in ``rings.StoredRing`` between its cycles, which
+    keeps the slots in the store: a day of points per series is most of a cohort's state, and
+    a cycle then reads and writes only the rows it touches."""
+
+    def __init__(self, period: int, n_series: int):
+        self.slots = np.zeros((period, n_series))
+
+    def read(self, first: int, n: int) -> np.ndarray:
+        return self.slots[(first + np.arange(n)) % len(self.slots)]
+
+    def write(self, first: int, rows: np.ndarray) -> None:
+        self.slots[(first + np.arange(len(rows))) % len(self.slots)] = rows
+
+
+class Seasonal:
     def __init__(self, n_series: int, period: int, span: float):
         self.period = int(period)
-        self.history = np.zeros((self.period, n_series))  # the last period, as a ring
+        self.ring: Rows | None = Ring(self.period, n_series)
         self.seen = 0
         self.ewm = Ewm(n_series, span)
 
@@ -27,22 +51,16 @@ class Seasonal:
         p, n = self.period, len(rows)
         if p <= 0:
             return np.zeros(rows.shape)
-        # The value one period before row t: the ring for t < p (oldest first), else rows[t - p].
+        if self.ring is None:
+            raise RuntimeError("the seasonal ring is not attached")
+        # The value one period before row t: the ring for t < p, else rows[t - p].
         head = min(n, p)
-        wrap = min(head, p - self.start)
         residual = np.empty(rows.shape)
-        np.subtract(rows[:wrap], self.history[self.start : self.start + wrap], out=residual[:wrap])
-        np.subtract(rows[wrap:head], self.history[: head - wrap], out=residual[wrap:head])
+        np.subtract(rows[:head], self.ring.read(self.seen, head), out=residual[:head])
         np.subtract(rows[head:], rows[: n - head], out=residual[head:])
         if self.seen < p:
             valid = valid & (self.seen + np.arange(n) >= p)[:, None]
         z, _ = self.ewm.update(residual, valid, floor)
-        # Overwrite the oldest rows with the newest.
-        if n >= p:
-            self.history, self.start = rows[n - p :].copy(), 0
-        else:
-            self.history[self.start : self.start + wrap] = rows[:wrap]
-            self.history[: n - wrap] = rows[wrap:]
-            self.start = (self.start + n) % p
+        self.ring.write(self.seen + n - head, rows[n - head :])
         self.seen += n
         return z

@@ -151,18 +151,3 @@ def test_seasonal_ring_matches_one_pass_in_any_slicing(
     ring = Seasonal(2, period, 50)
     parts = [ring.update(x[part], valid[part], floor[part]) for part in slices(200, sizes)]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
-
-
-def test_seasonal_state_saved_before_the_ring_still_loads() -> None:
-    """A state pickled when ``history`` was kept oldest first (no ``start``) carries on."""
-    x = np.random.default_rng(1).normal(size=(60, 1))
-    ok, floor = np.ones_like(x, bool), np.full(x.shape, 0.1)
-    expected = Seasonal(1, 7, 50).update(x, ok, floor)
-    old = Seasonal(1, 7, 50)
-    old.update(x[:30], ok[:30], floor[:30])
-    old.update(x[30:33], ok[30:33], floor[30:33])
-    assert old.start == 3
-    old.history = np.roll(old.history, -old.start, axis=0)  # the old layout: oldest first
-    del old.start
-    rest = old.update(x[33:], ok[33:], floor[33:])
-    np.testing.assert_array_equal(rest, expected[33:])

@@ -270,3 +270,48 @@ def test_extra_median_mad_and_esd_detectors_say_a_spike_once_each(tmp_path: Path
     assert said == [("latency_esd", 500.0), ("latency_mad", 500.0)]
     (esd,) = [a for a in found if a.symptom == "latency_esd"]
     assert "generalised ESD" in esd.summary
+
+
+def test_the_seasonal_ring_lives_in_the_store_and_scores_as_one_ensemble(tmp_path: Path) -> None:
+    config = make_config(tmp_path, season="105s")  # 7 points at the 15 s interval
+    t = np.arange(400)
+    values = 100.0 + 10.0 * np.sin(2 * np.pi * t / 7) + noise(400, seed=9) * 0.3 - 100.0
+    values[[180, 330]] += [25.0, -25.0]  # breaks of the cycle
+    watch = Watch(config)
+    found = cycles_of(watch, values[:150], per_cycle=1)
+    found += cycles_of(watch, values[150:], per_cycle=9, first=150.0)
+    params = params_for("latency", config.detectors.anomaly, config.watch.interval)
+    assert params.season == 7
+    direct = Ensemble(1, params)
+    labelled = direct.update(values).label[0]
+    expected = [i for i in range(150) if labelled[i]]
+    for start in range(150, 400, 9):  # a cycle reports the first label among its points
+        expected += [start + int(i) for i in labelled[start : start + 9].nonzero()[0][:1]]
+    assert sorted(int(a.at) for a in found) == expected
+    assert 180 in expected  # the check means something
+    store = Store(config.path(config.state.path))
+    with store.transaction() as db:
+        slots = dict(db.execute("SELECT slot, row FROM detector_rings"))
+        (blob,) = db.execute("SELECT state FROM detector_cohorts").fetchone()
+    store.close()
+    assert {k: np.frombuffer(v)[0] for k, v in slots.items()} == {i % 7: values[i] for i in t[-7:]}
+    seasonal = state.loads(blob).ensemble.seasonal
+    assert seasonal.ring is None  # not in the pickled state
+    for name, learnt in vars(direct.seasonal.ewm).items():  # what the residuals taught it
+        np.testing.assert_array_equal(getattr(seasonal.ewm, name), learnt)
+
+
+def test_a_damaged_ring_slot_reads_as_zero_and_is_written_anew(tmp_path: Path) -> None:
+    config = make_config(tmp_path, season="105s")
+    watch = Watch(config)
+    cycles_of(watch, noise(20), per_cycle=5)
+    store = Store(config.path(config.state.path))
+    with store.transaction() as db:
+        db.execute("UPDATE detector_rings SET row=? WHERE slot=6", (b"bad",))
+    store.close()
+    assert cycles_of(watch, noise(1, seed=2), first=20.0) == []  # slot 6: the one position 20 reads
+    store = Store(config.path(config.state.path))
+    with store.transaction() as db:
+        (row,) = db.execute("SELECT row FROM detector_rings WHERE slot=6").fetchone()
+    store.close()
+    assert np.frombuffer(row).tolist() == [noise(1, seed=2)[0]]
