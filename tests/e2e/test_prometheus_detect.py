@@ -165,6 +165,24 @@ def test_an_error_fault_is_detected_from_prometheus_within_two_scrapes(
     ]
 
 
+def test_a_host_unlike_its_peers_from_the_first_scrape_is_a_peer_outlier(
+    healthy_sandbox: Any, prom: str, tmp_path: Path
+) -> None:
+    """Wrong from the start, web-2 is its own normal to the ensemble (still warming up); only
+    its peers show it: an outlier once its streak reaches ``for`` (3) cycles, then quiet."""
+    healthy_sandbox.fault("web-2", "error")
+    cycles = Cycles(prom_config(healthy_sandbox, prom, "prom-peers", tmp_path))
+    seen_bad, found = None, []
+    for i in range(8):
+        samples, anomalies = cycles.run()
+        if seen_bad is None and value(samples, "demo_error", "web-2") == 1.0:
+            seen_bad = i
+        found += [(i, a.host, a.symptom, a.summary) for a in anomalies]
+    assert seen_bad is not None and seen_bad <= 3, "the fault never showed in Prometheus"
+    assert [f[:3] for f in found] == [(seen_bad + 2, "web-2", "demo_error_peer_outlier")]
+    assert found[0][3] == "demo_error on web-2 is 1 while its 2 peers' median is 0"
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_watch_runs_carry_the_state_and_report_a_dead_target(
     healthy_sandbox: Any, prom: str, tmp_path: Path
