@@ -49,7 +49,7 @@ from lazarus.detect.ensemble import params_for
 from lazarus.detect.extras import EXTRAS, Cohort, CohortSpec
 from lazarus.detect.peers_cycle import Latest, Outlier, peer_outliers
 from lazarus.detect.rings import SCHEMA as RINGS_SCHEMA
-from lazarus.detect.rings import StoredRing
+from lazarus.detect.rings import stored_rings
 from lazarus.model import Anomaly, Sample
 from lazarus.store import Store
 
@@ -130,7 +130,7 @@ class SeriesTable:
             [(cohort, state.dumps(e)) for cohort, e in cohorts.items()],
         )
         self.db.executemany("DELETE FROM detector_series WHERE key=?", [(k,) for k in forget])
-        for table, column in (("detector_cohorts", "id"), ("detector_rings", "cohort")):
+        for table, column in (("detector_cohorts", "id"), ("detector_ring_slots", "cohort")):
             self.db.execute(
                 f"DELETE FROM {table} WHERE {column} NOT IN (SELECT cohort FROM detector_series)"
             )
@@ -234,16 +234,9 @@ class _Cycle:
         block = np.full((cohort.n_series, width), np.nan)
         for col, key in members.items():
             block[col, : len(fresh[key])] = [v for _, v in fresh[key]]
-        seasonal = cohort.ensemble.seasonal
-        if seasonal is not None:  # the ring lives in the store (rings.py), not in the state
-            ring = StoredRing(
-                self.table.db, cohort_id, seasonal.period, cohort.n_series, seasonal.seen, width
-            )
-            seasonal.ring = ring
-        scores, extra = cohort.update(block)
-        if seasonal is not None:
-            ring.flush()
-            seasonal.ring = None
+        # The rings of past rows live in the store (rings.py), not in the pickled state.
+        with stored_rings(self.table.db, cohort_id, cohort.ringed(), cohort.n_series, width):
+            scores, extra = cohort.update(block)
         for col, key in members.items():
             labelled = scores.label[col, : len(fresh[key])].nonzero()[0]
             if len(labelled):

@@ -33,6 +33,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lazarus.detect.clean import Carry, as_block
 from lazarus.detect.robust import CHUNK, MAD_TO_SIGMA, trailing_stats
+from lazarus.detect.seasonal import Ring, Rows
 
 MIN_POINTS = 32  # residuals before the test is trusted (t with fewer df is too lenient)
 
@@ -132,6 +133,8 @@ def seasonal_median(stacked: np.ndarray) -> np.ndarray:
 
 
 class SeasonalEsd:
+    ring_fill = math.nan
+
     def __init__(
         self,
         n_series: int,
@@ -148,8 +151,8 @@ class SeasonalEsd:
         self.carry = Carry(n_series)
         self.since = np.zeros(n_series, dtype=np.int64)  # points since the first finite value
         self.values = np.zeros((self.window, n_series))  # the trend window, oldest first
-        self.detrended = np.full((self.period * self.cycles, n_series), np.nan)  # a ring
-        self.start = 0  # ring row of the oldest detrended value
+        self.ring: Rows | None = Ring(self.ring_span, n_series, np.nan)  # detrended values
+        self.rows = 0  # rows given to the ring so far
         self.residuals = np.full((self.window - 1, n_series), np.nan)
 
     def update(self, values: object) -> np.ndarray:
@@ -177,19 +180,33 @@ class SeasonalEsd:
         self.since = since[-1] + started[-1] if n else self.since
         return np.where(valid, score, 0.0).T
 
+    @property
+    def ring_span(self) -> int:
+        return self.period * self.cycles
+
+    def ahead(self, n: int) -> list[int]:
+        """The ring positions an update of ``n`` rows reads (the same phase, earlier periods)."""
+        back = self._back(n)
+        return back[back < self.rows].tolist()
+
+    def _back(self, n: int) -> np.ndarray:
+        """Positions of the same phase 1..cycles periods before each of ``n`` new rows."""
+        return self.rows + np.arange(n)[:, None] - self.period * np.arange(1, self.cycles + 1)
+
     def _seasonal(self, detrended: np.ndarray) -> np.ndarray:
-        """``s`` for each new row (0 without a period); moves the ring of detrended values on
-        in place, so an update costs O(new points x cycles), not O(ring)."""
+        """``s`` for each new row (0 without a period); moves the ring of detrended values on,
+        so an update costs O(new points x cycles), not O(ring)."""
         if not self.period:
             return np.zeros(detrended.shape)
-        span, n = len(self.detrended), len(detrended)
-        # Index of the same phase 1..cycles periods back in [ring, oldest first ; new rows].
-        back = span + np.arange(n)[:, None] - self.period * np.arange(1, self.cycles + 1)
-        old = back < span
+        if self.ring is None:
+            raise RuntimeError("the ESD ring is not attached")
+        n = len(detrended)
+        back = self._back(n)
+        old = back < self.rows  # in the ring; the others are rows of this block
         stacked = np.empty((n, self.cycles, detrended.shape[1]))
-        stacked[old] = self.detrended[(self.start + back[old]) % span]
-        stacked[~old] = detrended[back[~old] - span]
-        kept = np.arange(max(n - span, 0), n)  # new rows overwrite the oldest ones
-        self.detrended[(self.start + kept) % span] = detrended[kept]
-        self.start = (self.start + n) % span
+        stacked[old] = self.ring.take(back[old])
+        stacked[~old] = detrended[back[~old] - self.rows]
+        keep = min(n, self.ring_span)
+        self.ring.write(self.rows + n - keep, detrended[n - keep :])
+        self.rows += n
         return seasonal_median(stacked)

@@ -22,6 +22,7 @@ from lazarus.detect.cusum import Cusum, RateOfChange
 from lazarus.detect.ensemble import Ensemble, EnsembleParams, Scores
 from lazarus.detect.esd import SeasonalEsd
 from lazarus.detect.robust import RollingMad
+from lazarus.detect.seasonal import Ringed
 
 # ESD's significance for a page: at 0.05 pure noise made an "outlier" every ~5,000 points (a day
 # at 15 s); at 0.001 none in 20,000, and an 8-sigma spike still scores 0.61..0.67.
@@ -83,6 +84,16 @@ class Cohort:
     @property
     def n_series(self) -> int:
         return self.ensemble.n_series
+
+    def ringed(self) -> dict[str, Ringed]:
+        """The detectors that keep a ring of past rows, by ring name (for ``rings``)."""
+        found: dict[str, Ringed] = {}
+        if self.ensemble.seasonal is not None:
+            found["seasonal"] = self.ensemble.seasonal
+        for name, detector in self.extras.items():
+            if isinstance(detector, SeasonalEsd) and detector.ring_span:
+                found[name] = detector
+        return found
 
     def update(self, values: np.ndarray) -> tuple[Scores, dict[str, np.ndarray]]:
         """The ensemble's scores, and per extra the points it labels ``(series x time)``."""

@@ -1,68 +1,116 @@
-"""The seasonal view's ring of the last period, kept row by row in the store for the watch.
+"""Rings of past rows (a period or more of points per series) kept row by row in the store.
 
-A one-day period at a 15 s interval is 5,760 rows per series: for 1,000 series 46 MB, nearly all
-of a cohort's state. Pickled with the cohort, every cycle read and wrote all of it (2.1 s a cycle
-for 1,000 series after a day, bench/detect_extras.py). Here each slot (one row: a float64 per
-series of the cohort) is a row of ``detector_rings``; a cycle loads the slots its new points will
-read and overwrite, and writes back only those, inside the cycle's transaction.
+The seasonal view keeps the last period of points per series, ESD the last few periods of its
+detrended values. A one-day period at a 15 s interval is 5,760 rows: for 1,000 series 46 MB,
+nearly all of a cohort's state. Pickled with the cohort, every cycle read and wrote all of it
+(2.1 s a cycle for 1,000 series after a day, bench/detect_extras.py). Here each slot (one row: a
+float64 per series of the cohort) is a row of ``detector_ring_slots``, keyed by cohort, ring
+name and slot; a cycle reads the slots its new points look back at and writes back only the
+ones they overwrite, inside the cycle's transaction. Row ``pos`` (counted from the first row the
+ring was given) lives in slot ``pos % span``.
 """
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
+
+from lazarus.detect.seasonal import Ringed
 
 log = logging.getLogger(__name__)
 
 SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS detector_rings (cohort INTEGER NOT NULL, slot INTEGER NOT NULL,"
-    " row BLOB NOT NULL, PRIMARY KEY (cohort, slot))"
+    "CREATE TABLE IF NOT EXISTS detector_ring_slots (cohort INTEGER NOT NULL, ring TEXT NOT NULL,"
+    " slot INTEGER NOT NULL, row BLOB NOT NULL, PRIMARY KEY (cohort, ring, slot))"
 )
+BATCH = 500  # slots per query (SQLite's limit on bound parameters is higher, but finite)
 
 
 class StoredRing:
-    """The slots of one cohort's ring that a block of ``n`` new points starting at position
-    ``first`` touches, loaded up front (so the ensemble may use them on another thread) and
-    written back by ``flush``. A slot never written reads as zeros, as a new ring's do, and so does
-    a damaged one (logged): one period of odd residuals, not a watch that fails every cycle."""
+    """One ring of one cohort. Slots are loaded when first read, or all at once by ``load``
+    (the ensemble may read its ring on another thread, which must not touch the connection);
+    ``flush`` writes the slots changed since. A slot never written reads as ``fill``, as a new
+    in-memory ring's does, and so does a damaged one (logged): a period of odd values, not a
+    watch that fails every cycle."""
 
     def __init__(
-        self, db: sqlite3.Connection, cohort: int, period: int, n_series: int, first: int, n: int
+        self,
+        db: sqlite3.Connection,
+        cohort: int,
+        ring: str,
+        span: int,
+        n_series: int,
+        fill: float = 0.0,
     ):
-        self.db, self.cohort, self.period, self.n_series = db, cohort, period, n_series
-        wanted = sorted({(first + i) % period for i in range(min(n, period))})
+        self.db, self.key, self.span, self.n_series = db, (cohort, ring), span, n_series
+        self.fill = np.full(n_series, fill)
         self.slots: dict[int, np.ndarray] = {}
-        for chunk in range(0, len(wanted), 500):  # SQLite's limit on bound parameters
-            part = wanted[chunk : chunk + 500]
-            found = db.execute(
-                f"SELECT slot, row FROM detector_rings WHERE cohort=? AND slot IN"
-                f" ({','.join('?' * len(part))})",
-                (cohort, *part),
-            )
-            for slot, blob in found:
-                row = np.frombuffer(blob, dtype=np.float64) if len(blob) % 8 == 0 else None
-                if row is None or len(row) != n_series:  # never fail the cycle on its state
-                    log.warning("ring slot %d of cohort %d is damaged; it reads as 0", slot, cohort)
-                    continue
-                self.slots[slot] = row
         self.dirty: set[int] = set()
 
+    def load(self, positions: Iterable[int]) -> None:
+        """Read the slots of ``positions`` that are not loaded yet."""
+        wanted = sorted({p % self.span for p in positions} - self.slots.keys())
+        for start in range(0, len(wanted), BATCH):
+            part = wanted[start : start + BATCH]
+            found = self.db.execute(
+                "SELECT slot, row FROM detector_ring_slots WHERE cohort=? AND ring=? AND slot IN"
+                f" ({','.join('?' * len(part))})",
+                (*self.key, *part),
+            )
+            for slot, blob in found:
+                self.slots[slot] = self._row(slot, blob)
+            for slot in part:
+                self.slots.setdefault(slot, self.fill)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        """The rows at ``positions`` (``len x n_series``)."""
+        self.load(int(p) for p in positions)
+        return np.array([self.slots[int(p) % self.span] for p in positions]).reshape(
+            len(positions), self.n_series
+        )
+
     def read(self, first: int, n: int) -> np.ndarray:
-        zeros = np.zeros(self.n_series)
-        return np.array([self.slots.get((first + i) % self.period, zeros) for i in range(n)])
+        return self.take(first + np.arange(n))
 
     def write(self, first: int, rows: np.ndarray) -> None:
         for i, row in enumerate(rows):
-            slot = (first + i) % self.period
+            slot = (first + i) % self.span
             self.slots[slot] = np.array(row, dtype=np.float64)
             self.dirty.add(slot)
 
     def flush(self) -> None:
-        """Write the slots this block changed."""
+        """Write the slots changed since the last flush."""
         self.db.executemany(
-            "INSERT OR REPLACE INTO detector_rings VALUES (?,?,?)",
-            [(self.cohort, slot, self.slots[slot].tobytes()) for slot in sorted(self.dirty)],
+            "INSERT OR REPLACE INTO detector_ring_slots VALUES (?,?,?,?)",
+            [(*self.key, slot, self.slots[slot].tobytes()) for slot in sorted(self.dirty)],
         )
         self.dirty.clear()
+
+    def _row(self, slot: int, blob: bytes) -> np.ndarray:
+        row = np.frombuffer(blob, dtype=np.float64) if len(blob) % 8 == 0 else None
+        if row is None or len(row) != self.n_series:
+            log.warning("ring %s slot %d is damaged; it reads as empty", self.key, slot)
+            return self.fill
+        return row
+
+
+@contextmanager
+def stored_rings(
+    db: sqlite3.Connection, cohort: int, ringed: dict[str, Ringed], n_series: int, width: int
+) -> Iterator[None]:
+    """Give each ringed detector its ring from the store for one update of ``width`` rows, with
+    the slots it will read loaded up front; then write back what changed and detach, so the
+    pickled state never holds a ring. On an error nothing is written (the cycle rolls back)."""
+    rings: dict[str, StoredRing] = {}
+    for name, detector in ringed.items():
+        ring = StoredRing(db, cohort, name, detector.ring_span, n_series, detector.ring_fill)
+        ring.load(detector.ahead(width))
+        detector.ring = rings[name] = ring
+    yield
+    for name, detector in ringed.items():
+        rings[name].flush()
+        detector.ring = None

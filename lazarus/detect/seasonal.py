@@ -8,6 +8,7 @@ State: the last ``period`` values per series (a ``Ring``), so an update costs O(
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 import numpy as np
@@ -16,35 +17,59 @@ from lazarus.detect.ewm import Ewm
 
 
 class Rows(Protocol):
-    """Where the last ``period`` rows are kept: row ``pos`` (counted from the first) in slot
-    ``pos % period``, so a row one period back is the one the new row overwrites."""
+    """Where the last ``span`` rows are kept: row ``pos`` (counted from the first) in slot
+    ``pos % span``, so a row ``span`` back is the one the new row overwrites."""
+
+    def take(self, positions: np.ndarray) -> np.ndarray: ...
 
     def read(self, first: int, n: int) -> np.ndarray: ...
 
     def write(self, first: int, rows: np.ndarray) -> None: ...
 
 
-class Ring:
-    """The rows in memory. The watch swaps in ``rings.StoredRing`` between its cycles, which
-    keeps the slots in the store: a day of points per series is most of a cohort's state, and
-    a cycle then reads and writes only the rows it touches."""
+class Ringed(Protocol):
+    """A detector whose state is mostly a ring of past rows (this view, ``esd``): the watch
+    keeps that ring in the store (``rings.StoredRing``) instead of in the pickled state."""
 
-    def __init__(self, period: int, n_series: int):
-        self.slots = np.zeros((period, n_series))
+    ring: Rows | None
+    ring_span: int
+    ring_fill: float
+
+    def ahead(self, n: int) -> Iterable[int]: ...
+
+
+class Ring:
+    """The rows in memory; a slot never written reads as ``fill``."""
+
+    def __init__(self, span: int, n_series: int, fill: float = 0.0):
+        self.slots = np.full((span, n_series), fill)
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        return self.slots[positions % len(self.slots)]
 
     def read(self, first: int, n: int) -> np.ndarray:
-        return self.slots[(first + np.arange(n)) % len(self.slots)]
+        return self.take(first + np.arange(n))
 
     def write(self, first: int, rows: np.ndarray) -> None:
         self.slots[(first + np.arange(len(rows))) % len(self.slots)] = rows
 
 
 class Seasonal:
+    ring_fill = 0.0
+
     def __init__(self, n_series: int, period: int, span: float):
         self.period = int(period)
         self.ring: Rows | None = Ring(self.period, n_series)
         self.seen = 0
         self.ewm = Ewm(n_series, span)
+
+    @property
+    def ring_span(self) -> int:
+        return self.period
+
+    def ahead(self, n: int) -> range:
+        """The ring positions an update of ``n`` rows reads (the rows one period back)."""
+        return range(self.seen, self.seen + min(n, self.period))
 
     def update(self, rows: np.ndarray, valid: np.ndarray, floor: np.ndarray) -> np.ndarray:
         """Gap-free ``(time x series)`` rows -> |z| of the seasonal residual."""

@@ -13,6 +13,8 @@ from lazarus.config import Config
 from lazarus.detect import cycle, state
 from lazarus.detect.cycle import detect_series, known_series, series_key, target_of
 from lazarus.detect.ensemble import Ensemble, params_for
+from lazarus.detect.esd import SeasonalEsd
+from lazarus.detect.extras import PAGE_ALPHA
 from lazarus.model import Anomaly, Sample
 from lazarus.store import Store
 
@@ -272,8 +274,8 @@ def test_extra_median_mad_and_esd_detectors_say_a_spike_once_each(tmp_path: Path
     assert "generalised ESD" in esd.summary
 
 
-def test_the_seasonal_ring_lives_in_the_store_and_scores_as_one_ensemble(tmp_path: Path) -> None:
-    config = make_config(tmp_path, season="105s")  # 7 points at the 15 s interval
+def test_the_rings_live_in_the_store_and_score_as_one_uninterrupted_run(tmp_path: Path) -> None:
+    config = make_config(tmp_path, season="105s", also=["esd"])  # 7 points at the 15 s interval
     t = np.arange(400)
     values = 100.0 + 10.0 * np.sin(2 * np.pi * t / 7) + noise(400, seed=9) * 0.3 - 100.0
     values[[180, 330]] += [25.0, -25.0]  # breaks of the cycle
@@ -287,18 +289,27 @@ def test_the_seasonal_ring_lives_in_the_store_and_scores_as_one_ensemble(tmp_pat
     expected = [i for i in range(150) if labelled[i]]
     for start in range(150, 400, 9):  # a cycle reports the first label among its points
         expected += [start + int(i) for i in labelled[start : start + 9].nonzero()[0][:1]]
-    assert sorted(int(a.at) for a in found) == expected
+    assert sorted(int(a.at) for a in found if a.symptom == "latency_anomaly") == expected
     assert 180 in expected  # the check means something
+    esd = SeasonalEsd(1, 7, alpha=PAGE_ALPHA)
+    esd.update(values)
     store = Store(config.path(config.state.path))
     with store.transaction() as db:
-        slots = dict(db.execute("SELECT slot, row FROM detector_rings"))
+        rows = db.execute("SELECT ring, slot, row FROM detector_ring_slots").fetchall()
         (blob,) = db.execute("SELECT state FROM detector_cohorts").fetchone()
     store.close()
-    assert {k: np.frombuffer(v)[0] for k, v in slots.items()} == {i % 7: values[i] for i in t[-7:]}
-    seasonal = state.loads(blob).ensemble.seasonal
-    assert seasonal.ring is None  # not in the pickled state
+    slots = {(ring, slot): np.frombuffer(row)[0] for ring, slot, row in rows}
+    assert {k[1]: v for k, v in slots.items() if k[0] == "seasonal"} == {
+        i % 7: values[i] for i in t[-7:]
+    }
+    assert {k[1]: v for k, v in slots.items() if k[0] == "esd"} == {
+        i: esd.ring.slots[i, 0] for i in range(esd.ring_span)
+    }
+    cohort = state.loads(blob)
+    assert cohort.ensemble.seasonal.ring is None and cohort.extras["esd"].ring is None
     for name, learnt in vars(direct.seasonal.ewm).items():  # what the residuals taught it
-        np.testing.assert_array_equal(getattr(seasonal.ewm, name), learnt)
+        np.testing.assert_array_equal(getattr(cohort.ensemble.seasonal.ewm, name), learnt)
+    np.testing.assert_array_equal(cohort.extras["esd"].residuals, esd.residuals)
 
 
 def test_a_damaged_ring_slot_reads_as_zero_and_is_written_anew(tmp_path: Path) -> None:
@@ -307,11 +318,11 @@ def test_a_damaged_ring_slot_reads_as_zero_and_is_written_anew(tmp_path: Path) -
     cycles_of(watch, noise(20), per_cycle=5)
     store = Store(config.path(config.state.path))
     with store.transaction() as db:
-        db.execute("UPDATE detector_rings SET row=? WHERE slot=6", (b"bad",))
+        db.execute("UPDATE detector_ring_slots SET row=? WHERE slot=6", (b"bad",))
     store.close()
     assert cycles_of(watch, noise(1, seed=2), first=20.0) == []  # slot 6: the one position 20 reads
     store = Store(config.path(config.state.path))
     with store.transaction() as db:
-        (row,) = db.execute("SELECT row FROM detector_rings WHERE slot=6").fetchone()
+        (row,) = db.execute("SELECT row FROM detector_ring_slots WHERE slot=6").fetchone()
     store.close()
     assert np.frombuffer(row).tolist() == [noise(1, seed=2)[0]]
