@@ -91,7 +91,7 @@ class Cohort:
         if self.ensemble.seasonal is not None:
             found["seasonal"] = self.ensemble.seasonal
         for name, detector in self.extras.items():
-            if isinstance(detector, SeasonalEsd) and detector.ring_span:
+            if isinstance(detector, Ringed) and detector.ring_span:
                 found[name] = detector
         return found
 

@@ -9,7 +9,7 @@ State: the last ``period`` values per series (a ``Ring``), so an update costs O(
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class Rows(Protocol):
     def write(self, first: int, rows: np.ndarray) -> None: ...
 
 
+@runtime_checkable
 class Ringed(Protocol):
     """A detector whose state is mostly a ring of past rows (this view, ``esd``): the watch
     keeps that ring in the store (``rings.StoredRing``) instead of in the pickled state."""
