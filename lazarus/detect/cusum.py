@@ -4,9 +4,10 @@ Each point is standardised against an EW mean and scale learnt *before* it (as `
 one-sided cumulative sums grow while the change lasts and shrink otherwise: level up
 (``z - drift``), level down (``-z - drift``) and variance up (the log-likelihood ratio of a
 doubled standard deviation). The score is the
-largest sum over ``limit`` (capped at 1); when it reaches 1 the sums restart, so a change that
-persists is reported once and the statistics then learn the new normal. Small steady changes
-that a point-wise z misses add up here. State: O(series).
+largest sum over ``limit`` (capped at 1). When it reaches 1 the sums restart, and the mean and
+spread are taken afresh from the next ``RELEARN`` points, so a change that persists is reported
+once: an EW mean left to learn the new level would keep the sums climbing and fire again every
+few dozen points. Small steady changes that a point-wise z misses add up here. State: O(series).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lazarus.detect.ewm import Ewm
 # Log-likelihood ratio of "the standard deviation doubled": z^2 (1 - 1/4) / 2 - ln 2.
 VARIANCE_GAIN, VARIANCE_COST = 0.375, float(np.log(2.0))
 SETTLE = 400  # points before the scale is trusted enough to accumulate evidence
+RELEARN = 50  # points after a change whose mean and spread are the new normal
 
 
 class Cusum:
@@ -27,33 +29,60 @@ class Cusum:
         self.ewm = Ewm(n_series, span)
         self.drift, self.limit = drift, limit
         self.sums = np.zeros((3, n_series))
+        self._start_relearning(n_series)
+
+    def _start_relearning(self, n_series: int) -> None:
+        self.relearn = np.zeros(n_series, dtype=np.int64)  # points left to sample after a change
+        self.sample = np.zeros((3, n_series))  # their count, sum and sum of squares
+
+    def __setstate__(self, state: dict) -> None:
+        """State pickled before a change was followed by relearning starts without one."""
+        self.__dict__.update(state)
+        if "relearn" not in state:
+            self._start_relearning(self.sums.shape[1])
 
     def update(self, values: object) -> np.ndarray:
         """``(series x time)`` values -> score in [0, 1] (1 = a change point)."""
         rows, valid = self.carry.fill(as_block(values).T)
-        mean_before, scale_before = self._before(rows, valid)
         out = np.zeros(rows.shape)
         for t in range(len(rows)):
-            z = np.where(valid[t], (rows[t] - mean_before[t]) / scale_before[t], 0.0)
+            x, ok = rows[t], valid[t]
+            z = np.where(ok, (x - self.ewm.mean) / self._scale(), 0.0)
             step = np.stack(
                 [z - self.drift, -z - self.drift, VARIANCE_GAIN * z * z - VARIANCE_COST]
             )
-            self.sums = np.where(valid[t], np.maximum(self.sums + step, 0.0), self.sums)
-            out[t] = np.where(valid[t], np.minimum(self.sums.max(axis=0) / self.limit, 1.0), 0.0)
-            self.sums[:, out[t] >= 1.0] = 0.0
+            self.sums = np.where(ok, np.maximum(self.sums + step, 0.0), self.sums)
+            out[t] = np.where(ok, np.minimum(self.sums.max(axis=0) / self.limit, 1.0), 0.0)
+            self.ewm.update(rows[t : t + 1], valid[t : t + 1])
+            self._relearn(x, ok)
+            changed = out[t] >= 1.0
+            self.sums[:, changed] = 0.0
+            self.relearn[changed] = RELEARN
         return out.T
 
-    def _before(self, rows: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """EW mean and scale each point is judged against (learnt from earlier points)."""
-        means = np.empty(rows.shape)
-        scales = np.empty(rows.shape)
-        for t in range(len(rows)):
-            means[t] = self.ewm.mean
-            ready = self.ewm.count >= SETTLE
-            scale = np.sqrt(self.ewm.var / np.maximum(self.ewm.weight, 1e-12))
-            scales[t] = np.where(ready, np.maximum(scale, 1e-9 + 1e-6 * np.abs(means[t])), np.inf)
-            self.ewm.update(rows[t : t + 1], valid[t : t + 1])
-        return means, scales
+    def _scale(self) -> np.ndarray:
+        """The scale a new point is judged by; inf (no evidence) while settling or relearning."""
+        mean = self.ewm.mean
+        scale = np.sqrt(self.ewm.var / np.maximum(self.ewm.weight, 1e-12))
+        floor = 1e-9 + 1e-6 * np.abs(mean)
+        trusted = (self.ewm.count >= SETTLE) & (self.relearn == 0)
+        return np.where(trusted, np.maximum(scale, floor), np.inf)
+
+    def _relearn(self, x: np.ndarray, ok: np.ndarray) -> None:
+        """Sample the points after a change; after ``RELEARN`` of them, their mean and spread
+        become the statistics' (an EW mean would take hundreds of points to get there)."""
+        taking = ok & (self.relearn > 0)
+        if not taking.any():
+            return
+        self.sample[:, taking] += np.stack([np.ones_like(x), x, x * x])[:, taking]
+        self.relearn[taking] -= 1
+        done = np.flatnonzero(taking & (self.relearn == 0))
+        if len(done):
+            n, total, squares = self.sample[:, done]
+            mean = total / n
+            self.ewm.mean[done] = mean
+            self.ewm.var[done] = np.maximum(squares / n - mean * mean, 0.0) * self.ewm.weight[done]
+            self.sample[:, done] = 0.0
 
 
 class RateOfChange:

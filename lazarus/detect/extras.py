@@ -5,9 +5,8 @@ another kind, e.g. a slow memory leak that CUSUM adds up long before any point l
 extra runs over the same ``(series x time)`` block as its cohort's ensemble, keeps its own state
 (pickled with the cohort), and labels a point when its score *reaches* its threshold from below
 and it has not labelled in the last ``suppress`` points of that series (the ensemble's say-it-once
-look-back): one label per episode, ``<series>_<name>``. CUSUM, for one, restarts its sums after a
-change and fires again while its mean learns the new level (every 10..40 points for a few
-hundred points); a person wants to hear of the change once.
+look-back): one label per episode, ``<series>_<name>``. A burst of bad points crosses a
+threshold again and again; a person wants to hear of it once.
 """
 
 from __future__ import annotations

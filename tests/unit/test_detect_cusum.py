@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lazarus.detect.cusum import Cusum, RateOfChange
+from lazarus.detect.state import dumps, loads
 
 
 def noise(seed: int, n: int) -> np.ndarray:
@@ -19,12 +20,21 @@ def test_cusum_finds_a_small_persistent_shift_a_z_score_would_miss() -> None:
     assert score[300:1000].max() < 1.0
 
 
+def test_cusum_reports_each_lasting_shift_once_then_the_next_one() -> None:
+    x = noise(4, 4000)
+    x[1000:] += 3.0
+    x[2500:] -= 6.0  # a second change, below where the series started
+    fired = np.flatnonzero(Cusum(1).update(x)[0] >= 1.0)
+    assert len(fired) == 2, fired
+    assert 1000 <= fired[0] < 1020 and 2500 <= fired[1] < 2520
+
+
 def test_cusum_finds_a_variance_change_and_reports_it_once() -> None:
-    x = noise(1, 1500)
+    x = noise(1, 3000)
     x[1000:] *= 4
     score = Cusum(1).update(x)[0]
     fired = np.flatnonzero(score >= 1.0)
-    assert fired.size and 1000 <= fired[0] < 1030
+    assert len(fired) == 1 and 1000 <= fired[0] < 1030, fired
     assert score[300:1000].max() < 1.0
 
 
@@ -36,6 +46,18 @@ def test_cusum_is_the_same_in_any_slicing_and_survives_gaps() -> None:
     parts = [stream.update(x[i : i + 37])[0] for i in range(0, 600, 37)]
     np.testing.assert_allclose(np.concatenate(parts), whole)
     assert np.isfinite(whole).all() and whole[50] == 0
+
+
+def test_cusum_state_pickled_before_relearning_still_loads() -> None:
+    x = noise(5, 1500)
+    x[1000:] += 3.0
+    old = Cusum(1)
+    old.update(x[:900])
+    del old.relearn, old.sample  # what a cohort stored by the previous release holds
+    loaded = loads(dumps(old))
+    assert np.flatnonzero(loaded.update(x[900:])[0] >= 1.0).tolist() == [
+        i - 900 for i in np.flatnonzero(Cusum(1).update(x)[0] >= 1.0)
+    ]
 
 
 def test_rate_of_change_flags_a_jump_not_a_ramp() -> None:
