@@ -9,7 +9,8 @@ out-of-order timestamp changes nothing: the detector sees points, not clocks.
 Beside the ensemble's evidence (is this *value* surprising?) runs a second, different kind of
 view: ``novelty`` (has this recent *shape* been seen before?). Each says its own episodes: a rise
 of a view counts against that view's bar as it stood ``LAG`` points before (``lagged_excess``: a
-ramp counts whole), the novelty's at ``NOVELTY_WEIGHT``, and the larger of the two is the score.
+ramp counts whole), the novelty's at ``NOVELTY_WEIGHT``, and the larger of the two is the score;
+within one climb only a score higher than the climb's earlier ones stays (``climbing``).
 After a label a cool-down that grows with the points seen so far, and lasts at least as long as
 a novelty episode can stay above its bar, keeps the same episode from being said twice
 (``cool_down``). The watch ensemble, which runs forever (where 2% of the points
@@ -66,7 +67,7 @@ def score_values(
     )
     scores[np.cumsum(np.isfinite(series[0])) <= params.warmup] = 0.0
     # A new shape keeps the novelty up for a feature's span, and its bar lags ``lag`` points.
-    return cool_down(scores, params.threshold, least=lag + SPAN)
+    return cool_down(climbing(scores, lag), params.threshold, least=lag + SPAN)
 
 
 def lagged_excess(evidence: np.ndarray, window: int, lag: int) -> np.ndarray:
@@ -84,6 +85,23 @@ def lagged_excess(evidence: np.ndarray, window: int, lag: int) -> np.ndarray:
     padded = np.concatenate([np.zeros(window), evidence])
     bar = np.lib.stride_tricks.sliding_window_view(padded, window - lag + 1)[:n].max(axis=1)
     return np.maximum(evidence - bar, 0.0)
+
+
+def climbing(scores: np.ndarray, gap: int) -> np.ndarray:
+    """Keep a score only where it beats every earlier score of its run (positive scores less
+    than ``gap`` points apart): against a bar ``gap`` points old, one climb scores at each of
+    its steps, and a step no higher than what the climb already said is no news."""
+    out = np.array(scores, dtype=float)
+    said, last = 0.0, -gap
+    for t in np.flatnonzero(out > 0):
+        if t - last >= gap:
+            said = 0.0
+        last = t
+        if out[t] <= said:
+            out[t] = 0.0
+        else:
+            said = out[t]
+    return out
 
 
 def cool_down(

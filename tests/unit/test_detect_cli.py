@@ -11,7 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lazarus.cli import main
-from lazarus.detect.csvfile import cool_down, lagged_excess, period_points, score_values
+from lazarus.detect.csvfile import (
+    climbing,
+    cool_down,
+    lagged_excess,
+    period_points,
+    score_values,
+)
 
 
 def write_series(path: Path, values: list[str], step: timedelta = timedelta(minutes=5)) -> None:
@@ -101,6 +107,16 @@ def test_a_climb_counts_whole_with_a_lag() -> None:
     evidence = np.concatenate([np.full(100, 0.1), np.linspace(0.1, 0.5, 11)[1:], np.full(50, 0.5)])
     assert lagged_excess(evidence, 64, 1)[1:].max() < 0.05  # step by step: never a label
     assert abs(lagged_excess(evidence, 64, 20).max() - 0.4) < 1e-9
+
+
+def test_a_climb_speaks_only_when_it_beats_what_it_already_said() -> None:
+    scores = np.zeros(200)
+    scores[[10, 11, 12, 13, 15, 40, 41, 100]] = [0.05, 0.04, 0.05, 0.07, 0.06, 0.03, 0.02, 0.01]
+    out = climbing(scores, gap=20)
+    # 10..15 is one climb: 11 and 12 add nothing to 10's 0.05, 15 nothing to 13's 0.07.
+    # 40 is 25 points after 15: a new climb, heard however low; so is 100.
+    assert np.flatnonzero(out).tolist() == [10, 13, 40, 100]
+    assert out[[10, 13, 40, 100]].tolist() == [0.05, 0.07, 0.03, 0.01]
 
 
 def test_the_csv_path_is_quiet_on_constant_and_seasonal_data_and_causal() -> None:
