@@ -29,9 +29,9 @@ class Cusum:
         self.ewm = Ewm(n_series, span)
         self.drift, self.limit = drift, limit
         self.sums = np.zeros((3, n_series))
-        self._start_relearning(n_series)
+        self._init_relearning(n_series)
 
-    def _start_relearning(self, n_series: int) -> None:
+    def _init_relearning(self, n_series: int) -> None:
         self.relearn = np.zeros(n_series, dtype=np.int64)  # points left to sample after a change
         self.sample = np.zeros((3, n_series))  # their count, sum and sum of squares
 
@@ -39,7 +39,7 @@ class Cusum:
         """State pickled before a change was followed by relearning starts without one."""
         self.__dict__.update(state)
         if "relearn" not in state:
-            self._start_relearning(self.sums.shape[1])
+            self._init_relearning(self.sums.shape[1])
 
     def update(self, values: object) -> np.ndarray:
         """``(series x time)`` values -> score in [0, 1] (1 = a change point)."""
