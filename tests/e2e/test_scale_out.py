@@ -5,7 +5,8 @@ Two sandbox services die at once; the automation starts a recover run per opened
 both workers serve the pool. Which of them starts a given run is Prefect's race between their
 polls (one may win them all), so the test holds each run to exactly one start instead. Each
 incident gets exactly one restart (the store's claim keeps any second run out), and a person's
-extra recover run for a resolved incident acts on nothing. Workers, server and the PostgreSQL cluster are stopped in finally blocks.
+extra recover run for a resolved incident acts on nothing. Workers, server and the PostgreSQL
+cluster are stopped in finally blocks.
 """
 
 from __future__ import annotations
