@@ -33,7 +33,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from lazarus.detect.clean import Carry, as_block
 from lazarus.detect.robust import CHUNK, MAD_TO_SIGMA, trailing_stats
-from lazarus.detect.seasonal import Ring, Rows
+from lazarus.detect.seasonal import Ring, Rows, carried_ring
 
 MIN_POINTS = 32  # residuals before the test is trusted (t with fewer df is too lenient)
 
@@ -179,6 +179,15 @@ class SeasonalEsd:
         self.residuals = tested[len(tested) - self.window + 1 :]
         self.since = since[-1] + started[-1] if n else self.since
         return np.where(valid, score, 0.0).T
+
+    def __setstate__(self, state: dict) -> None:
+        """A state pickled when the ring was an array (``detrended``, its oldest row at
+        ``start``) carries its rows into a ``Ring``; they become rows 0..span-1."""
+        detrended, start = state.pop("detrended", None), state.pop("start", 0)
+        self.__dict__.update(state)
+        if detrended is not None:
+            self.ring = carried_ring(detrended, start, 0, self.ring_fill)
+            self.rows = len(detrended)
 
     @property
     def ring_span(self) -> int:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from lazarus.detect.seasonal import Ringed
+from lazarus.detect.seasonal import Ring, Ringed
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,13 @@ class StoredRing:
             self.slots[slot] = np.array(row, dtype=np.float64)
             self.dirty.add(slot)
 
+    def adopt(self, rows: Ring) -> None:
+        """Take over the slots of an in-memory ring that hold anything but ``fill``: none for a
+        cohort made this cycle, the whole past for one pickled before the store kept rings."""
+        fill = (rows.slots == self.fill) | (np.isnan(rows.slots) & np.isnan(self.fill))
+        for slot in np.flatnonzero(~fill.all(axis=1)):
+            self.write(int(slot), rows.slots[slot : slot + 1])
+
     def flush(self) -> None:
         """Write the slots changed since the last flush."""
         self.db.executemany(
@@ -108,6 +115,8 @@ def stored_rings(
     rings: dict[str, StoredRing] = {}
     for name, detector in ringed.items():
         ring = StoredRing(db, cohort, name, detector.ring_span, n_series, detector.ring_fill)
+        if isinstance(detector.ring, Ring):
+            ring.adopt(detector.ring)
         ring.load(detector.ahead(width))
         detector.ring = rings[name] = ring
     yield

@@ -55,6 +55,16 @@ class Ring:
         self.slots[(first + np.arange(len(rows))) % len(self.slots)] = rows
 
 
+def carried_ring(rows: np.ndarray, start: int, first: int, fill: float) -> Ring:
+    """The ring an older release pickled as an array (its oldest row at ``start``), with those
+    rows at positions ``first``, ``first + 1``, ... (what ``__setstate__`` of a ringed view
+    loads)."""
+    ring = Ring(len(rows), rows.shape[1], fill)
+    if len(rows):
+        ring.write(first, np.roll(rows, -start, axis=0))
+    return ring
+
+
 class Seasonal:
     ring_fill = 0.0
 
@@ -63,6 +73,14 @@ class Seasonal:
         self.ring: Rows | None = Ring(self.period, n_series)
         self.seen = 0
         self.ewm = Ewm(n_series, span)
+
+    def __setstate__(self, state: dict) -> None:
+        """A state pickled when the ring was an array (``history``, its oldest row at ``start``)
+        carries its rows into a ``Ring``, so an upgrade does not compare a period with zeros."""
+        history, start = state.pop("history", None), state.pop("start", 0)
+        self.__dict__.update(state)
+        if history is not None:
+            self.ring = carried_ring(history, start, self.seen - self.period, self.ring_fill)
 
     @property
     def ring_span(self) -> int:

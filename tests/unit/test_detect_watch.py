@@ -326,3 +326,54 @@ def test_a_damaged_ring_slot_reads_as_zero_and_is_written_anew(tmp_path: Path) -
         (row,) = db.execute("SELECT row FROM detector_ring_slots WHERE slot=6").fetchone()
     store.close()
     assert np.frombuffer(row).tolist() == [noise(1, seed=2)[0]]
+
+
+def _as_released_before_the_ring_table(db: Any) -> None:
+    """Rewrite the stored state as the release before the ring table wrote it: each ring an
+    array inside the pickle (``history`` / ``detrended``, oldest row at ``start``), no slots."""
+    (blob,) = db.execute("SELECT state FROM detector_cohorts").fetchone()
+    cohort = state.loads(blob)
+    slots: dict[str, dict[int, np.ndarray]] = {}
+    for ring, slot, row in db.execute("SELECT ring, slot, row FROM detector_ring_slots"):
+        slots.setdefault(ring, {})[slot] = np.frombuffer(row).reshape(1, -1)
+    seasonal, esd = cohort.ensemble.seasonal, cohort.extras["esd"]
+    for name, detector, rows in (("seasonal", seasonal, seasonal.seen), ("esd", esd, esd.rows)):
+        array = np.concatenate([slots[name][s] for s in range(detector.ring_span)])
+        setattr(detector, "history" if name == "seasonal" else "detrended", array)
+        detector.start = rows % detector.ring_span
+        del detector.ring
+    del esd.rows
+    db.execute("UPDATE detector_cohorts SET state=?", (state.dumps(cohort),))
+    db.execute("DELETE FROM detector_ring_slots")
+
+
+def test_a_cohort_stored_before_the_ring_table_carries_its_past_over(tmp_path: Path) -> None:
+    """An upgrade judges the next period against the stored past, not against empty slots (a
+    seasonal view comparing with zeros would page on every series)."""
+    t = np.arange(300)
+    values = 100.0 + 10.0 * np.sin(2 * np.pi * t / 7) + noise(300, seed=9) * 0.3
+    values[230] += 25.0  # a break of the cycle
+    found, cohorts = {}, {}
+    for run, upgrade in (("straight", False), ("upgraded", True)):
+        config = make_config(tmp_path / run, season="105s", also=["esd"])
+        watch = Watch(config)
+        found[run] = cycles_of(watch, values[:150], per_cycle=10)
+        store = Store(config.path(config.state.path))
+        if upgrade:
+            with store.transaction() as db:
+                _as_released_before_the_ring_table(db)
+        store.close()
+        found[run] += cycles_of(watch, values[150:], per_cycle=10, first=150.0)
+        store = Store(config.path(config.state.path))
+        with store.transaction() as db:
+            (blob,) = db.execute("SELECT state FROM detector_cohorts").fetchone()
+        store.close()
+        cohorts[run] = state.loads(blob)
+    said = {run: [(a.symptom, a.at) for a in got] for run, got in found.items()}
+    assert said["upgraded"] == said["straight"]
+    assert ("latency_anomaly", 230.0) in said["straight"]  # the check means something
+    straight, upgraded = cohorts["straight"], cohorts["upgraded"]
+    for name, learnt in vars(straight.ensemble.seasonal.ewm).items():  # what residuals taught it
+        np.testing.assert_array_equal(getattr(upgraded.ensemble.seasonal.ewm, name), learnt)
+    esd = upgraded.extras["esd"].residuals
+    np.testing.assert_array_equal(esd, straight.extras["esd"].residuals)
