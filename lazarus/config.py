@@ -392,6 +392,25 @@ class State(Strict):
     path: str = ".lazarus/lazarus.db"
 
 
+class ServerSettings(Strict):
+    """The HTTP endpoint of `lazarus serve` (alert intake); every route needs the token."""
+
+    listen: str = Field("127.0.0.1:9095", pattern=r"^[^\s:]+:\d{1,5}$", description="host:port")
+    token: str = Field(description="secret reference (env:NAME, secret:NAME) to the bearer token")
+
+    @field_validator("token")
+    @classmethod
+    def _token_is_reference(cls, token: str) -> str:
+        if not is_reference(token):
+            raise ValueError("the token must be a secret reference (env:NAME, secret:NAME)")
+        return token
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host, int(port)
+
+
 class Prefect(Strict):
     ui_url: str | None = Field(None, description="base URL of the Prefect UI, for links")
 
@@ -552,6 +571,7 @@ class Config(Strict):
     recovery: Recovery = Field(default_factory=Recovery)
     watch: Watch = Field(default_factory=Watch)
     state: State = Field(default_factory=State)
+    server: ServerSettings | None = None
     prefect: Prefect = Field(default_factory=Prefect)
     playbooks: PlaybookSettings = Field(default_factory=PlaybookSettings)
     logs: LogSettings = Field(default_factory=LogSettings)
@@ -571,6 +591,8 @@ class Config(Strict):
         refs += [
             (f"inventory.databases[{i}].dsn", d.dsn) for i, d in enumerate(self.inventory.databases)
         ]
+        if self.server is not None:
+            refs.append(("server.token", self.server.token))
         return [(field, ref) for field, ref in refs if is_reference(ref)]
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from lazarus.config import Config
 from lazarus.detect.threshold import PROBE_SYMPTOMS
+from lazarus.intake.intake import from_alert
 from lazarus.model import Anomaly, Incident, IncidentState, Observation
 from lazarus.playbooks import Playbook, may_match
 from lazarus.store import Store
@@ -49,11 +50,12 @@ def close_cleared(store: Store, observations: Iterable[Observation]) -> list[Inc
 
 def close_quiet(store: Store, now: float, after: float) -> list[Incident]:
     """Resolve incidents without a probe (metrics, logs, clocks) that no detector has reported
-    for ``after`` seconds and which nobody is acting on: the condition is gone."""
+    for ``after`` seconds and which nobody is acting on: the condition is gone. An alert's
+    incident waits for the alert's resolved notice instead."""
     closed = []
     for incident in store.active():
         seen = store.last_seen(incident.fingerprint) or incident.detected_at
-        if incident.symptom in PROBE_SYMPTOMS or now - seen < after:
+        if incident.symptom in PROBE_SYMPTOMS or from_alert(incident) or now - seen < after:
             continue
         done = store.transition(
             incident.id,
