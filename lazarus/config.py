@@ -8,6 +8,7 @@ its keys and state.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from lazarus import commandline
 from lazarus.errors import ConfigError, SecretError
 from lazarus.notify.route import parse_matchers
 from lazarus.notify.windows import parse_cron
@@ -31,6 +33,7 @@ from lazarus.yamlfile import ConfigErrorGroup, Located, read_yaml, validate
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+_LONGEST = 366 * 86400.0  # a finite bound: no wait, window or timeout past a year
 
 
 def parse_duration(value: Any) -> float:
@@ -44,6 +47,8 @@ def parse_duration(value: Any) -> float:
         if not match:
             raise ValueError(f"{value!r} is not a duration (use 30s, 5m, 1h, 250ms)")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds) or seconds > _LONGEST:
+        raise ValueError(f"a duration is at most {_LONGEST / 86400:g} days")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -65,22 +70,36 @@ class SshSettings(Strict):
     key: str = Field(description="path of a private key file, or a secret reference to its text")
     known_hosts: str | None = None
     host_key_policy: Literal["reject", "trust_on_first_use"] = "reject"
-    connect_timeout: Duration = 5.0
-    command_timeout: Duration = 30.0
+    connect_timeout: Duration = Field(5.0, gt=0)
+    command_timeout: Duration = Field(30.0, gt=0)
     output_limit: int = Field(65536, ge=1024)
 
 
 class Host(Strict):
     name: Name
-    address: str
+    address: str = Field(
+        pattern=r"^[A-Za-z0-9\[][A-Za-z0-9_.:%\[\]-]*$",
+        max_length=255,
+        description="IP or DNS name; never starts with '-', so it can never be an option",
+    )
     port: int | None = Field(None, ge=1, le=65535)
     labels: dict[str, str] = {}
 
 
 class Probe(Strict):
     http: str = Field(description="URL template; {host} and {address} are filled per host")
-    timeout: Duration = 2.0
-    expect_status: int = 200
+    timeout: Duration = Field(2.0, gt=0)
+    expect_status: int = Field(200, ge=100, le=599)
+
+    @field_validator("http")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        commandline.check_template([value], commandline.URL)
+        try:
+            value.format(host="h", address="a")
+        except (ValueError, IndexError, KeyError) as exc:
+            raise ValueError(f"not a URL template ({exc}); write braces as {{{{ }}}}") from None
+        return value
 
 
 class Control(Strict):
@@ -92,12 +111,19 @@ class Control(Strict):
     """
 
     kind: Literal["systemd", "supervisor", "docker", "command"] = "systemd"
-    unit: str | None = None
+    unit: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9@:._\\-]*$", max_length=256)
     config: str | None = Field(None, description="supervisord.conf path (template)")
     restart: str | None = None
     start: str | None = None
     stop: str | None = None
     status: str | None = None
+
+    @field_validator("config", "restart", "start", "stop", "status")
+    @classmethod
+    def _known_placeholders(cls, value: str | None) -> str | None:
+        if value is not None:
+            commandline.check_template(value, commandline.CONTROL)
+        return value
 
     @model_validator(mode="after")
     def _templates_for_command(self) -> Control:
@@ -178,7 +204,7 @@ class PrometheusSource(Strict):
     kind: Literal["prometheus"]
     url: str
     queries: dict[Name, str]
-    timeout: Duration = 5.0
+    timeout: Duration = Field(5.0, gt=0)
 
 
 class SshMetricsSource(Strict):
@@ -341,7 +367,7 @@ class Notify(Strict):
     route: Route | None = None
     retries: int = Field(3, ge=0)
     retry_delay: Duration = 1.0
-    timeout: Duration = 10.0
+    timeout: Duration = Field(10.0, gt=0)
     inhibit_rules: list[InhibitRule] = []
     maintenance: list[MaintenanceWindow] = []
     escalation: list[Escalation] = []
@@ -385,7 +411,7 @@ class Recovery(Strict):
 
 
 class Watch(Strict):
-    interval: Duration = 15.0
+    interval: Duration = Field(15.0, gt=0)
 
 
 class State(Strict):
@@ -435,8 +461,11 @@ class AllowedCommand(Strict):
     @field_validator("args")
     @classmethod
     def _compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            re.compile(pattern)
+        for i, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise Located(f"not a regular expression: {exc}", (i,)) from None
         return value
 
     def allows(self, argv: list[str]) -> bool:
@@ -459,13 +488,17 @@ class PlaybookSettings(Strict):
 
     dir: str = "playbooks"
     dry_run: bool = False
-    fleet_cap: int | str = Field("10%", description="hosts (int) or percent of a service's hosts")
+    fleet_cap: Annotated[int, Field(ge=1)] | str = Field(
+        "10%", description="hosts (int) or percent of a service's hosts"
+    )
     fleet_wait: Duration = Field(300.0, description="how long a run waits for a free slot")
     per_target: RunWindow = Field(default_factory=RunWindow)
     error_rate: ErrorRate = Field(default_factory=ErrorRate)
     allow_commands: list[AllowedCommand] = []
     clean_paths: list[str] = Field([], description="folders disk.clean may delete files from")
-    out_of_band: list[str] = Field([], description="argv of the out-of-band reboot; {host}")
+    out_of_band: list[str] = Field(
+        [], description="argv of the out-of-band reboot; {host} and {address} are filled"
+    )
     max_depth: int = Field(3, ge=1, description="nesting limit of run_playbook")
 
     @field_validator("fleet_cap")
@@ -473,6 +506,14 @@ class PlaybookSettings(Strict):
     def _cap(cls, value: int | str) -> int | str:
         if isinstance(value, str) and not re.fullmatch(r"\d+(\.\d+)?%", value.strip()):
             raise ValueError("fleet_cap is a number of hosts or a percentage like '10%'")
+        if isinstance(value, str) and not 0 < float(value.strip()[:-1]) <= 100:
+            raise ValueError("fleet_cap as a percentage is above 0% and at most 100%")
+        return value
+
+    @field_validator("out_of_band")
+    @classmethod
+    def _known_placeholders(cls, value: list[str]) -> list[str]:
+        commandline.check_template(value, commandline.OUT_OF_BAND)
         return value
 
     def cap_for(self, fleet_size: int) -> int:

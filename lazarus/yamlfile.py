@@ -16,6 +16,10 @@ from lazarus.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_BYTES = 4 << 20  # a fleet of thousands of hosts fits; /dev/zero does not
+MAX_NODES = 100_000  # values after every alias is expanded: an alias bomb stops here
+MAX_DEPTH = 64  # nesting of mappings and lists
+
 
 class Located(ValueError):
     """A validator error that knows the path below its model where it belongs."""
@@ -87,23 +91,94 @@ def field_path(loc: tuple[Any, ...]) -> str:
 
 
 def read_yaml(path: Path) -> tuple[dict[str, Any], Lines]:
-    """The document (a mapping) and its line map; ConfigError for unreadable or invalid YAML."""
+    """The document (a mapping) and its line map; ConfigError for unreadable or invalid YAML,
+    and for files past the size, nesting and alias-expansion caps (which guard memory)."""
+    text = _read_text(path)
+    loader = _LineLoader(text)
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
-    try:
-        node = yaml.compose(text, Loader=_LineLoader)
-        data = yaml.load(text, Loader=_LineLoader)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_shape(node, path)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(
             f"not valid YAML: {problem}", path=str(path), line=mark.line + 1 if mark else None
         ) from None
+    except RecursionError:
+        raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", path=str(path)) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict) or node is None:
         raise ConfigError("the top level must be a mapping", path=str(path), line=1)
     return data, Lines.of(node) or Lines(1, {})
+
+
+def _read_text(path: Path) -> str:
+    try:
+        with path.open("rb") as file:
+            raw = file.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(
+            f"larger than {MAX_BYTES >> 20} MiB: is this the right file?", path=str(path)
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start} is {raw[exc.start]:#04x})", path=str(path), line=line
+        ) from None
+
+
+def _check_shape(root: yaml.Node, path: Path) -> None:
+    """Refuse a document nested deeper than MAX_DEPTH or with more than MAX_NODES values once
+    aliases are expanded, or with an alias that contains itself. Shared nodes are measured once
+    (memoised), so the check is linear in the text even for an alias bomb."""
+    seen: dict[int, tuple[int, int]] = {}  # id -> (values, height) once measured
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            measured = [seen[id(c)] for c in _children(node)]
+            size = 1 + sum(m[0] for m in measured)
+            height = 1 + max((m[1] for m in measured), default=0)
+            seen[id(node)] = (size, height)
+            if size > MAX_NODES or height > MAX_DEPTH:
+                what = (
+                    f"more than {MAX_NODES} values once aliases are expanded"
+                    if size > MAX_NODES
+                    else f"nested deeper than {MAX_DEPTH} levels"
+                )
+                raise ConfigError(what, path=str(path), line=node.start_mark.line + 1)
+            continue
+        if id(node) in seen:
+            continue
+        seen[id(node)] = _IN_PROGRESS  # met again below itself: a recursive alias
+        stack.append((node, True))
+        for child in _children(node):
+            if seen.get(id(child)) is _IN_PROGRESS:
+                raise ConfigError(
+                    "an alias refers to a value that contains it",
+                    path=str(path),
+                    line=child.start_mark.line + 1,
+                )
+            if id(child) not in seen:
+                stack.append((child, False))
+
+
+_IN_PROGRESS = (-1, -1)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def validate(

@@ -3,7 +3,8 @@
 Documented behaviour (the same in every detector):
 
 - Input is a ``(series x time)`` block; anything that is not a finite number (NaN, +-inf,
-  ``None``, a string that does not parse) is a *gap*.
+  ``None``, a string that does not parse) is a *gap*, and so is a magnitude past ``LARGEST``,
+  whose square or difference would overflow inside a detector (``1e308`` is no measurement).
 - A gap carries the series' last finite value forward for the level statistics, scores 0 and
   never updates a detector's learnt state; the absence detector is the one that reports gaps.
 - Before a series' first finite value its points are gaps too.
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
+LARGEST = 1e150
+
 
 def as_block(values: object) -> np.ndarray:
     """A 2-D float64 ``(series x time)`` array; non-numbers become NaN, 1-D is one series."""
@@ -27,6 +30,10 @@ def as_block(values: object) -> np.ndarray:
         block = block[None, :]
     if block.ndim != 2:
         raise ValueError(f"expected a (series x time) block, got shape {block.shape}")
+    with np.errstate(invalid="ignore"):
+        huge = np.abs(block) > LARGEST
+    if huge.any():
+        block = np.where(huge, np.nan, block)
     return block
 
 

@@ -135,12 +135,17 @@ def _stamp(text: str) -> datetime | None:
 
 def detect_file(src: Path, dst: Path, params: EnsembleParams | None = None) -> int:
     """Score ``src`` (``timestamp,value``) into ``dst``; returns the number of rows."""
-    with open(src, newline="") as f:
+    with open(src, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
-            raise ValueError(f"{src}: expected a header 'timestamp,value'")
-        rows = [row for row in reader if row]
+        try:
+            header = next(reader, None)
+            if header is None or [h.strip() for h in header[:2]] != ["timestamp", "value"]:
+                raise ValueError(f"{src}: expected a header 'timestamp,value'")
+            rows = [row for row in reader if row]
+        except csv.Error as exc:  # a field past the csv module's limit (128 KiB), a NUL byte
+            raise ValueError(
+                f"{src}:{reader.line_num}: not a timestamp,value row ({exc})"
+            ) from None
     stamps = [_stamp(row[0]) for row in rows]
     values = [row[1] if len(row) > 1 else "" for row in rows]
     scores = score_values(values, stamps, params)

@@ -27,7 +27,7 @@ class _Strict(BaseModel):
 
 class StepBase(_Strict):
     id: Name
-    timeout: Duration | None = None
+    timeout: Annotated[Duration, Field(gt=0)] | None = None
     retries: int = Field(0, ge=0, le=10)
     retry_delay: Duration | list[Duration] = 1.0
     retry_on: Literal["transient", "never"] = "transient"
@@ -97,7 +97,7 @@ class Limits(_Strict):
 
 class Approval(_Strict):
     required: Literal["auto", "always", "never"] = "auto"
-    timeout: Duration = 900.0
+    timeout: Duration = Field(900.0, gt=0)
     on_timeout: Literal["abort"] = "abort"
 
 

@@ -1,22 +1,21 @@
 """Service control (restart/start/stop/status) as argv lists, and what a manager's answer means.
 
-A template is split into tokens first and only then filled, so a service or unit name from the
-config can never become two arguments or a shell operator: the executor quotes every token.
+Templates are filled by lazarus.remote.templates: a value never becomes two arguments, an
+option, or a shell operator; the executor quotes every token.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from typing import Literal
 
+from lazarus.commandline import fill_argv
 from lazarus.config import Control, Host, Service
 from lazarus.errors import CommandRejected, UnitNotFound
 from lazarus.model import CommandResult
 
 Action = Literal["restart", "start", "stop", "status"]
 
-_PLACEHOLDER = re.compile(r"\{(service|unit|host)\}")
 _NOT_FOUND = (
     re.compile(r"no such (process|group)", re.IGNORECASE),  # supervisorctl
     re.compile(r"unit \S+ (not found|could not be found)", re.IGNORECASE),  # systemctl
@@ -29,9 +28,12 @@ _EXCERPT = 300
 def control_argv(control: Control, action: Action, service: Service, host: Host) -> list[str]:
     """The argv that performs ``action`` on ``service`` at ``host`` with its service manager."""
     unit = control.unit or service.name
-    values = {"service": service.name, "unit": unit, "host": host.name}
+    values = {"service": service.name, "unit": unit, "host": host.name, "address": host.address}
+    for name in ("service", "unit"):  # the config refuses these; a forged value stops here too
+        if values[name].startswith("-") or not values[name]:
+            raise CommandRejected(host.name, f"{name} {values[name]!r} is not an argument")
     if control.kind == "supervisor":
-        config = ["-c", _fill(control.config, values)] if control.config else []
+        config = ["-c", *fill_argv([control.config], values, host.name)] if control.config else []
         return ["supervisorctl", *config, action, unit]
     if control.kind == "systemd":
         return ["systemctl", action, unit]
@@ -44,7 +46,7 @@ def control_argv(control: Control, action: Action, service: Service, host: Host)
         raise CommandRejected(
             host.name, f"service {service.name!r} has no {action!r} template in its control"
         )
-    return [_fill(token, values) for token in shlex.split(template)]
+    return fill_argv(template, values, host.name)
 
 
 def check_control_result(result: CommandResult, service: str) -> None:
@@ -63,10 +65,6 @@ def check_control_result(result: CommandResult, service: str) -> None:
             f"{result.command!r} for {service!r} failed with exit code {result.exit_code}:"
             f" {_excerpt(output) or '(no output)'}",
         )
-
-
-def _fill(template: str, values: dict[str, str]) -> str:
-    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 def _excerpt(text: str) -> str:

@@ -22,7 +22,6 @@ HOSTILE = [
     "two words",
     "a && b | c > /etc/passwd",
     "{host}",
-    "-flag",
 ]
 HOST = Host(name="web-1", address="10.0.0.11")
 
@@ -43,7 +42,9 @@ def sent(argv: list[str]) -> list[str]:
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_supervisor_unit_is_one_argument(hostile: str) -> None:
     argv = control_argv(
-        Control(kind="supervisor", unit=hostile, config="/etc/{host}/supervisord.conf"),
+        Control.model_construct(
+            kind="supervisor", unit=hostile, config="/etc/{host}/supervisord.conf"
+        ),
         "restart", service(), HOST,
     )  # fmt: skip
     assert argv == ["supervisorctl", "-c", "/etc/web-1/supervisord.conf", "restart", hostile]
@@ -63,14 +64,60 @@ def test_command_template_is_split_before_it_is_filled(hostile: str) -> None:
     argv = control_argv(
         control, "restart", service(hostile, kind="command", restart=control.restart), HOST
     )
-    assert argv == ["/opt/bin/ctl", "--name", hostile, f"--unit={hostile}", "now"]
+    # a placeholder inside a longer token is shell-quoted: a shell may read that token
+    assert argv == ["/opt/bin/ctl", "--name", hostile, f"--unit={shlex.quote(hostile)}", "now"]
     assert sent(argv) == argv
     assert argv.count(hostile) == 1
 
 
-@given(st.text(min_size=1, max_size=40))
+@pytest.mark.parametrize("hostile", HOSTILE)
+def test_a_shell_script_template_gets_each_placeholder_quoted(hostile: str) -> None:
+    control = Control(kind="command", restart="sh -c 'systemctl restart {unit} && echo {host}'")
+    argv = control_argv(
+        control, "restart", service(hostile, kind="command", restart=control.restart), HOST
+    )
+    assert argv[:2] == ["sh", "-c"]
+    assert shlex.split(argv[2]) == ["systemctl", "restart", hostile, "&&", "echo", "web-1"]
+
+
+@pytest.mark.parametrize(
+    "control",
+    [
+        {"kind": "supervisor"},
+        {"kind": "systemd"},
+        {"kind": "docker"},
+        {"kind": "command", "restart": "ctl {unit}"},
+    ],
+)
+def test_a_value_that_looks_like_an_option_is_refused(control: dict[str, str]) -> None:
+    with pytest.raises(CommandRejected, match="-oProxyCommand"):
+        control_argv(
+            Control.model_construct(**{**Control().model_dump(), **control}),
+            "restart",
+            service("-oProxyCommand=x"),
+            HOST,
+        )
+
+
+def test_the_config_refuses_a_unit_that_is_not_a_name_and_unknown_placeholders() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="should match pattern"):
+        Control(kind="systemd", unit="web; rm -rf /")
+    with pytest.raises(ValidationError, match=r"unknown placeholder \{addr\}"):
+        Control(kind="command", restart="ctl {addr}")
+
+
+@given(st.text(min_size=1, max_size=40).filter(lambda s: not s.startswith("-")))
 def test_any_text_stays_one_token(name: str) -> None:
-    control = Control(kind="command", restart="restart-it {unit}", unit=name)
+    control = Control.model_construct(
+        **{
+            **Control().model_dump(),
+            "kind": "command",
+            "restart": "restart-it {unit}",
+            "unit": name,
+        }
+    )
     argv = control_argv(control, "restart", service(), HOST)
     assert argv == ["restart-it", name]
     assert sent(argv) == argv
@@ -84,7 +131,7 @@ def test_only_known_placeholders_are_filled() -> None:
 
 @pytest.mark.parametrize("hostile", HOSTILE)
 def test_docker_container_name_stays_one_argument(hostile: str) -> None:
-    control = Control(kind="docker", unit=hostile)
+    control = Control.model_construct(kind="docker", unit=hostile)
     assert control_argv(control, "restart", service(), HOST) == [
         "docker", "container", "restart", hostile
     ]  # fmt: skip

@@ -8,12 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from lazarus.playbooks.context import StepContext
+
+
+InventoryRef = Annotated[
+    str,
+    Field(
+        pattern=r"^(\{\{[^{}]*\}\}|[A-Za-z0-9][A-Za-z0-9_.-]*)$",
+        max_length=64,
+        description="an inventory name, or one placeholder filled with one",
+    ),
+]
+"""A host, service or database parameter: a name as the inventory spells it, or exactly one
+``{{ placeholder }}``. Filled values are checked again, so a label can never smuggle in an
+option (``-oProxyCommand=...``), a path or a second word; the action then looks the name up in
+the inventory, which is the only authority on targets."""
 
 
 class Params(BaseModel):

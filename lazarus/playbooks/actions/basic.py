@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from lazarus.config import Duration
 from lazarus.playbooks.actions import Action, Params, StepResult, register
 from lazarus.playbooks.context import StepContext
@@ -42,8 +44,8 @@ class HttpCheckParams(Params):
     url: str = ""
     expect_status: int = 200
     within: Duration = 30.0
-    interval: Duration = 1.0
-    timeout: Duration = 2.0
+    interval: Duration = Field(1.0, gt=0)
+    timeout: Duration = Field(2.0, gt=0)
 
 
 def poll(ctx: StepContext, params: HttpCheckParams, url: str) -> StepResult:
@@ -89,7 +91,7 @@ class HttpCheck(Action):
 
 class ClearedParams(Params):
     within: Duration = 30.0
-    interval: Duration = 1.0
+    interval: Duration = Field(1.0, gt=0)
 
 
 @register

@@ -7,12 +7,12 @@ from pathlib import Path
 from lazarus import snapshots
 from lazarus.config import Database, Duration
 from lazarus.errors import ActionError
-from lazarus.playbooks.actions import Action, Params, StepResult, register
+from lazarus.playbooks.actions import Action, InventoryRef, Params, StepResult, register
 from lazarus.playbooks.context import StepContext
 
 
 class DbParams(Params):
-    database: str
+    database: InventoryRef
 
 
 def _dir(ctx: StepContext, db: Database) -> Path:

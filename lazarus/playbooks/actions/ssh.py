@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from pathlib import PurePosixPath
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from lazarus.commandline import fill_argv
 from lazarus.config import Duration
 from lazarus.errors import CommandRejected, CommandTimeout
-from lazarus.playbooks.actions import REGISTRY, Action, Params, StepResult, register
+from lazarus.playbooks.actions import REGISTRY, Action, InventoryRef, Params, StepResult, register
 from lazarus.playbooks.context import StepContext
 from lazarus.remote.control import check_control_result, control_argv
 
 
 class ControlParams(Params):
-    service: str = "{{ incident.service }}"
-    host: str = "{{ incident.host }}"
+    service: InventoryRef = "{{ incident.service }}"
+    host: InventoryRef = "{{ incident.host }}"
 
 
 class _Control(Action):
@@ -47,7 +49,7 @@ for _verb in ("restart", "start", "stop", "status"):
 
 class RunParams(Params):
     argv: list[str] = Field(min_length=1)
-    host: str = "{{ incident.host }}"
+    host: InventoryRef = "{{ incident.host }}"
 
 
 @register
@@ -111,7 +113,14 @@ class ReleaseRollback(Action):
 class CleanParams(Params):
     path: str
     older_than: Duration
-    host: str = "{{ incident.host }}"
+    host: InventoryRef = "{{ incident.host }}"
+
+    @field_validator("path")
+    @classmethod
+    def _no_escape(cls, value: str) -> str:
+        if ".." in PurePosixPath(value).parts or "\0" in value:
+            raise ValueError(f"{value!r} may not contain '..': name the folder itself")
+        return value
 
 
 @register
@@ -146,13 +155,16 @@ class DiskClean(Action):
 
 
 class RebootParams(Params):
-    host: str = "{{ incident.host }}"
-    timeout: Duration = 60.0
+    host: InventoryRef = "{{ incident.host }}"
+    timeout: Duration = Field(60.0, gt=0)
 
 
 @register
 class HostReboot(Action):
-    """Run the configured out-of-band command (IPMI, cloud API...): the host may be unreachable."""
+    """Run the configured out-of-band command (IPMI, cloud API...): the host may be unreachable.
+
+    It runs on the Lazarus machine, so the host must be an inventory host and ``{address}`` is
+    the inventory's address, never a value from the incident."""
 
     name = "host.reboot"
     Params = RebootParams
@@ -161,7 +173,9 @@ class HostReboot(Action):
     def describe(self, ctx: StepContext, params: RebootParams) -> tuple[str, list[str]]:
         if not ctx.settings.out_of_band:
             raise ctx.fail("host.reboot needs playbooks.out_of_band in the config")
-        return ("local", [t.replace("{host}", params.host) for t in ctx.settings.out_of_band])
+        host = ctx.host(params.host)
+        values = {"host": host.name, "address": host.address}
+        return ("local", fill_argv(ctx.settings.out_of_band, values, host.name))
 
     def run(self, ctx: StepContext, params: RebootParams) -> StepResult:
         _, argv = self.describe(ctx, params)
