@@ -1,12 +1,16 @@
-"""Consistent hash ring with virtual nodes: split the fleet across N watch shards.
+"""Split the fleet across N watch shards: rendezvous hashing with a balance step.
 
-Adding or removing a shard moves only about 1/N of the targets, so a scale-out does not
-reshuffle every incident's owner. Hashes are stable across processes (blake2b, not ``hash()``).
+Each host ranks the shards by a stable hash of (host, shard) and goes to the best-ranked shard
+that still has room; room is ``ceil(n/N)`` for the first ``n mod N`` shards to fill up and
+``floor(n/N)`` after that, so every shard holds within one host of every other (3 hosts over
+2 shards: 2 and 1, never 3 and 0). Pairs are taken best score first over the whole fleet, so
+the split does not depend on the order of the inventory. Adding a shard moves only the hosts
+that rank it first plus the few the balance step shifts: about 1/N of the fleet. Hashes are
+stable across processes (blake2b, not ``hash()``).
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 from collections.abc import Iterable
 
@@ -14,41 +18,44 @@ from lazarus.config import Config
 from lazarus.errors import ConfigError
 
 
-def _point(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
+def _score(key: str, shard: int) -> int:
+    digest = hashlib.blake2b(f"{key}\0shard-{shard}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
-class Ring:
-    """Map keys (target names) to shard names; ``vnodes`` points per shard smooth the split."""
-
-    def __init__(self, shards: Iterable[str], vnodes: int = 128) -> None:
-        names = sorted(set(shards))
-        if not names or vnodes < 1:
-            raise ConfigError("a hash ring needs at least one shard and one virtual node")
-        pairs = sorted((_point(f"{name}#{i}"), name) for name in names for i in range(vnodes))
-        self._points = [p for p, _ in pairs]
-        self._owners = [n for _, n in pairs]
-        self.shards = tuple(names)
-
-    def owner(self, key: str) -> str:
-        """The shard that owns ``key``: the first virtual node clockwise from its hash."""
-        i = bisect.bisect_right(self._points, _point(key)) % len(self._points)
-        return self._owners[i]
-
-
-def shard_names(count: int) -> list[str]:
-    return [f"shard-{i}" for i in range(count)]
+def owners(keys: Iterable[str], shards: int) -> dict[str, int]:
+    """The shard number (0..shards-1) of each key, balanced to within one key per shard."""
+    if shards < 1:
+        raise ConfigError("sharding needs at least one shard")
+    names = sorted(set(keys))
+    if shards == 1:
+        return dict.fromkeys(names, 0)
+    base, extra = divmod(len(names), shards)
+    pairs = sorted(((_score(k, s), k, s) for k in names for s in range(shards)), reverse=True)
+    load = [0] * shards
+    full_at_ceiling = 0  # shards that took base + 1; only ``extra`` of them may
+    owner: dict[str, int] = {}
+    for _, key, shard in pairs:
+        if key in owner:
+            continue
+        room = base + 1 if full_at_ceiling < extra else base
+        if load[shard] >= room:
+            continue
+        owner[key] = shard
+        load[shard] += 1
+        full_at_ceiling += load[shard] == base + 1
+    return owner
 
 
 def mine(keys: Iterable[str], shard: int, shards: int) -> list[str]:
     """The keys owned by shard number ``shard`` of ``shards`` (all keys when ``shards`` <= 1)."""
+    keys = list(keys)
     if shards <= 1:
-        return list(keys)
+        return keys
     if not 0 <= shard < shards:
         raise ConfigError(f"shard {shard} is outside 0..{shards - 1}")
-    ring = Ring(shard_names(shards))
-    me = f"shard-{shard}"
-    return [k for k in keys if ring.owner(k) == me]
+    owner = owners(keys, shards)
+    return [k for k in keys if owner[k] == shard]
 
 
 def shard_config(config: Config, shard: int, shards: int) -> Config:

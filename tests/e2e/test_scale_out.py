@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from lazarus.sandbox.postgres import PostgresServer
-from lazarus.shard import Ring, shard_names
+from lazarus.shard import owners
 from tests.conftest import need_postgres
 from tests.e2e.conftest import variant
 from tests.e2e.prefect_server import (
@@ -99,13 +99,10 @@ def _online(env: dict[str, str]) -> set[str]:
 
 
 def _victims(sandbox: Any) -> list[str]:
-    """Two sandbox hosts, on different watch shards when the ring puts hosts on both."""
-    ring = Ring(shard_names(SHARDS))
-    by_shard: dict[str, list[str]] = {}
-    for host in sandbox.hosts:
-        by_shard.setdefault(ring.owner(host.name), []).append(host.name)
-    firsts = [names[0] for names in by_shard.values()]
-    return firsts if len(firsts) >= 2 else [h.name for h in sandbox.hosts[:2]]
+    """Two sandbox hosts on different watch shards (every shard holds at least one)."""
+    owner = owners([h.name for h in sandbox.hosts], SHARDS)
+    by_shard = {shard: name for name, shard in sorted(owner.items())}
+    return sorted(by_shard.values())
 
 
 def test_two_workers_two_shards_each_incident_handled_once(
