@@ -7,12 +7,20 @@ positive costs less the closer it follows a window); rows in the probationary pe
 a file, at most 750 rows) are not scored; one threshold is swept over all files at once per
 profile, and the best total is normalised so the null detector scores 0 and a perfect one 100.
 
-Run: ``python bench/nab.py [--data DIR] [--per-file] [--sanity]``.
+``--cv`` is the figure to judge a change by: leave-one-category-out cross-validation. For each
+of the categories (the folders: artificialNoAnomaly, realTweets, ...) the threshold, and the value
+of every ``--param`` given more than one value, are chosen on the *other* categories and the
+category left out is scored at that choice; the folds' raw scores are summed as NAB sums files
+and normalised as above. A gap between the in-sample and the CV figure measures how much of the
+score was fitted to these files.
+
+Run: ``python bench/nab.py [--data DIR] [--per-file] [--sanity] [--cv] [--param NAME=V1,V2]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -171,13 +179,55 @@ def normalised(files: list[DataFile], scores: list[np.ndarray]) -> dict[str, tup
     return out
 
 
-def run_detector(files: list[DataFile], overrides: dict[str, int] | None = None) -> list:
+def run_detector(files: list[DataFile], overrides: dict[str, float] | None = None) -> list:
     """The same code path as `lazarus detect`: one configuration for every file, no labels."""
     from lazarus.detect.csvfile import score_values
     from lazarus.detect.ensemble import EnsembleParams
 
     params = EnsembleParams(**(overrides or {}))
     return [score_values(f.values, f.timestamps, params) for f in files]
+
+
+def category(f: DataFile) -> str:
+    return f.name.split("/", 1)[0]
+
+
+def raw_at(files: list[DataFile], scores: list, profile: dict, threshold: float) -> float:
+    return sum(file_score(f, s, profile, threshold) for f, s in zip(files, scores, strict=True))
+
+
+def cross_validated(
+    files: list[DataFile], candidates: dict[str, list[np.ndarray]]
+) -> dict[str, tuple[float, list[tuple[str, str, float]]]]:
+    """Per profile: (normalised leave-one-category-out score, per fold (category, the
+    candidate chosen on the other categories, threshold)). ``candidates`` maps a configuration's
+    name to its scores per file."""
+    folds = sorted({category(f) for f in files})
+    out = {}
+    for name, profile in PROFILES.items():
+        total, chosen = 0.0, []
+        for held in folds:
+            train = [i for i, f in enumerate(files) if category(f) != held]
+            test = [i for i, f in enumerate(files) if category(f) == held]
+            best = None
+            for label, scores in candidates.items():
+                raw, threshold = best_score(
+                    [files[i] for i in train], [scores[i] for i in train], profile
+                )
+                if best is None or raw > best[0]:
+                    best = (raw, label, threshold)
+            _, label, threshold = best
+            s = candidates[label]
+            total += raw_at([files[i] for i in test], [s[i] for i in test], profile, threshold)
+            chosen.append((held, label, threshold))
+        null = raw_at(files, null_scores(files), profile, 1.0)
+        perfect = raw_at(files, perfect_scores(files), profile, 1.0)
+        out[name] = (100.0 * (total - null) / (perfect - null), chosen)
+    return out
+
+
+def alarms_per_10k(scores: np.ndarray, threshold: float) -> float:
+    return 10_000.0 * float((np.asarray(scores) >= threshold).sum()) / max(len(scores), 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -188,7 +238,13 @@ def main(argv: list[str] | None = None) -> int:
         "--sanity", action="store_true", help="score the null and perfect detectors"
     )
     parser.add_argument(
-        "--param", action="append", default=[], help="NAME=INT ensemble override (exploration)"
+        "--param",
+        action="append",
+        default=[],
+        help="NAME=V[,V...] ensemble override; several values are chosen among by --cv",
+    )
+    parser.add_argument(
+        "--cv", action="store_true", help="leave-one-category-out cross-validated score"
     )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
@@ -202,13 +258,32 @@ def main(argv: list[str] | None = None) -> int:
             result = normalised(files, scores)
             print(label, " ".join(f"{p}={s:.2f}" for p, (s, _) in result.items()))
     started = time.perf_counter()
-    overrides = {k: int(v) for k, v in (p.split("=", 1) for p in args.param)}
-    scores = run_detector(files, overrides)
+    grid = [
+        [(k, _number(v)) for v in values.split(",")]
+        for k, values in (p.split("=", 1) for p in args.param)
+    ]
+    candidates = {
+        ",".join(f"{k}={v}" for k, v in combo) or "defaults": run_detector(files, dict(combo))
+        for combo in itertools.product(*grid)
+    }
     elapsed = time.perf_counter() - started
-    result = normalised(files, scores)
-    print(f"detector time {elapsed:.2f} s")
-    for profile, (score, threshold) in result.items():
-        print(f"{profile:20s} {score:6.2f}  (threshold {threshold:.4f})")
+    print(f"detector time {elapsed:.2f} s ({len(candidates)} configuration(s))")
+    for label, scores in candidates.items():
+        result = normalised(files, scores)
+        print(f"in-sample {label}")
+        for profile, (score, threshold) in result.items():
+            print(f"  {profile:20s} {score:6.2f}  (threshold {threshold:.4f})")
+    if args.cv:
+        print("leave-one-category-out (threshold and --param values chosen on the other folds)")
+        for profile, (score, chosen) in cross_validated(files, candidates).items():
+            picks = "; ".join(f"{c} {label} {t:.4f}" for c, label, t in chosen)
+            print(f"  {profile:20s} {score:6.2f}  ({picks})")
+    threshold = result["standard"][1]
+    print(f"alarms per 10,000 points at the standard threshold ({threshold:.4f}):")
+    longest = max(files, key=lambda f: len(f.values))
+    for f, s in zip(files, scores, strict=True):
+        if not f.windows or f is longest:
+            print(f"  {alarms_per_10k(s, threshold):6.1f}  ({len(f.values)} rows)  {f.name}")
     if args.per_file:
         threshold = result["standard"][1]
         print("raw standard-profile contribution per file at that threshold:")
@@ -216,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
             raw = file_score(f, s, PROFILES["standard"], threshold)
             print(f"  {raw:6.2f}  ({len(f.windows)} windows)  {f.name}")
     return 0
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    return int(value) if value.is_integer() and "." not in text else value
 
 
 if __name__ == "__main__":

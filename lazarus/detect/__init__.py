@@ -7,9 +7,9 @@
 - ``robust``: rolling median/MAD z with a robust scale floor; ``esd``: seasonal decomposition +
   generalised ESD (causal S-H-ESD).
 - ``threshold``: bounds with ``for`` cycles and failing probes (the foundation's detectors).
-- ``csvfile``: NAB-format CSV in and out, for `lazarus detect` and bench/nab.py.
-- ``novelty``: has this recent shape been seen before? (the nearest earlier window, ranked; the
-  CSV path's second view).
+- ``csvfile``: NAB-format CSV in and out through the watch's own detector (`lazarus detect`,
+  bench/nab.py).
+- ``explain``: which view fired and the band it expected, for an anomaly's summary.
 """
 
 from lazarus.detect.absence import Absence

@@ -46,6 +46,7 @@ import numpy as np
 from lazarus.config import AnomalySettings, Config, PeerSettings
 from lazarus.detect import state
 from lazarus.detect.ensemble import params_for
+from lazarus.detect.explain import Before, Why
 from lazarus.detect.extras import EXTRAS, Cohort, CohortSpec
 from lazarus.detect.peers_cycle import Latest, Outlier, peer_outliers
 from lazarus.detect.rings import SCHEMA as RINGS_SCHEMA
@@ -236,14 +237,16 @@ class _Cycle:
             block[col, : len(fresh[key])] = [v for _, v in fresh[key]]
         # The rings of past rows live in the store (rings.py), not in the pickled state.
         with stored_rings(self.table.db, cohort_id, cohort.ringed(), cohort.n_series, width):
+            before = Before.of(cohort.ensemble)
             scores, extra = cohort.update(block)
         for col, key in members.items():
             labelled = scores.label[col, : len(fresh[key])].nonzero()[0]
             if len(labelled):
                 at, value = fresh[key][labelled[0]]
                 score = float(scores.score[col, labelled[0]])
+                why = before.why(col, value, self._season_text(rows[key].series))
                 self.said.add(key)
-                self.anomalies.append(self._unusual(key, rows[key], at, value, score))
+                self.anomalies.append(self._unusual(key, rows[key], at, value, score, why))
             for name, labels in extra.items():
                 first = labels[col, : len(fresh[key])].nonzero()[0]
                 if len(first):
@@ -263,10 +266,14 @@ class _Cycle:
             AnomalySettings(),
         )
 
-    def _unusual(self, key: str, row: SeriesRow, at: float, value: float, score: float) -> Anomaly:
-        return self._anomaly(
-            row, f"{row.series}_anomaly", at, f"{key} = {value:g} is unusual (score {score:.2f})"
-        )
+    def _season_text(self, series: str) -> str:
+        return duration_text(self._settings(series).season or 0.0)
+
+    def _unusual(
+        self, key: str, row: SeriesRow, at: float, value: float, score: float, why: Why
+    ) -> Anomaly:
+        summary = f"{key} {why.text(value)}; score {score:.2f}"
+        return self._anomaly(row, f"{row.series}_anomaly", at, summary)
 
     def _extra(self, name: str, key: str, row: SeriesRow, at: float, value: float) -> Anomaly:
         summary = f"{key} = {value:g}: {EXTRAS[name].meaning}"
@@ -323,6 +330,15 @@ def _number(value: object) -> float:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return math.nan
+
+
+def duration_text(seconds: float) -> str:
+    """``1 day``, ``7 days``, ``6 hours``, ``90 minutes``: a period as a person says it."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}" + ("s" if n != 1 else "")
+    return f"{seconds:g} s"
 
 
 def target_of(labels: dict[str, str], addresses: dict[str, str]) -> tuple[str, str]:

@@ -78,7 +78,13 @@ def test_a_spike_after_warm_up_is_one_anomaly_named_after_the_series(tmp_path: P
         "warning",
     )
     assert anomaly.labels["series"] == 'latency{host="web-1",service="api"}'
-    assert "= 160" in anomaly.summary
+    # It explains itself: the value, the band the view expected, the view.
+    assert anomaly.summary.startswith('latency{host="web-1",service="api"} 160, expected ')
+    low, high = (
+        float(v) for v in anomaly.summary.split("expected ")[1].split(" (")[0].split(" to ")
+    )
+    assert 95 < low < 100 < high < 105
+    assert "(level, its recent mean)" in anomaly.summary or "(a new record" in anomaly.summary
 
 
 def test_state_in_the_store_continues_exactly_as_one_uninterrupted_ensemble(
@@ -157,7 +163,7 @@ def test_gaps_and_garbage_never_fail_a_cycle(tmp_path: Path) -> None:
     older = [Sample("latency", labels("web-2"), 9e9, t - 100)]
     found = watch.run([*older, *same_time, Sample("latency", labels("web-1"), 100.0, t + 1)])
     assert [a.symptom for a in found] == ["latency_anomaly"]  # the later duplicate (500) won
-    assert "= 500" in found[0].summary
+    assert "} 500, expected " in found[0].summary
     store = Store(config.path(config.state.path))
     rows = known_series(store)
     store.close()
