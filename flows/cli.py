@@ -30,7 +30,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", action="store_true", help="leave the sandbox up afterwards")
     p.set_defaults(func=_demo)
 
-    p = sub.add_parser("serve", help="serve the watch (on its interval) and recover flows")
+    p = sub.add_parser("serve", help="watch on the interval in this process; serve recover & co.")
     p.add_argument("config")
     p.set_defaults(func=_serve)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from flows.watch import watch
+from flows.loop import LoopReport, watch_until
 from lazarus.model import Incident, IncidentState
 from lazarus.sandbox import Sandbox
 from lazarus.store import Store
@@ -43,9 +43,8 @@ class DrillResult:
 
 
 def warm_up(config_path: Path, cycles: int = 2) -> None:
-    """Healthy cycles first: Prefect starts, and the detectors see the fleet well."""
-    for _ in range(cycles):
-        watch(str(config_path))
+    """Healthy cycles first (1 s apart): Prefect starts, and the detectors see the fleet well."""
+    watch_until(str(config_path), interval=1.0, until=lambda r: len(r.cycles) >= cycles)
 
 
 def drill(
@@ -58,7 +57,7 @@ def drill(
     timeout: float = 120.0,
     phase: float = 0.0,
 ) -> DrillResult:
-    """Inject ``mode`` on ``host`` and run watch cycles until its incident ends or time is up.
+    """Inject ``mode`` on ``host`` and run the watch loop until its incident ends or time is up.
 
     ``config_path`` defaults to the sandbox's own config; tests pass variants of it. ``phase``
     is how long after the fault the first cycle starts: a real fault lands anywhere between two
@@ -73,17 +72,16 @@ def drill(
         sandbox.fault(host, mode)
         fault_at = time.time()
         time.sleep(phase)
-        cycles = 0
-        incident = None
-        while time.time() - fault_at < timeout:
-            started = time.time()
-            watch(str(config_path))
-            cycles += 1
+        incident: Incident | None = None
+
+        def ended(_: LoopReport) -> bool:
+            nonlocal incident
             incident = _incident_on(store, host, after=before)
-            if incident is not None and incident.state in _ENDED:
-                break
-            time.sleep(max(0.0, interval - (time.time() - started)))
-        return DrillResult(host, mode, fault_at, incident, cycles)
+            done = incident is not None and incident.state in _ENDED
+            return done or time.time() - fault_at >= timeout
+
+        report = watch_until(str(config_path), interval=interval, until=ended)
+        return DrillResult(host, mode, fault_at, incident, len(report.cycles))
     finally:
         store.close()
 

@@ -1,16 +1,26 @@
-"""`lazarus serve CONFIG`: watch on its interval; recover, acknowledge, backtest on demand; and,
-when the config has a ``server:`` section, the authenticated HTTP endpoint (alert intake)."""
+"""`lazarus serve CONFIG`: the watch loop on its interval in this process, for as long as it runs;
+and, when the config has a ``server:`` section, the authenticated HTTP endpoint (alert intake).
+
+Without ``PREFECT_API_URL`` the loop runs on Prefect's local server, which lives inside this
+process (nothing else to start; nobody else can reach it, so nothing on demand is served).
+With it, the loop's runs report to that server, and the recover, acknowledge, backtest and
+watch (one cycle now) deployments are served from here for the UI's Run buttons and the
+automations. Either way each stretch of the loop is one ``watch-loop`` flow run (flows.loop).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from prefect import serve
+from prefect.settings import PREFECT_API_URL
 
 from flows.acknowledge import acknowledge
 from flows.backtest import backtest
+from flows.loop import watch_loop
 from flows.recover import recover
 from flows.watch import PARALLEL_RECOVERIES, watch
 from lazarus.incidents import remediable
@@ -25,26 +35,43 @@ from tasks.runtime import load, open_store
 log = logging.getLogger(__name__)
 
 
-def serve_flows(config_path: Path) -> None:
-    """Register the deployments with the Prefect API and run their flow runs until stopped."""
+def serve_flows(config_path: Path, stretches: int | None = None) -> None:
+    """Run the watch loop (``stretches`` of it, or forever), with the alert intake and, when a
+    Prefect server is configured, the on-demand flows served beside it."""
     config = load(config_path)
+    api = PREFECT_API_URL.value()
+    where = f"the Prefect server at {api}" if api else "Prefect's local server in this process"
+    print(
+        f"lazarus serve: watching every {config.watch.interval:g}s on {where}"
+        + ("" if api else " (set PREFECT_API_URL to use your own server and its UI)"),
+        flush=True,
+    )
     web = start_web(config_path)
     try:
+        if not api:
+            _loop(config_path, stretches)
+            return
+        threading.Thread(
+            target=_loop, args=(config_path, stretches), name="watch-loop", daemon=True
+        ).start()
+        params = {"config_path": str(config_path)}
         serve(
-            watch.to_deployment(
-                name="watch",
-                interval=config.watch.interval,
-                parameters={"config_path": str(config_path)},
-            ),
-            recover.to_deployment(name="recover", parameters={"config_path": str(config_path)}),
-            backtest.to_deployment(name="backtest", parameters={"config_path": str(config_path)}),
-            acknowledge.to_deployment(
-                name="acknowledge", parameters={"config_path": str(config_path)}
-            ),
+            recover.to_deployment(name="recover", parameters=params),
+            acknowledge.to_deployment(name="acknowledge", parameters=params),
+            backtest.to_deployment(name="backtest", parameters=params),
+            watch.to_deployment(name="watch", parameters=params),  # one cycle, by hand
+            print_starting_message=False,
         )
     finally:
         if web is not None:
             web.stop()
+
+
+def _loop(config_path: Path, stretches: int | None) -> None:
+    done = 0
+    while stretches is None or done < stretches:
+        watch_loop(str(config_path))
+        done += 1
 
 
 def start_web(config_path: Path) -> WebServer | None:

@@ -1,27 +1,33 @@
 """Watch the fleet once: collect (probes, metrics, logs) -> detect -> correlate -> notify ->
 remediate.
 
-Scheduled on an interval (deployments/prefect.yaml, or `lazarus serve`); each run is one cycle.
+``cycle`` is the stages of one cycle; the ``watch`` flow runs one now (a person, a deployment's
+run), and ``flows.loop`` runs them on the interval in a warm process (``lazarus serve``). Either
+way a cycle first takes the shard's lease (tasks.cycles): one at a time, numbered.
 """
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
 from flows.recover import recover
+from lazarus.config import Config
+from lazarus.cycles import Skipped, holder_id
 from lazarus.incidents import remediable
 from lazarus.shard import shard_config
 from tasks.collect import probe_services, query_sources
+from tasks.cycles import watch_cycle
 from tasks.detect import correlate, detect
 from tasks.events import emit_all, publish_summary
 from tasks.logs import collect_logs, log_anomalies
 from tasks.notify import dispatch, settle
 from tasks.remediate import playbooks_for_watch
-from tasks.runtime import flow_run_url, load
+from tasks.runtime import flow_run_url, load, open_store
 from tasks.switch import auto_remediation
 
 PARALLEL_RECOVERIES = 8
@@ -46,11 +52,38 @@ def recover_all(incident_ids: list[int], config_path: str) -> list[str]:
 def watch(
     config_path: str = "lazarus.yaml", shard: int = 0, shards: int = 1, remediate: bool = True
 ) -> dict[str, int]:
-    """One cycle over the fleet (or shard ``shard`` of ``shards``); returns counts for the run.
+    """One cycle over the fleet (or shard ``shard`` of ``shards``) now; returns its counts, or
+    ``{"skipped": 1}`` when another watch holds the shard. Less than half an interval after the
+    last cycle began, it waits for that half: a streak counts cycles, not runs.
 
     ``remediate`` false: new incidents are left to the automation ``lazarus deploy`` creates.
     """
-    config = shard_config(load(config_path), shard, shards)
+    config = load(config_path)
+    store = open_store(config)
+    key, holder = shard_key(shard, shards), holder_id()
+    try:
+        for _ in range(2):
+            with watch_cycle(store, key, holder, interval=config.watch.interval) as got:
+                if not isinstance(got, Skipped):
+                    return cycle(config, config_path, got.number, shard, shards, remediate)
+            if not got.wait:
+                break
+            time.sleep(got.wait)
+        get_run_logger().info("watch %s skipped: %s", key, got.reason)
+        return {"skipped": 1}
+    finally:
+        store.close()
+
+
+def shard_key(shard: int, shards: int) -> str:
+    return f"{shard + 1}/{shards}"
+
+
+def cycle(
+    config: Config, config_path: str, number: int, shard: int, shards: int, remediate: bool
+) -> dict[str, int]:
+    """The stages of cycle ``number``, each a task run of the calling flow run."""
+    config = shard_config(config, shard, shards)
     # quoted: Prefect would otherwise walk the whole fleet's config before every task starts
     fleet = quote(config)
     observations = probe_services(fleet)
@@ -76,6 +109,7 @@ def watch(
         "resolved": outcomes.count("resolved"),
         "escalated": outcomes.count("escalated"),
         "undelivered": failed_deliveries,
+        "cycle": number,
     }
     publish_summary(counts, anomalies, shard=shard, shards=shards)
     return counts

@@ -1,0 +1,189 @@
+"""Watch cycles: numbered, and one at a time per shard, whatever starts them.
+
+A cycle is granted by the store, in one write transaction, so two starters (``lazarus serve``,
+a deployment's run, a person's ``lazarus watch``), in one process or many, never overlap:
+* a cycle due while another holds an unexpired lease is skipped ("still running");
+* a cycle due less than ``min_gap`` after the last one began is skipped ("just ran"), so two
+  starts 0.3 s apart are one cycle, and a for-N streak counts cycles, never runs.
+The holder renews its lease while it runs; a holder that died stops renewing and its lease
+expires, so the next starter takes over. Cycle numbers only grow. The SQL is plain, so the
+table moves to PostgreSQL with the rest of the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from lazarus.store import Store
+
+log = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS watch_cycles (
+    shard TEXT NOT NULL,
+    cycle INTEGER NOT NULL,
+    holder TEXT NOT NULL,
+    started REAL NOT NULL,
+    expires REAL NOT NULL,
+    finished REAL,
+    PRIMARY KEY (shard, cycle)
+)
+"""
+KEEP = 2000  # cycles of history kept per shard: a few hours at a 5 s interval
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """A granted cycle: its number in the shard's sequence, who holds it, when it began."""
+
+    shard: str
+    number: int
+    holder: str
+    started: float
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A cycle that was due but not granted, why (for the log), and when one may begin when
+    the last began too recently (0: not known, another cycle still runs)."""
+
+    reason: str
+    wait: float = 0.0
+
+
+@dataclass(frozen=True)
+class CycleRecord:
+    shard: str
+    number: int
+    holder: str
+    started: float
+    finished: float | None
+
+
+def holder_id() -> str:
+    """Who holds a lease: host, process and a random part (two loops in one process differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _ensure(store: Store) -> None:
+    with store.transaction() as db:
+        db.execute(_SCHEMA)
+
+
+def begin(
+    store: Store, shard: str, holder: str, *, min_gap: float, ttl: float, now: float | None = None
+) -> Cycle | Skipped:
+    """Take the next cycle of ``shard`` for ``holder``, or say why not."""
+    now = time.time() if now is None else now
+    _ensure(store)
+    with store.transaction() as db:
+        last = db.execute(
+            "SELECT cycle, holder, started, expires, finished FROM watch_cycles"
+            " WHERE shard = ? ORDER BY cycle DESC LIMIT 1",
+            (shard,),
+        ).fetchone()
+        number = 1
+        if last is not None:
+            number = last["cycle"] + 1
+            if last["finished"] is None and last["expires"] > now:
+                return Skipped(
+                    f"cycle {last['cycle']} still runs ({last['holder']},"
+                    f" began {now - last['started']:.1f}s ago)"
+                )
+            if now - last["started"] < min_gap:
+                return Skipped(
+                    f"cycle {last['cycle']} began {now - last['started']:.1f}s ago"
+                    f" (less than {min_gap:g}s)",
+                    wait=last["started"] + min_gap - now,
+                )
+            if last["finished"] is None:
+                log.warning(
+                    "cycle %d of %s by %s never finished; its lease expired",
+                    last["cycle"],
+                    shard,
+                    last["holder"],
+                )
+        db.execute(
+            "INSERT INTO watch_cycles (shard, cycle, holder, started, expires)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (shard, number, holder, now, now + ttl),
+        )
+        db.execute(
+            "DELETE FROM watch_cycles WHERE shard = ? AND cycle <= ?", (shard, number - KEEP)
+        )
+    return Cycle(shard, number, holder, now)
+
+
+def renew(store: Store, cycle: Cycle, ttl: float, now: float | None = None) -> bool:
+    """Extend the lease; False when it is no longer ours (it expired and was taken over)."""
+    now = time.time() if now is None else now
+    with store.transaction() as db:
+        changed = db.execute(
+            "UPDATE watch_cycles SET expires = ? WHERE shard = ? AND cycle = ? AND holder = ?"
+            " AND finished IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM watch_cycles AS later WHERE later.shard = ? AND later.cycle > ?)",
+            (now + ttl, cycle.shard, cycle.number, cycle.holder, cycle.shard, cycle.number),
+        ).rowcount
+    return changed == 1
+
+
+def finish(store: Store, cycle: Cycle, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE watch_cycles SET finished = ? WHERE shard = ? AND cycle = ? AND holder = ?",
+            (now, cycle.shard, cycle.number, cycle.holder),
+        )
+
+
+def history(store: Store, shard: str) -> list[CycleRecord]:
+    """The shard's recent cycles, oldest first."""
+    _ensure(store)
+    with store.transaction() as db:
+        found = db.execute(
+            "SELECT shard, cycle, holder, started, finished FROM watch_cycles"
+            " WHERE shard = ? ORDER BY cycle",
+            (shard,),
+        ).fetchall()
+    return [CycleRecord(r[0], r[1], r[2], r[3], r[4]) for r in found]
+
+
+@contextmanager
+def hold(
+    store: Store,
+    shard: str,
+    holder: str,
+    *,
+    min_gap: float,
+    ttl: float,
+    clock: Callable[[], float] = time.time,
+) -> Iterator[Cycle | Skipped]:
+    """Take a cycle and keep its lease alive (renewed every ``ttl / 3``) until the block ends."""
+    got = begin(store, shard, holder, min_gap=min_gap, ttl=ttl, now=clock())
+    if isinstance(got, Skipped):
+        yield got
+        return
+    done = threading.Event()
+
+    def keep_alive() -> None:
+        while not done.wait(ttl / 3):
+            if not renew(store, got, ttl, clock()):
+                log.error("lost the lease of cycle %d of %s", got.number, shard)
+                return
+
+    renewer = threading.Thread(target=keep_alive, name=f"lease-{shard}", daemon=True)
+    renewer.start()
+    try:
+        yield got
+    finally:
+        done.set()
+        renewer.join()
+        finish(store, got, clock())

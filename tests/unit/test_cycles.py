@@ -1,0 +1,91 @@
+"""Watch cycles: one at a time per shard, numbered, whatever starts them."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from lazarus import cycles
+from lazarus.cycles import Cycle, Skipped
+from lazarus.store import Store
+
+
+def _store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "state.db")
+
+
+def test_a_cycle_due_while_another_runs_is_skipped(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    first = cycles.begin(store, "1/1", "a", min_gap=2.5, ttl=30, now=100.0)
+    second = cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=30, now=106.0)
+    assert isinstance(first, Cycle) and first.number == 1
+    assert isinstance(second, Skipped) and "cycle 1 still runs (a," in second.reason
+    assert second.wait == 0
+    cycles.finish(store, first, now=107.0)
+    third = cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=30, now=107.5)
+    assert isinstance(third, Cycle) and third.number == 2
+
+
+def test_two_starts_0_3_s_apart_are_one_cycle(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    first = cycles.begin(store, "1/1", "a", min_gap=2.5, ttl=30, now=100.0)
+    assert isinstance(first, Cycle)
+    cycles.finish(store, first, now=100.1)
+    again = cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=30, now=100.3)
+    assert isinstance(again, Skipped) and abs(again.wait - 2.2) < 1e-9
+
+
+def test_a_dead_holders_lease_expires_and_numbers_keep_growing(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    dead = cycles.begin(store, "1/1", "a", min_gap=2.5, ttl=30, now=100.0)
+    assert isinstance(dead, Cycle)  # never finished: its process died
+    assert isinstance(cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=30, now=129.0), Skipped)
+    taken = cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=30, now=131.0)
+    assert isinstance(taken, Cycle) and taken.number == 2
+    assert not cycles.renew(store, Cycle("1/1", 1, "a", 100.0), 30, now=132.0)
+
+
+def test_shards_have_their_own_sequences(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    one = cycles.begin(store, "1/2", "a", min_gap=2.5, ttl=30, now=100.0)
+    two = cycles.begin(store, "2/2", "a", min_gap=2.5, ttl=30, now=100.0)
+    assert isinstance(one, Cycle) and isinstance(two, Cycle)
+    assert (one.number, two.number) == (1, 1)
+
+
+def test_hold_renews_while_running_and_finishes(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    with cycles.hold(store, "1/1", "a", min_gap=0.0, ttl=0.3) as got:
+        assert isinstance(got, Cycle)
+        threading.Event().wait(0.5)  # longer than the lease: the renewer keeps it
+        assert isinstance(cycles.begin(store, "1/1", "b", min_gap=0.0, ttl=0.3), Skipped)
+    (record,) = cycles.history(store, "1/1")
+    assert record.finished is not None and record.holder == "a"
+    with cycles.hold(store, "1/1", "b", min_gap=0.0, ttl=0.3) as got:
+        assert isinstance(got, Cycle) and got.number == 2
+
+
+def test_many_threads_never_overlap(tmp_path: Path) -> None:
+    store = _store(tmp_path)
+    running, overlaps, granted = [0], [0], []
+    guard = threading.Lock()
+
+    def starter(name: str) -> None:
+        for _ in range(20):
+            with cycles.hold(store, "1/1", name, min_gap=0.0, ttl=5) as got:
+                if isinstance(got, Cycle):
+                    with guard:
+                        running[0] += 1
+                        overlaps[0] += running[0] > 1
+                        granted.append(got.number)
+                    threading.Event().wait(0.002)
+                    with guard:
+                        running[0] -= 1
+
+    threads = [threading.Thread(target=starter, args=(f"s{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert overlaps[0] == 0
+    assert granted == list(range(1, len(granted) + 1))
