@@ -163,6 +163,8 @@ def write_config(
                 "retries": 0,
             },
             "recovery": {"enabled": False},
+            # back-to-back cycles: a 15 s interval would make each wait half of it (lazarus.cycles)
+            "watch": {"interval": "100ms"},
             "playbooks": {"dir": str(PLAYBOOKS)},
             "state": {"path": "state/lazarus.db"},
         },
