@@ -109,6 +109,21 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
                 print_next_steps=False,
             )
         )
+    take = flow.from_source(source=str(ROOT), entrypoint="flows/snapshot.py:snapshot")
+    for db in config.inventory.databases:
+        if db.snapshots.schedule:  # cron in UTC, one deployment per database
+            ids.append(
+                take.deploy(
+                    name=f"snapshot-{db.name}",
+                    work_pool_name=pool,
+                    cron=db.snapshots.schedule,
+                    parameters={"config_path": str(config_path), "database": db.name},
+                    concurrency_limit=ONE_WATCH_AT_A_TIME,
+                    build=False,
+                    push=False,
+                    print_next_steps=False,
+                )
+            )
     drill = flow.from_source(source=str(ROOT), entrypoint="flows/drill.py:fire_drill")
     ids.append(
         drill.deploy(

@@ -22,6 +22,7 @@ from lazarus.incidents import remediable
 from lazarus.shard import shard_config
 from tasks.collect import probe_services, query_sources
 from tasks.cycles import watch_cycle
+from tasks.databases import check_databases
 from tasks.detect import correlate, detect
 from tasks.events import emit_all, publish_summary
 from tasks.logs import collect_logs, log_anomalies
@@ -90,6 +91,7 @@ def cycle(
     samples = query_sources(fleet)
     logs = collect_logs(fleet)
     anomalies = detect(fleet, observations, samples) + log_anomalies(fleet, logs)
+    anomalies += check_databases(fleet)
     found = correlate(fleet, anomalies, observations)
     url = flow_run_url(config)
     deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify

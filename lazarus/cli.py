@@ -26,6 +26,7 @@ _FEATURES = (
     "lazarus.commands.notify",
     "lazarus.commands.playbooks",
     "lazarus.commands.diagnose",
+    "lazarus.commands.snapshot",
 )
 
 

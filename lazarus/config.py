@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -143,18 +144,101 @@ class Service(Strict):
 
 class DatabaseSnapshots(Strict):
     dir: str = Field(description="folder of the snapshot files (relative to the config file)")
-    keep: int = Field(7, ge=1, description="snapshots kept by retention, newest first")
+    keep: int = Field(7, ge=1, description="newest snapshots kept by retention")
+    daily: int = Field(0, ge=0, description="also keep the newest snapshot of each of N days")
+    weekly: int = Field(0, ge=0, description="also keep the newest snapshot of each of N weeks")
+    schedule: str | None = Field(None, description="cron (5 fields, UTC) of the snapshot run")
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, schedule: str | None) -> str | None:
+        if schedule is not None:
+            from cronsim import CronSim, CronSimError
+
+            try:
+                CronSim(schedule, datetime.now(UTC))
+            except CronSimError as exc:
+                raise ValueError(f"schedule {schedule!r} is not a cron expression: {exc}") from None
+        return schedule
+
+
+class DbCheck(Strict):
+    """One SQL check the watch runs on the live database (read-only, with a statement timeout).
+
+    The query returns one number or boolean; a bound it breaks raises ``db_corrupt``. A query
+    that errors or times out is a failed check (reported with its error), never ``db_corrupt``.
+    """
+
+    name: Name
+    sql: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+    equals: float | bool | None = None
+    max_drop: str | None = Field(None, description="largest fall between two runs: 10% or 500")
+    interval: Duration = Field(60.0, gt=0, description="how often the watch runs this check")
+    timeout: Duration = Field(5.0, gt=0, description="statement timeout of the query")
+
+    @field_validator("max_drop")
+    @classmethod
+    def _drop(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_drop(value)
+        return value
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> DbCheck:
+        if (self.min, self.max, self.equals, self.max_drop) == (None, None, None, None):
+            raise ValueError(f"check {self.name!r} needs a bound: min, max, equals or max_drop")
+        return self
+
+
+def parse_drop(value: str) -> tuple[float, bool]:
+    """``10%`` -> (10.0, True); ``500`` -> (500.0, False)."""
+    text = str(value).strip()
+    percent = text.endswith("%")
+    try:
+        amount = float(text.removesuffix("%"))
+    except ValueError:
+        raise ValueError(f"max_drop {value!r} is not a number or a percentage (10%)") from None
+    if amount < 0:
+        raise ValueError("max_drop cannot be negative")
+    return amount, percent
+
+
+class StuckLimits(Strict):
+    """When a PostgreSQL session counts as a stuck transaction (``db_stuck_transaction``)."""
+
+    idle_in_transaction: Duration = Field(300.0, gt=0)
+    blocking: Duration = Field(60.0, gt=0)
+
+
+class Pitr(Strict):
+    """Point-in-time recovery: where base backups go and where the server archives its WAL."""
+
+    base_backups: str = Field(description="folder of pg_basebackup copies (relative to config)")
+    wal_archive: str = Field(description="folder the server's archive_command copies WAL into")
 
 
 class Database(Strict):
-    """A database Lazarus may snapshot and restore (whole database, never single tables)."""
+    """A database Lazarus watches, snapshots and restores (whole database, never single tables)."""
 
     name: Name
     kind: Literal["postgres", "sqlite"]
     dsn: str = Field(description="secret reference (env:ORDERS_DSN) or a libpq URI / sqlite path")
+    host: Name | None = Field(None, description="inventory host the database runs on")
     snapshots: DatabaseSnapshots
     check: str | None = Field(None, description="SQL returning one truthy value when data is sane")
     tables: list[str] = Field([], description="tables whose row counts are checked and reported")
+    checks: list[DbCheck] = Field([], description="checks the watch runs (db_corrupt)")
+    settle: Duration = Field(120.0, description="after a recovery, hold its host's alerts off")
+    stuck: StuckLimits | None = Field(None, description="watch for db_stuck_transaction")
+    pitr: Pitr | None = None
+
+    @field_validator("checks")
+    @classmethod
+    def _unique_checks(cls, checks: list[DbCheck]) -> list[DbCheck]:
+        _reject_duplicates([c.name for c in checks], "check")
+        return checks
 
 
 class Inventory(Strict):
@@ -180,6 +264,17 @@ class Inventory(Strict):
     def _unique_services(cls, services: list[Service]) -> list[Service]:
         _reject_duplicates([s.name for s in services], "service")
         return services
+
+    @model_validator(mode="after")
+    def _database_hosts_known(self) -> Inventory:
+        names = {h.name for h in self.hosts}
+        for index, db in enumerate(self.databases):
+            if db.host is not None and db.host not in names:
+                raise Located(
+                    f"database {db.name!r} names host {db.host!r}, which is not in inventory.hosts",
+                    ("databases", index, "host"),
+                )
+        return self
 
     def hosts_of(self, service: Service) -> list[Host]:
         """The hosts whose labels match the service's selector."""

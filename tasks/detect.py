@@ -9,6 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from lazarus.config import Config
+from lazarus.dbwatch import hold_settling
 from lazarus.detect.cycle import detect_series
 from lazarus.detect.skew import skew_anomalies
 from lazarus.detect.threshold import detect_probes, detect_thresholds
@@ -65,10 +66,13 @@ def correlate(
     try:
         cleared = close_cleared(store, observations)
         quiet = close_quiet(store, time.time(), config.detectors.resolve_after)
+        anomalies, held = hold_settling(config, store, anomalies, time.time())
         result = Correlation(open_incidents(store, anomalies), cleared + quiet)
     finally:
         store.close()
     logger = get_run_logger()
+    for anomaly in held:
+        logger.info("held off while a data recovery settles: %s", anomaly.summary)
     for incident in result.opened:
         logger.warning("incident #%d opened: %s", incident.id, incident.fingerprint)
     for incident in result.closed:

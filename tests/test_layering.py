@@ -14,7 +14,7 @@ ROOT = Path(__file__).parents[1]
 ADAPTERS = {
     "paramiko": {"lazarus/remote/ssh.py"},
     "apprise": {"lazarus/notify/deliver.py"},
-    "psycopg": {"lazarus/snapshots/postgres.py"},
+    "psycopg": {"lazarus/snapshots/postgres.py", "lazarus/snapshots/_pg.py"},
     "httpx": {"lazarus/sources/http.py", "lazarus/sources/prometheus.py"},
 }
 

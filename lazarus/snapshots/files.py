@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -20,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from lazarus.errors import ActionError, VerifyFailed
 
 _STAMP = "%Y%m%dT%H%M%S.%fZ"
+# scheduled: a candidate for restore once verified good; safety: the state a restore replaced;
+# damaged: kept while an incident is open (never a candidate); pitr: a point-in-time copy
+Reason = Literal["scheduled", "safety", "damaged", "pitr"]
 
 
 class Snapshot(BaseModel):
@@ -35,11 +39,18 @@ class Snapshot(BaseModel):
     sha256: str
     server_version: str
     row_counts: dict[str, int | None] = {}
-    reason: Literal["scheduled", "safety"] = "scheduled"
+    reason: Reason = "scheduled"
+    verdict: Literal["good", "bad"] | None = None  # from verification on a scratch copy
+    verdict_detail: str = ""
 
     @property
     def sidecar(self) -> Path:
         return sidecar_of(self.path)
+
+    @property
+    def candidate(self) -> bool:
+        """Whether a restore may use it: taken on schedule (never of damaged data) and good."""
+        return self.reason == "scheduled" and self.verdict == "good"
 
 
 class RestoreReport(BaseModel):
@@ -54,6 +65,7 @@ class RestoreReport(BaseModel):
     row_counts_before: dict[str, int | None]
     row_counts_after: dict[str, int | None]
     kept_as: str | None = None
+    tried: list[str] = []  # candidates refused before this one, each with why
     seconds: float
 
 
@@ -93,13 +105,24 @@ def publish(partial: Path, path: Path, **fields: object) -> Snapshot:
         sha256=sha256_of(path),
         **fields,
     )
-    side = sidecar_of(path)
+    _write_sidecar(info)
+    return info
+
+
+def mark(snapshot: Snapshot, verdict: Literal["good", "bad"], detail: str = "") -> Snapshot:
+    """Record what verification on a scratch copy found, in the sidecar (atomically)."""
+    marked = snapshot.model_copy(update={"verdict": verdict, "verdict_detail": detail})
+    _write_sidecar(marked)
+    return marked
+
+
+def _write_sidecar(info: Snapshot) -> None:
+    side = sidecar_of(info.path)
     tmp = partial_of(side)
     tmp.write_text(info.model_dump_json(exclude={"path"}, indent=2))
     _fsync(tmp)
     os.replace(tmp, side)
-    _fsync(path.parent)
-    return info
+    _fsync(info.path.parent)
 
 
 def load(snapshot: Snapshot | Path, step: str = "db.verify") -> Snapshot:
@@ -143,15 +166,69 @@ def list_snapshots(snapshot_dir: Path, database: str) -> list[Snapshot]:
     return sorted(found, key=lambda s: s.created_at, reverse=True)
 
 
-def prune(snapshot_dir: Path, database: str, keep: int) -> list[Path]:
-    """Delete all but the ``keep`` newest snapshots of ``database``; return what was deleted."""
+def prune(
+    snapshot_dir: Path,
+    database: str,
+    keep: int,
+    *,
+    daily: int = 0,
+    weekly: int = 0,
+    now: datetime | None = None,
+    grace: float = 3600.0,
+) -> list[Path]:
+    """Apply retention to ``database``'s snapshots; return what was deleted.
+
+    Restore candidates keep the ``keep`` newest, plus the newest of each of the last ``daily``
+    days and ``weekly`` ISO weeks. Other snapshots (bad, unverified, safety, damaged, pitr)
+    keep the ``keep`` newest of each reason. Leftovers of a killed snapshot or restore (a
+    ``.partial`` file, a snapshot file without its sidecar) go once ``grace`` seconds old.
+    """
     if keep < 1:
         raise ValueError("retention must keep at least one snapshot")
+    now = now or datetime.now(UTC)
+    snaps = list_snapshots(snapshot_dir, database)
+    good = [s for s in snaps if s.candidate]
+    kept = {s.path for s in good[:keep]}
+    kept |= _newest_per(good, lambda s: s.created_at.date().isoformat(), daily)
+    kept |= _newest_per(good, lambda s: "{}-W{:02d}".format(*s.created_at.isocalendar()), weekly)
+    for reason in ("scheduled", "safety", "damaged", "pitr"):
+        others = [s for s in snaps if not s.candidate and s.reason == reason]
+        kept |= {s.path for s in others[:keep]}
     removed = []
-    for old in list_snapshots(snapshot_dir, database)[keep:]:
-        old.path.unlink(missing_ok=True)
-        old.sidecar.unlink(missing_ok=True)
-        removed.append(old.path)
+    for old in snaps:
+        if old.path not in kept:
+            old.path.unlink(missing_ok=True)
+            old.sidecar.unlink(missing_ok=True)
+            removed.append(old.path)
+    return removed + _leftovers(Path(snapshot_dir), database, now.timestamp() - grace)
+
+
+def _newest_per(snaps: list[Snapshot], period, count: int) -> set[Path]:
+    """The newest snapshot of each of the ``count`` most recent periods that have one."""
+    newest: dict[str, Path] = {}
+    for snap in snaps:  # newest first
+        newest.setdefault(period(snap), snap.path)
+    return set(list(newest.values())[:count])
+
+
+def _leftovers(snapshot_dir: Path, database: str, older_than: float) -> list[Path]:
+    """Delete ``.partial`` files and sidecar-less snapshot files older than ``older_than``."""
+    ours = re.compile(rf"^\.?{re.escape(database)}-\d{{8}}T\d{{6}}\.\d{{6}}Z")
+    found = [
+        p
+        for p in snapshot_dir.glob("*")
+        if ours.match(p.name)
+        and p.is_file()
+        and (p.name.endswith(".partial") or (p.suffix != ".json" and not sidecar_of(p).exists()))
+    ]
+    removed = []
+    for path in found:
+        try:
+            if path.stat().st_mtime < older_than:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:
+            continue
     return removed
 
 

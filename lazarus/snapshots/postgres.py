@@ -1,127 +1,47 @@
-"""PostgreSQL: whole-database snapshots, restores that lose nothing, ending stuck transactions.
+"""PostgreSQL: whole-database snapshots, restores that lose nothing, checks, stuck transactions.
 
-The only module that imports psycopg. A restore never touches the live database until the
-snapshot has been verified, a safety snapshot of the current state taken, and the data restored
-into a scratch database and checked; only then are the databases swapped by rename, and the old
-one is kept (``<db>__pre_restore_<ts>``). Any failure puts the names back and says so.
+A restore never touches the live database until a candidate snapshot has been restored into a
+scratch database and passed its checks there (walking back to older candidates until one does)
+and a safety snapshot of the current state is taken; only then are the databases swapped by
+rename, and the old one is kept (``<db>__pre_restore_<ts>``). Any failure puts the names back.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
 
-from lazarus.config import Database
+from lazarus.config import Database, DbCheck
 from lazarus.errors import ActionError, LazarusError, VerifyFailed
-from lazarus.secrets import Secret, resolve
+from lazarus.secrets import Secret
 from lazarus.snapshots import files, stuck
-from lazarus.snapshots._tools import LIBPQ_ENV, PG_BIN, excerpt, run
-from lazarus.snapshots.files import RestoreReport, Snapshot
+from lazarus.snapshots._pg import Server, Swap, row_counts
+from lazarus.snapshots._tools import PG_BIN, run
+from lazarus.snapshots.checks import CheckResult, judge
+from lazarus.snapshots.files import Reason, RestoreReport, Snapshot
 from lazarus.snapshots.stuck import EndedBackend
-
-CONNECT_TIMEOUT = 10
-_RENAME_ATTEMPTS = 50
-_IDENT_MAX = 63
-
-
-class _Server:
-    """How to reach one database, from its DSN; holds the password but never shows it."""
-
-    def __init__(self, dsn: str | Secret, name: str, step: str):
-        secret = dsn if isinstance(dsn, Secret) else resolve(dsn)
-        self.step = step
-        try:
-            self._params: dict[str, Any] = conninfo_to_dict(secret.reveal())
-        except psycopg.Error:
-            raise ActionError(step, f"the DSN of {name} is not a libpq connection string") from None
-        unknown = sorted(set(self._params) - set(LIBPQ_ENV))
-        if unknown:
-            raise ActionError(
-                step,
-                f"the DSN of {name} has parameters the pg tools cannot "
-                f"take from the environment: {', '.join(unknown)}",
-            )
-        if not self._params.get("dbname"):
-            raise ActionError(step, f"the DSN of {name} names no database (dbname)")
-        self.dbname: str = self._params["dbname"]
-        self.hide = [str(self._params.get("password", ""))]
-
-    def __repr__(self) -> str:
-        return f"_Server(dbname={self.dbname!r})"
-
-    def env(self, dbname: str | None = None) -> dict[str, str]:
-        """Connection settings for a pg tool, as environment variables (never argv)."""
-        env = {LIBPQ_ENV[k]: str(v) for k, v in self._params.items()}
-        env["PGDATABASE"] = dbname or self.dbname
-        env.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_TIMEOUT))
-        return env
-
-    def connect(
-        self, dbname: str | None = None, *, timeout: float | None = None
-    ) -> psycopg.Connection:
-        """An autocommit connection; ``timeout`` bounds every statement on it."""
-        params = {**self._params, "dbname": dbname or self.dbname}
-        params.setdefault("connect_timeout", CONNECT_TIMEOUT)
-        if timeout:
-            limit = f"-c statement_timeout={int(timeout * 1000)}"
-            params["options"] = f"{params.get('options', '')} {limit}".strip()
-        try:
-            return psycopg.connect(autocommit=True, **params)
-        except psycopg.Error as exc:
-            raise ActionError(
-                self.step, f"cannot connect to database {params['dbname']!r}: {self.scrub(exc)}"
-            ) from None
-
-    def tool(
-        self, name: str, *args: str, step: str, timeout: float, dbname: str | None = None
-    ) -> str:
-        """Run a pg tool against this server (connection in the environment, never in argv)."""
-        return run(
-            [str(PG_BIN / name), "--no-password", *args],
-            step=step,
-            timeout=timeout,
-            env=self.env(dbname),
-            hide=self.hide,
-        )
-
-    def scrub(self, exc: BaseException) -> str:
-        return excerpt(str(exc), self.hide)
-
-
-def _row_counts(conn: psycopg.Connection, tables: list[str]) -> dict[str, int | None]:
-    """Rows per table (``schema.table`` allowed); None for a table that does not exist."""
-    counts: dict[str, int | None] = {}
-    for table in tables:
-        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(*table.split(".")))
-        try:
-            with conn.transaction():  # a savepoint: a missing table leaves the rest usable
-                counts[table] = conn.execute(query).fetchone()[0]
-        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName):
-            counts[table] = None
-    return counts
 
 
 def snapshot(
     db: Database,
     snapshot_dir: Path,
     *,
-    reason: Literal["scheduled", "safety"] = "scheduled",
+    reason: Reason = "scheduled",
     timeout: float = 3600.0,
 ) -> Snapshot:
     """``pg_dump -Fc`` of the whole database; the row counts and the dump see the same data."""
-    server = _Server(db.dsn, db.name, "db.snapshot")
+    server = Server(db.dsn, db.name, "db.snapshot")
     path = files.new_path(snapshot_dir, db.name, ".dump")
     partial = files.partial_of(path)
     try:
         with server.connect(timeout=timeout) as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             exported = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
-            counts = _row_counts(conn, db.tables)
+            counts = row_counts(conn, db.tables)
             version = conn.execute("SHOW server_version").fetchone()[0]
             dump = ["-Fc", f"--snapshot={exported}", "-f", str(partial)]
             server.tool("pg_dump", *dump, step="db.snapshot", timeout=timeout)
@@ -147,45 +67,74 @@ def verify(snap: Snapshot | Path, *, timeout: float = 600.0) -> Snapshot:
 
 def restore(
     db: Database,
-    snap: Snapshot | Path,
+    candidates: Snapshot | Path | Sequence[Snapshot | Path],
     *,
     safety_dir: Path | None = None,
     maintenance_db: str = "postgres",
     timeout: float = 3600.0,
+    jobs: int = 1,
 ) -> RestoreReport:
-    """Replace the whole database with ``snap``, losing nothing (see the module docstring).
+    """Replace the whole database with the first candidate that passes its checks on a scratch
+    copy (see the module docstring); ``jobs`` parallel pg_restore workers.
 
-    Raises ActionError (a step failed) or VerifyFailed (the restored data failed its check);
-    either way the message says where the original data is: in place, or kept by name.
+    Raises ActionError (a step failed) or VerifyFailed (no candidate passed its checks, or the
+    swapped-in data failed them); either way the message says where the original data is.
     """
     started = time.monotonic()
-    server = _Server(db.dsn, db.name, "db.restore")
-    try:
-        snap = verify(snap, timeout=timeout)
-    except ActionError as exc:
-        raise _untouched(db, f"snapshot refused ({exc})") from exc
-    steps = [f"verified {snap.path.name} (sha256, pg_restore --list)"]
+    server = Server(db.dsn, db.name, "db.restore")
+    tried: list[str] = []
+    failures: list[LazarusError] = []
+    for snap in [candidates] if isinstance(candidates, Snapshot | Path) else candidates:
+        try:
+            swap = Swap(server, maintenance_db, timeout)
+        except ActionError as exc:
+            raise _untouched(db, str(exc), tried) from exc
+        try:
+            snap = verify(snap, timeout=timeout)
+            _restore_into(server, swap, snap, timeout, jobs)
+            _check(server, db, swap.scratch, timeout)
+        except (LazarusError, psycopg.Error) as exc:
+            reason = server.scrub(exc) if isinstance(exc, psycopg.Error) else str(exc)
+            tried.append(f"{Path(getattr(snap, 'path', snap)).name} refused: {reason}")
+            failures.append(exc if isinstance(exc, LazarusError) else ActionError("pg", reason))
+            swap.undo()
+            swap.close()
+            continue
+        try:
+            return _swap_in(db, server, swap, snap, tried, safety_dir, timeout, started)
+        finally:
+            swap.close()
+    if any(isinstance(f, VerifyFailed) for f in failures):
+        raise VerifyFailed(_untouched_text(db, "no candidate passed its checks", tried))
+    raise _untouched(db, "no candidate could be restored", tried)
+
+
+def _restore_into(server: Server, swap: Swap, snap: Snapshot, timeout: float, jobs: int) -> None:
+    swap.create_scratch()
+    into = ["--no-owner", "--exit-on-error", f"--jobs={jobs}", "-d", swap.scratch, str(snap.path)]
+    server.tool("pg_restore", *into, step="db.restore", timeout=timeout, dbname=swap.scratch)
+
+
+def _swap_in(
+    db: Database,
+    server: Server,
+    swap: Swap,
+    snap: Snapshot,
+    tried: list[str],
+    safety_dir: Path | None,
+    timeout: float,
+    started: float,
+) -> RestoreReport:
+    """Safety snapshot of the live data, then the renames; any failure puts them back."""
+    steps = [f"verified {snap.path.name} (sha256) and restored it into {swap.scratch}, checked"]
     try:
         safety = snapshot(db, safety_dir or snap.path.parent, reason="safety", timeout=timeout)
     except LazarusError as exc:
-        raise _untouched(db, f"safety snapshot failed ({exc})") from exc
+        swap.undo()
+        raise _untouched(db, f"safety snapshot failed ({exc})", tried) from exc
     steps.append(f"safety snapshot {safety.path.name}")
+    stage = f"swapping {swap.scratch!r} in for {swap.target!r}"
     try:
-        swap = _Swap(server, maintenance_db, timeout)
-    except ActionError as exc:
-        raise _untouched(db, str(exc)) from exc
-    stage = f"creating scratch database {swap.scratch!r}"
-    try:
-        swap.create_scratch()
-        steps.append(f"created {swap.scratch}")
-        stage = f"restoring into {swap.scratch!r}"
-        into = ["--no-owner", "--exit-on-error", "-d", swap.scratch, str(snap.path)]
-        server.tool("pg_restore", *into, step="db.restore", timeout=timeout, dbname=swap.scratch)
-        steps.append(f"pg_restore into {swap.scratch}")
-        stage = f"checking {swap.scratch!r}"
-        _check(server, db, swap.scratch, timeout)
-        steps.append(f"checked {swap.scratch}")
-        stage = f"swapping {swap.scratch!r} in for {swap.target!r}"
         swap.swap()
         steps.append(f"renamed {swap.target} -> {swap.aside}, {swap.scratch} -> {swap.target}")
         stage = f"re-checking {swap.target!r} after the swap"
@@ -193,8 +142,6 @@ def restore(
         steps.append(f"re-checked {swap.target}")
     except (LazarusError, psycopg.Error) as exc:
         raise _failed(db, stage, exc, swap, safety) from exc
-    finally:
-        swap.close()
     return RestoreReport(
         database=db.name,
         snapshot=snap.path,
@@ -203,20 +150,29 @@ def restore(
         row_counts_before=safety.row_counts,
         row_counts_after=after,
         kept_as=swap.aside,
+        tried=tried,
         seconds=round(time.monotonic() - started, 3),
     )
 
 
-def _untouched(db: Database, reason: str) -> ActionError:
-    return ActionError(
-        "db.restore", f"{db.name}: {reason}; nothing was changed, the original data is intact"
+def _untouched(db: Database, reason: str, tried: Sequence[str] = ()) -> ActionError:
+    return ActionError("db.restore", _untouched_text(db, reason, tried))
+
+
+def _untouched_text(db: Database, reason: str, tried: Sequence[str]) -> str:
+    listed = f"; tried: {'; '.join(tried)}" if tried else ""
+    live = Server(db.dsn, db.name, "db.restore").dbname
+    return (
+        f"{db.name}: {reason}{listed}; nothing was changed, the original data is intact"
+        f" in database {live!r}"
     )
 
 
-def _check(server: _Server, db: Database, dbname: str, timeout: float) -> dict[str, int | None]:
-    """Row counts of the configured tables, after requiring them non-empty and the check true."""
+def _check(server: Server, db: Database, dbname: str, timeout: float) -> dict[str, int | None]:
+    """Row counts of the configured tables, after requiring them non-empty, the check true and
+    every watch check within its bounds (change limits aside: there is no previous run here)."""
     with server.connect(dbname, timeout=timeout) as conn:
-        counts = _row_counts(conn, db.tables)
+        counts = row_counts(conn, db.tables)
         answer = None
         if db.check is not None:
             try:
@@ -226,11 +182,109 @@ def _check(server: _Server, db: Database, dbname: str, timeout: float) -> dict[s
                     f"database {dbname!r}: check {db.check!r} failed: {server.scrub(exc)}"
                 ) from None
     files.require_sane(f"database {dbname!r}", counts, db.check, answer)
+    bad = [r for r in run_checks(db, db.checks, dbname=dbname) if not r.ok]
+    if bad:
+        raise VerifyFailed(f"database {dbname!r}: " + "; ".join(r.summary() for r in bad))
     return counts
 
 
+def run_checks(
+    db: Database,
+    checks: Sequence[DbCheck],
+    *,
+    dbname: str | None = None,
+    previous: dict[str, float] | None = None,
+) -> list[CheckResult]:
+    """Run each check in its own read-only transaction under its statement timeout.
+
+    A check that errors, times out or tries to write is a failed check (``error``), never
+    damage; ``previous`` holds each check's last good value, for change limits.
+    """
+    if not checks:
+        return []
+    previous = previous or {}
+    server = Server(db.dsn, db.name, "db.check")
+    try:
+        conn = server.connect(dbname, read_only=True)
+    except ActionError as exc:
+        return [judge(db.name, c, exc) for c in checks]
+    with conn:
+        return [judge(db.name, c, _answer(server, conn, c), previous.get(c.name)) for c in checks]
+
+
+def _answer(server: Server, conn: psycopg.Connection, check: DbCheck) -> object:
+    """The first column of the check's first row, or the error it ended with (in words)."""
+    try:
+        with conn.transaction():
+            conn.execute("SET TRANSACTION READ ONLY")
+            conn.execute(f"SET LOCAL statement_timeout = {int(check.timeout * 1000)}")
+            row = conn.execute(check.sql).fetchone()  # type: ignore[arg-type]
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        return ValueError(f"the check tries to write (read-only transaction): {server.scrub(exc)}")
+    except psycopg.errors.QueryCanceled:
+        return TimeoutError(f"timed out after {check.timeout:g}s (statement_timeout)")
+    except psycopg.Error as exc:
+        return ValueError(server.scrub(exc))
+    return None if row is None else row[0]
+
+
+def verify_on_scratch(
+    db: Database, snap: Snapshot, *, maintenance_db: str = "postgres", timeout: float = 3600.0
+) -> Snapshot:
+    """Restore ``snap`` into a scratch database, run its checks there, drop the scratch, and
+    mark the sidecar ``good`` or ``bad`` with what was found."""
+    server = Server(db.dsn, db.name, "db.verify")
+    swap = Swap(server, maintenance_db, timeout)
+    try:
+        verify(snap, timeout=timeout)
+        _restore_into(server, swap, snap, timeout, jobs=1)
+        _check(server, db, swap.scratch, timeout)
+    except (LazarusError, psycopg.Error) as exc:
+        reason = server.scrub(exc) if isinstance(exc, psycopg.Error) else str(exc)
+        return files.mark(snap, "bad", reason)
+    finally:
+        swap.undo()
+        swap.close()
+    return files.mark(snap, "good", "restored into a scratch database and checked")
+
+
+def stuck_sessions(
+    db: Database, *, idle_in_transaction_for: float, blocking_for: float
+) -> list[EndedBackend]:
+    """The sessions past the limits (not ended): what ``db_stuck_transaction`` reports."""
+    server = Server(db.dsn, db.name, "db.stuck")
+    try:
+        with server.connect(timeout=30) as conn:
+            rows = conn.execute(stuck.QUERY).fetchall()
+    except psycopg.Error as exc:
+        raise ActionError("db.stuck", server.scrub(exc)) from None
+    planned = (
+        stuck.plan(
+            stuck.Session(*row),
+            idle_in_transaction_for=idle_in_transaction_for,
+            blocking_for=blocking_for,
+        )
+        for row in rows
+    )
+    return [p for p in planned if p is not None]
+
+
+def blocked_sessions(db: Database) -> int:
+    """How many sessions of the database wait on a lock another session holds."""
+    server = Server(db.dsn, db.name, "db.blocked_cleared")
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0"
+    )
+    try:
+        with server.connect(timeout=30) as conn:
+            return int(conn.execute(query).fetchone()[0])
+    except psycopg.Error as exc:
+        raise ActionError("db.blocked_cleared", server.scrub(exc)) from None
+
+
 def _failed(
-    db: Database, stage: str, exc: BaseException, swap: _Swap, safety: Snapshot
+    db: Database, stage: str, exc: BaseException, swap: Swap, safety: Snapshot
 ) -> LazarusError:
     """The error a failed restore raises, after putting the databases back as they were."""
     reason = swap.server.scrub(exc) if isinstance(exc, psycopg.Error) else str(exc)
@@ -250,116 +304,12 @@ def _failed(
     return ActionError("db.restore", message)
 
 
-class _Swap:
-    """The scratch database and the renames of one restore, and how to undo each of them."""
-
-    def __init__(self, server: _Server, maintenance_db: str, timeout: float):
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        self.server, self.target = server, server.dbname
-        self.scratch = _derived(self.target, "__restore_", stamp)
-        self.aside = _derived(self.target, "__pre_restore_", stamp)
-        self.created = self.moved_aside = self.swapped = False
-        self.admin = server.connect(maintenance_db, timeout=timeout)
-
-    def create_scratch(self) -> None:
-        """An empty database with the target's owner, encoding and locale."""
-        row = self.admin.execute(
-            "SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype"
-            " FROM pg_database WHERE datname = %s",
-            [self.target],
-        ).fetchone()
-        if row is None:
-            raise ActionError("db.restore", f"database {self.target!r} does not exist")
-        owner, encoding, collate, ctype = row
-        self.admin.execute(
-            sql.SQL(
-                "CREATE DATABASE {} OWNER {} TEMPLATE template0"
-                " ENCODING {} LC_COLLATE {} LC_CTYPE {}"
-            ).format(
-                sql.Identifier(self.scratch),
-                sql.Identifier(owner),
-                sql.Literal(encoding),
-                sql.Literal(collate),
-                sql.Literal(ctype),
-            )
-        )
-        self.created = True
-
-    def swap(self) -> None:
-        self._rename(self.target, self.aside)
-        self.moved_aside = True
-        self._rename(self.scratch, self.target)
-        self.swapped = True
-
-    def undo(self) -> list[str]:
-        """Put the original database back under its name and drop the scratch; say what was done."""
-        done = []
-        steps = [
-            (
-                "swapped",
-                f"renamed the restored {self.target} back to {self.scratch}",
-                lambda: self._rename(self.target, self.scratch),
-            ),
-            (
-                "moved_aside",
-                f"renamed {self.aside} back to {self.target}",
-                lambda: self._rename(self.aside, self.target),
-            ),
-            ("created", f"dropped {self.scratch}", self._drop_scratch),
-        ]
-        for flag, what, action in steps:
-            if not getattr(self, flag):
-                continue
-            try:
-                action()
-            except (LazarusError, psycopg.Error) as exc:
-                reason = self.server.scrub(exc) if isinstance(exc, psycopg.Error) else str(exc)
-                done.append(f"FAILED to undo ({what}): {reason}")
-                break  # later steps depend on this one
-            setattr(self, flag, False)
-            done.append(what)
-        return done
-
-    def close(self) -> None:
-        self.admin.close()
-
-    def _drop_scratch(self) -> None:
-        self.admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.scratch))
-        )
-
-    def _rename(self, old: str, new: str) -> None:
-        """Rename a database, ending its sessions first; clients reconnecting may race, so retry."""
-        for _ in range(_RENAME_ATTEMPTS):
-            self.admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()",
-                [old],
-            )
-            try:
-                self.admin.execute(
-                    sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                        sql.Identifier(old), sql.Identifier(new)
-                    )
-                )
-                return
-            except psycopg.errors.ObjectInUse:
-                time.sleep(0.1)
-        raise ActionError("db.restore", f"database {old!r} stayed in use; could not rename it")
-
-
-def _derived(name: str, infix: str, stamp: str) -> str:
-    """``<name><infix><stamp>`` within PostgreSQL's 63-byte identifier limit."""
-    room = _IDENT_MAX - len(infix) - len(stamp)
-    return name.encode()[:room].decode(errors="ignore") + infix + stamp
-
-
 def end_stuck_transactions(
     dsn: str | Secret, *, idle_in_transaction_for: float, blocking_for: float
 ) -> list[EndedBackend]:
     """End sessions idle in a transaction, and queries blocking others, past the limits
     (pg_terminate_backend / pg_cancel_backend; see stuck.py for which gets what)."""
-    server = _Server(dsn, "the database", "db.rollback_stuck")
+    server = Server(dsn, "the database", "db.rollback_stuck")
     ended = []
     try:
         with server.connect(timeout=30) as conn:

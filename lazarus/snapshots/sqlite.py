@@ -2,23 +2,26 @@
 
 The backup API copies a consistent image while the application keeps its connections, and a
 restore lands in one write transaction: it either replaces the whole database or nothing.
-A restore checks the snapshot itself (integrity, row counts, the SQL check) before touching the
-live file, takes a safety snapshot first, and puts that back if the live check then fails.
+A restore checks each candidate itself (integrity, row counts, the SQL checks) before touching
+the live file, walking back to older candidates until one passes, takes a safety snapshot
+first, and puts that back if the live check then fails. Checks run on a read-only connection
+(``query_only``) and a progress handler ends one that runs past its timeout.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Literal
 
-from lazarus.config import Database
+from lazarus.config import Database, DbCheck
 from lazarus.errors import ActionError, LazarusError, VerifyFailed
 from lazarus.secrets import resolve
 from lazarus.snapshots import files
-from lazarus.snapshots.files import RestoreReport, Snapshot
+from lazarus.snapshots.checks import CheckResult, judge
+from lazarus.snapshots.files import Reason, RestoreReport, Snapshot
 
 BUSY_TIMEOUT = 30.0
 
@@ -45,9 +48,7 @@ def _row_counts(conn: sqlite3.Connection, tables: list[str]) -> dict[str, int | 
     return counts
 
 
-def snapshot(
-    db: Database, snapshot_dir: Path, *, reason: Literal["scheduled", "safety"] = "scheduled"
-) -> Snapshot:
+def snapshot(db: Database, snapshot_dir: Path, *, reason: Reason = "scheduled") -> Snapshot:
     """A consistent copy of the live database, published atomically with its sidecar."""
     live = _live_path(db)
     path = files.new_path(snapshot_dir, db.name, ".sqlite3")
@@ -110,27 +111,97 @@ def _check(db: Database, conn: sqlite3.Connection, where: str) -> dict[str, int 
         except sqlite3.Error as exc:
             raise VerifyFailed(f"{where}: check {db.check!r} failed: {exc}") from None
     files.require_sane(where, counts, db.check, answer)
+    bad = [r for r in _judge_all(db, conn, db.checks, {}) if not r.ok]
+    if bad:
+        raise VerifyFailed(f"{where}: " + "; ".join(r.summary() for r in bad))
     return counts
 
 
-def restore(
-    db: Database, snap: Snapshot | Path, *, safety_dir: Path | None = None
-) -> RestoreReport:
-    """Replace the live database with ``snap``, losing nothing; raise ActionError/VerifyFailed."""
-    started = time.monotonic()
+def run_checks(
+    db: Database, checks: Sequence[DbCheck], *, previous: dict[str, float] | None = None
+) -> list[CheckResult]:
+    """Each check on a read-only connection to the live file, bounded by its timeout."""
+    if not checks:
+        return []
     live = _live_path(db)
-    untouched = "nothing was changed, the original data is intact"
+    try:
+        if not live.is_file():
+            raise ActionError("db.check", f"database file {live} does not exist")
+        conn = sqlite3.connect(f"{live.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    except (sqlite3.Error, ActionError) as exc:
+        return [judge(db.name, c, exc) for c in checks]
+    with closing(conn):
+        return _judge_all(db, conn, checks, previous or {})
+
+
+def _judge_all(
+    db: Database, conn: sqlite3.Connection, checks: Sequence[DbCheck], previous: dict[str, float]
+) -> list[CheckResult]:
+    conn.execute("PRAGMA query_only = 1")
+    return [judge(db.name, c, _answer(conn, c), previous.get(c.name)) for c in checks]
+
+
+def _answer(conn: sqlite3.Connection, check: DbCheck) -> object:
+    """The first column of the check's first row, or the error it ended with (in words)."""
+    deadline = time.monotonic() + check.timeout
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, 10_000)
+    try:
+        row = conn.execute(check.sql).fetchone()
+    except sqlite3.OperationalError as exc:
+        if time.monotonic() > deadline:
+            return TimeoutError(f"timed out after {check.timeout:g}s")
+        if "readonly" in str(exc) or "query_only" in str(exc):
+            return ValueError(f"the check tries to write (read-only connection): {exc}")
+        return ValueError(str(exc))
+    except sqlite3.Error as exc:
+        return ValueError(str(exc))
+    finally:
+        conn.set_progress_handler(None, 0)
+    return None if row is None else row[0]
+
+
+def verify_on_scratch(db: Database, snap: Snapshot) -> Snapshot:
+    """Run the checks on the snapshot (opened immutable: a copy nothing can change) and mark
+    its sidecar ``good`` or ``bad`` with what was found."""
     try:
         snap = verify(snap)
         with closing(_open_readonly(snap.path)) as conn:
             _check(db, conn, f"snapshot {snap.path.name}")
-    except ActionError as exc:
-        raise ActionError(
-            "db.restore", f"{db.name}: snapshot refused ({exc}); {untouched}"
-        ) from exc
-    except VerifyFailed as exc:
-        raise VerifyFailed(f"{db.name}: snapshot refused ({exc}); {untouched}") from exc
-    steps = [f"verified {snap.path.name} (sha256, integrity_check, check)"]
+    except LazarusError as exc:
+        return files.mark(files.load(snap), "bad", str(exc))
+    return files.mark(snap, "good", "integrity_check and checks passed on the snapshot")
+
+
+def restore(
+    db: Database,
+    candidates: Snapshot | Path | Sequence[Snapshot | Path],
+    *,
+    safety_dir: Path | None = None,
+) -> RestoreReport:
+    """Replace the live database with the first candidate that passes its checks, losing
+    nothing; raise ActionError/VerifyFailed (listing what was tried) when none does."""
+    started = time.monotonic()
+    live = _live_path(db)
+    untouched = "nothing was changed, the original data is intact"
+    tried: list[str] = []
+    found = None
+    verify_failed = False
+    for snap in [candidates] if isinstance(candidates, Snapshot | Path) else candidates:
+        try:
+            snap = verify(snap)
+            with closing(_open_readonly(snap.path)) as conn:
+                _check(db, conn, f"snapshot {snap.path.name}")
+        except LazarusError as exc:
+            verify_failed |= isinstance(exc, VerifyFailed)
+            tried.append(f"{Path(getattr(snap, 'path', snap)).name} refused: {exc}")
+            continue
+        found = snap
+        break
+    if found is None:
+        message = f"{db.name}: no snapshot restored; tried: {'; '.join(tried)}; {untouched}"
+        raise VerifyFailed(message) if verify_failed else ActionError("db.restore", message)
+    snap = found
+    steps = [f"verified {snap.path.name} (sha256, integrity_check, checks)"]
     try:
         safety = snapshot(db, safety_dir or snap.path.parent, reason="safety")
     except LazarusError as exc:
@@ -162,6 +233,7 @@ def restore(
         steps=steps,
         row_counts_before=safety.row_counts,
         row_counts_after=after,
+        tried=tried,
         seconds=round(time.monotonic() - started, 3),
     )
 

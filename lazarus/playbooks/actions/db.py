@@ -1,18 +1,24 @@
-"""Database actions, calling lazarus.snapshots (whole-database snapshot and restore)."""
+"""Database actions, calling lazarus.snapshots: snapshot, restore that cannot regress, the
+checks as a verify step, ending stuck transactions and seeing the blocked sessions move."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from lazarus import snapshots
-from lazarus.config import Database, Duration
-from lazarus.errors import ActionError
+from lazarus.config import Database, Duration, StuckLimits
+from lazarus.errors import LazarusError
 from lazarus.playbooks.actions import Action, InventoryRef, Params, StepResult, register
 from lazarus.playbooks.context import StepContext
 
 
 class DbParams(Params):
     database: InventoryRef
+
+
+class SnapshotParams(DbParams):
+    reason: Literal["scheduled", "damaged"] = "damaged"  # taken during an incident: damaged
 
 
 def _dir(ctx: StepContext, db: Database) -> Path:
@@ -22,26 +28,33 @@ def _dir(ctx: StepContext, db: Database) -> Path:
 
 @register
 class DbSnapshot(Action):
+    """Keep the current state; during an incident it is ``damaged`` and never a restore candidate
+    (``scheduled`` snapshots are verified on a scratch copy at once)."""
+
     name = "db.snapshot"
-    Params = DbParams
+    Params = SnapshotParams
 
-    def describe(self, ctx: StepContext, params: DbParams) -> tuple[str, list[str]]:
+    def describe(self, ctx: StepContext, params: SnapshotParams) -> tuple[str, list[str]]:
         db = ctx.database(params.database)
-        return (params.database, ["snapshot", db.kind, str(_dir(ctx, db))])
+        return (params.database, ["snapshot", db.kind, params.reason, str(_dir(ctx, db))])
 
-    def run(self, ctx: StepContext, params: DbParams) -> StepResult:
+    def run(self, ctx: StepContext, params: SnapshotParams) -> StepResult:
         db = ctx.database(params.database)
-        snap = snapshots.snapshot(db, _dir(ctx, db))
+        if params.reason == "scheduled":
+            snap = snapshots.take(db, _dir(ctx, db))
+        else:
+            snap = snapshots.snapshot(db, _dir(ctx, db), reason=params.reason)
         ctx.memory.setdefault("taken", set()).add(snap.path)
         return StepResult(
-            f"snapshot {snap.path.name} ({snap.size} bytes)",
+            f"{params.reason} snapshot {snap.path.name} ({snap.size} bytes)",
             {"path": str(snap.path), "row_counts": snap.row_counts},
         )
 
 
 @register
 class DbRestore(Action):
-    """Replace the whole database with its newest good snapshot taken before this run."""
+    """Walk back from the newest snapshot marked good until one passes the checks on a scratch
+    copy; only that one replaces the live database (see snapshots.restore_newest_good)."""
 
     name = "db.restore"
     Params = DbParams
@@ -51,33 +64,60 @@ class DbRestore(Action):
         db = ctx.database(params.database)
         return (
             params.database,
-            ["restore", db.kind, "newest good snapshot in", str(_dir(ctx, db))],
+            ["restore", db.kind, "newest good snapshot that passes its checks", str(_dir(ctx, db))],
         )
 
     def run(self, ctx: StepContext, params: DbParams) -> StepResult:
         db = ctx.database(params.database)
-        taken = ctx.memory.get("taken", set())
-        for snap in snapshots.list_snapshots(_dir(ctx, db), db.name):
-            if snap.path in taken or snap.reason != "scheduled":
-                continue
-            try:
-                snapshots.verify(snap)
-            except ActionError:
-                continue  # damaged: try the next older one
-            report = snapshots.restore(db, snap)
-            return StepResult(
-                f"restored {db.name} from {snap.path.name}",
-                {
-                    "row_counts_after": report.row_counts_after,
-                    "safety_snapshot": str(report.safety_snapshot),
-                },
-            )
-        raise ctx.fail(f"no good snapshot of {db.name!r} older than this run")
+        exclude = ctx.memory.get("taken", set())
+        try:
+            report = snapshots.restore_newest_good(db, _dir(ctx, db), exclude=exclude)
+        except LazarusError as exc:
+            raise ctx.fail(str(exc)) from exc
+        refused = f" after refusing {len(report.tried)}" if report.tried else ""
+        return StepResult(
+            f"restored {db.name} from {report.snapshot.name}{refused}",
+            {
+                "row_counts_after": report.row_counts_after,
+                "safety_snapshot": str(report.safety_snapshot),
+                "tried": report.tried,
+            },
+        )
+
+
+class CheckParams(DbParams):
+    within: Duration = 30.0
+    interval: Duration = 1.0
+
+
+@register
+class DbChecksPass(Action):
+    """The database's checks pass on the live data: the verify step of data recovery. Change
+    limits are left out (their baseline is the damaged run); a check that errors fails."""
+
+    name = "db.check"
+    Params = CheckParams
+
+    def run(self, ctx: StepContext, params: CheckParams) -> StepResult:
+        db = ctx.database(params.database)
+        if not db.checks and db.check is None:
+            raise ctx.fail(f"database {db.name!r} has no checks to verify with")
+        deadline = ctx.clock() + params.within
+        for _ in range(1 + int(params.within / max(params.interval, 0.001))):
+            bad = [r for r in snapshots.run_checks(db, db.checks) if not r.ok]
+            if not bad:
+                return StepResult(f"{len(db.checks)} check(s) of {db.name} pass on the live data")
+            if ctx.clock() + params.interval > deadline:
+                break
+            ctx.sleep(params.interval)
+        raise ctx.fail("; ".join(r.summary() for r in bad))
 
 
 class StuckParams(DbParams):
-    idle_in_transaction_for: Duration = 300.0
-    blocking_for: Duration = 60.0
+    """Limits default to the database's ``stuck`` settings (else 5 min idle, 1 min blocking)."""
+
+    idle_in_transaction_for: Duration | None = None
+    blocking_for: Duration | None = None
 
 
 @register
@@ -89,9 +129,33 @@ class DbRollbackStuck(Action):
         db = ctx.database(params.database)
         if db.kind != "postgres":
             raise ctx.fail("db.rollback_stuck is for PostgreSQL databases")
+        limits = db.stuck or StuckLimits()
         ended = snapshots.end_stuck_transactions(
             db.dsn,
-            idle_in_transaction_for=params.idle_in_transaction_for,
-            blocking_for=params.blocking_for,
+            idle_in_transaction_for=params.idle_in_transaction_for or limits.idle_in_transaction,
+            blocking_for=params.blocking_for or limits.blocking,
         )
         return StepResult(f"ended {len(ended)} stuck sessions", {"ended": len(ended)})
+
+
+@register
+class DbBlockedCleared(Action):
+    """No session of the database waits on a lock any more: the blocked writers moved."""
+
+    name = "db.blocked_cleared"
+    Params = CheckParams
+
+    def run(self, ctx: StepContext, params: CheckParams) -> StepResult:
+        db = ctx.database(params.database)
+        if db.kind != "postgres":
+            raise ctx.fail("db.blocked_cleared is for PostgreSQL databases")
+        deadline = ctx.clock() + params.within
+        waiting = 0
+        for _ in range(1 + int(params.within / max(params.interval, 0.001))):
+            waiting = snapshots.postgres.blocked_sessions(db)
+            if waiting == 0:
+                return StepResult(f"no session of {db.name} waits on a lock")
+            if ctx.clock() + params.interval > deadline:
+                break
+            ctx.sleep(params.interval)
+        raise ctx.fail(f"{waiting} session(s) of {db.name} still wait on a lock")
