@@ -3,6 +3,7 @@ checks as a verify step, ending stuck transactions and seeing the blocked sessio
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -102,15 +103,35 @@ class DbChecksPass(Action):
         db = ctx.database(params.database)
         if not db.checks and db.check is None:
             raise ctx.fail(f"database {db.name!r} has no checks to verify with")
-        deadline = ctx.clock() + params.within
-        for _ in range(1 + int(params.within / max(params.interval, 0.001))):
+
+        def problem() -> str:
             bad = [r for r in snapshots.run_checks(db, db.checks) if not r.ok]
-            if not bad:
-                return StepResult(f"{len(db.checks)} check(s) of {db.name} pass on the live data")
-            if ctx.clock() + params.interval > deadline:
-                break
-            ctx.sleep(params.interval)
-        raise ctx.fail("; ".join(r.summary() for r in bad))
+            return "; ".join(r.summary() for r in bad)
+
+        poll(ctx, params, problem)
+        return StepResult(f"{len(db.checks)} check(s) of {db.name} pass on the live data")
+
+
+def poll(ctx: StepContext, params: CheckParams, problem: Callable[[], str]) -> None:
+    """Ask ``problem`` every ``interval`` until it answers '' or ``within`` has passed (then
+    fail with its last answer); bounded by the number of attempts, not only the clock."""
+    deadline = ctx.clock() + params.within
+    last = ""
+    for _ in range(1 + int(params.within / max(params.interval, 0.001))):
+        last = problem()
+        if not last:
+            return
+        if ctx.clock() + params.interval > deadline:
+            break
+        ctx.sleep(params.interval)
+    raise ctx.fail(last)
+
+
+def _postgres(ctx: StepContext, name: str, action: str) -> Database:
+    db = ctx.database(name)
+    if db.kind != "postgres":
+        raise ctx.fail(f"{action} is for PostgreSQL databases; {name!r} is {db.kind}")
+    return db
 
 
 class StuckParams(DbParams):
@@ -126,9 +147,7 @@ class DbRollbackStuck(Action):
     Params = StuckParams
 
     def run(self, ctx: StepContext, params: StuckParams) -> StepResult:
-        db = ctx.database(params.database)
-        if db.kind != "postgres":
-            raise ctx.fail("db.rollback_stuck is for PostgreSQL databases")
+        db = _postgres(ctx, params.database, self.name)
         limits = db.stuck or StuckLimits()
         ended = snapshots.end_stuck_transactions(
             db.dsn,
@@ -146,16 +165,11 @@ class DbBlockedCleared(Action):
     Params = CheckParams
 
     def run(self, ctx: StepContext, params: CheckParams) -> StepResult:
-        db = ctx.database(params.database)
-        if db.kind != "postgres":
-            raise ctx.fail("db.blocked_cleared is for PostgreSQL databases")
-        deadline = ctx.clock() + params.within
-        waiting = 0
-        for _ in range(1 + int(params.within / max(params.interval, 0.001))):
+        db = _postgres(ctx, params.database, self.name)
+
+        def problem() -> str:
             waiting = snapshots.postgres.blocked_sessions(db)
-            if waiting == 0:
-                return StepResult(f"no session of {db.name} waits on a lock")
-            if ctx.clock() + params.interval > deadline:
-                break
-            ctx.sleep(params.interval)
-        raise ctx.fail(f"{waiting} session(s) of {db.name} still wait on a lock")
+            return f"{waiting} session(s) of {db.name} still wait on a lock" if waiting else ""
+
+        poll(ctx, params, problem)
+        return StepResult(f"no session of {db.name} waits on a lock")
