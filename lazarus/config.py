@@ -85,6 +85,7 @@ class Host(Strict):
     )
     port: int | None = Field(None, ge=1, le=65535)
     labels: dict[str, str] = {}
+    clean_paths: list[str] = Field([], description="folders disk.clean may empty on this host")
 
 
 class Probe(Strict):
@@ -133,6 +134,16 @@ class Control(Strict):
         return self
 
 
+class Releases(Strict):
+    """Where a service's releases live on its hosts: one folder per release and a link."""
+
+    dir: str = Field(description="absolute folder on each host; {host} is filled")
+    current: str = Field("current", pattern=r"^[A-Za-z0-9._-]+$", description="the link's name")
+
+    def folder(self, host: str) -> str:
+        return self.dir.replace("{host}", host)
+
+
 class Service(Strict):
     name: Name
     hosts: dict[str, str] = Field({}, description="label selector; empty selects every host")
@@ -140,6 +151,8 @@ class Service(Strict):
     control: Control = Field(default_factory=Control)
     labels: dict[str, str] = {}
     depends_on: list[Name] = Field([], description="services this one needs (diagnosis graph)")
+    releases: Releases | None = Field(None, description="release folder: changes + rollback")
+    clean_paths: list[str] = Field([], description="folders disk.clean may empty on its hosts")
 
 
 class DatabaseSnapshots(Strict):

@@ -56,6 +56,17 @@ class StepContext:
                 return db
         raise self.fail(f"database {name!r} is not in the inventory")
 
+    def clean_paths(self, host: str) -> list[str]:
+        """Folders disk.clean may empty on ``host``: the playbooks', the host's and those of the
+        services it runs, ``{host}`` filled. Only the inventory names them, never a label."""
+        if self.config is None:
+            return list(self.settings.clean_paths)
+        inv = self.config.inventory
+        found = self.host(host)
+        paths = [*self.settings.clean_paths, *found.clean_paths]
+        paths += [p for s in inv.services if found in inv.hosts_of(s) for p in s.clean_paths]
+        return list(dict.fromkeys(p.replace("{host}", host) for p in paths))
+
     def remote(self) -> Executor:
         if self.executor is None:
             raise self.fail("no executor: this step needs SSH")
@@ -68,7 +79,8 @@ class StepContext:
         return {**labels, **self.incident.facts()}
 
     def scope(self) -> dict[str, Any]:
-        """Names templates may use: incident.*, service.*, host.*."""
+        """Names templates may use: incident.*, service.*, host.*, steps.<id>.* (what an earlier
+        step of this run reported, e.g. ``steps.clean.freed``)."""
         inc = self.incident
         scope: dict[str, Any] = {
             "incident": {
@@ -79,7 +91,8 @@ class StepContext:
                 "severity": inc.severity,
                 "target": inc.target,
                 "labels": dict(inc.labels),
-            }
+            },
+            "steps": self.memory.get("steps", {}),
         }
         if self.config is not None:
             found = [s for s in self.config.inventory.services if s.name == inc.service]

@@ -25,7 +25,7 @@ from lazarus.notify.route import matches_all, parse_matchers
 from lazarus.playbooks.actions import StepResult
 from lazarus.playbooks.context import StepContext
 from lazarus.playbooks.schema import Playbook, StepBase
-from lazarus.playbooks.template import render
+from lazarus.playbooks.template import Pending, render
 
 
 @dataclass(frozen=True)
@@ -97,11 +97,13 @@ def may_match(book: Playbook, incident: Incident) -> bool:
     )
 
 
-def _bind(step: StepBase, ctx: StepContext) -> tuple[StepContext, Any]:
-    """The step's context and its parameters with every placeholder filled and re-validated."""
+def _bind(step: StepBase, ctx: StepContext, planning: bool = False) -> tuple[StepContext, Any]:
+    """The step's context and its parameters with every placeholder filled and re-validated
+    (``planning``: what earlier steps report is not known yet)."""
     sctx = replace(ctx, step_id=step.id, timeout=step.timeout)
+    scope = {**ctx.scope(), "steps": Pending()} if planning else ctx.scope()
     try:
-        raw = render(step.params.model_dump(), ctx.scope(), step.id)
+        raw = render(step.params.model_dump(), scope, step.id)
         return sctx, type(step.params).model_validate(raw)
     except ConfigError as exc:
         raise ActionError(step.id, exc.reason) from None
@@ -124,7 +126,7 @@ def plan(book: Playbook, ctx: StepContext) -> list[PlannedStep]:
     for block, step in _blocks(book):
         if not applies(step, ctx):
             continue
-        sctx, params = _bind(step, ctx)
+        sctx, params = _bind(step, ctx, planning=True)
         host, argv = step.impl.describe(sctx, params)
         out.append(
             PlannedStep(block, step.id, step.action, host, tuple(argv), step.impl.destructive)
@@ -181,6 +183,7 @@ def _run_block(
             result.steps.append(StepOutcome(block, step.id, False, _error(exc), tries))
             raise
         hooks.audit(step, True, outcome.detail)
+        ctx.memory.setdefault("steps", {})[step.id] = {"detail": outcome.detail, **outcome.data}
         result.steps.append(StepOutcome(block, step.id, True, outcome.detail, attempts))
         done.append(step)
 

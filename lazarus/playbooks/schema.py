@@ -16,9 +16,10 @@ from lazarus.errors import ConfigError
 from lazarus.notify.route import parse_matchers
 from lazarus.playbooks.actions import Action, load_builtin
 from lazarus.playbooks.template import names_in
+from lazarus.symptoms import guaranteed, labels_named, promised
 from lazarus.yamlfile import ConfigErrorGroup, Located, read_yaml, validate
 
-SCOPES = ("incident", "service", "host")
+SCOPES = ("incident", "service", "host", "steps")
 
 
 class _Strict(BaseModel):
@@ -116,8 +117,10 @@ class Playbook(_Strict):
     def _rules(self) -> Playbook:
         seen: set[str] = set()
         snapshotted: set[str] = set()
+        labels = guaranteed(self.trigger.matchers)
         for block in ("steps", "verify", "on_failure"):
             for i, step in enumerate(getattr(self, block)):
+                self._labels_set(step, labels, (block, i))
                 if step.id in seen:
                     raise Located(f"duplicate step id {step.id!r}", (block, i, "id"))
                 seen.add(step.id)
@@ -135,6 +138,28 @@ class Playbook(_Strict):
                         (block, i, "action"),
                     )
         return self
+
+    def _labels_set(self, step: StepBase, labels: frozenset[str], loc: tuple) -> None:
+        """Every ``incident.labels.X`` the step names is one its trigger's symptoms promise."""
+        named = names_in(step.params.model_dump())
+        if step.compensate is not None:
+            named += names_in(step.compensate.params.model_dump())
+        for label in labels_named(named):
+            if label not in labels:
+                raise Located(
+                    f"names incident.labels.{label}, which {self._promises()}", (*loc, "with")
+                )
+
+    def _promises(self) -> str:
+        """What the trigger's symptoms set, for the error message."""
+        symptoms = [m.value for t in self.trigger.matchers for m in parse_matchers(t)
+                    if m.name == "symptom" and m.op == "="]  # fmt: skip
+        if not symptoms:
+            return "the trigger does not promise: match a symptom that sets it, or the label itself"
+        sets = "; ".join(
+            f"{s} sets {', '.join(sorted(promised(s))) or 'no labels'}" for s in symptoms
+        )
+        return f"the trigger's symptoms never set ({sets}; see lazarus/symptoms.py)"
 
     @property
     def destructive(self) -> bool:

@@ -26,10 +26,17 @@ def names_in(value: Any) -> list[str]:
     return []
 
 
+class Pending(dict):
+    """A scope only known while the playbook runs (``steps``: what earlier steps reported); a
+    dry-run plan shows its names as ``<steps.clean.freed>``."""
+
+
 def resolve(name: str, scope: Mapping[str, Any], step: str) -> Any:
     """Look ``a.b.c`` up in nested mappings; an unknown name is a ConfigError naming the step."""
     node: Any = scope
     for part in name.split("."):
+        if isinstance(node, Pending):
+            return f"<{name}>"
         if not isinstance(node, Mapping) or part not in node:
             raise ConfigError(f"unknown name {name!r} in a template", field=f"steps.{step}")
         node = node[part]

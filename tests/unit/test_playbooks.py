@@ -44,6 +44,7 @@ CONFIG = Config.model_validate(
                     "probe": {"http": "http://{address}:9/health"},
                     "control": {"kind": "supervisor"},
                     "labels": {"depends_on": "cache"},
+                    "releases": {"dir": "/srv/app/{host}/releases"},
                 },
                 {
                     "name": "cache",
@@ -220,15 +221,25 @@ EXPECTED_PLANS = {
         ],
     ),
     "disk-full": (
-        incident("disk_full", path="/var/log/app"),
+        incident("disk_full", host="web-1", mount="/var"),
         [
-            ("steps", "clean", "disk.clean", "web-1", None),
+            (
+                "steps",
+                "clean",
+                "disk.clean",
+                "web-1",
+                ("disk.clean", "-mmin +10080", "/var/log/app"),
+            ),
             (
                 "steps",
                 "report",
                 "notify",
                 "local",
-                ("notify", "message=disk-full on web-1: cleaned /var/log/app"),
+                (
+                    "notify",
+                    "message=disk-full on web-1 (/var): freed <steps.clean.freed> under "
+                    "<steps.clean.paths>",
+                ),
             ),
         ],
     ),
@@ -252,9 +263,15 @@ EXPECTED_PLANS = {
         ],
     ),
     "bad-release": (
-        incident("service_unhealthy", releases="/srv/app/releases"),
+        incident("service_unhealthy"),
         [
-            ("steps", "rollback", "release.rollback", "web-1", None),
+            (
+                "steps",
+                "rollback",
+                "release.rollback",
+                "web-1",
+                ("/srv/app/web-1/releases", "current"),
+            ),
             ("steps", "check", "http.check", "local", ("GET", DEAD_URL, "expect 200")),
             ("verify", "cleared", "symptom.cleared", "local", ("GET", DEAD_URL, "expect probe ok")),
         ],
@@ -274,10 +291,10 @@ def test_shipped_plan_is_exactly(name: str) -> None:
     rows = [(p.block, p.id, p.action, p.host, p.argv) for p in got]
     for row, want in zip(rows, expected, strict=True):
         assert row[:4] == want[:4]
-        if want[4] is not None:
+        if row[4][:2] == ("sh", "-c"):  # a fixed script: the data rides as its last tokens
+            assert row[4][-len(want[4]) :] == want[4] and all(w not in row[4][2] for w in want[4])
+        else:
             assert row[4] == want[4]
-        else:  # a fixed script: the data rides as separate argv tokens, never in the script
-            assert row[4][:2] == ("sh", "-c") and inc.labels[next(iter(inc.labels))] in row[4][3:]
     assert executor.calls == []  # a plan changes nothing
 
 
@@ -346,11 +363,11 @@ def test_unknown_template_name_names_the_step() -> None:
             {
                 "id": "tidy",
                 "action": "disk.clean",
-                "with": {"path": "{{ incident.labels.nope }}", "older_than": "1d"},
+                "with": {"path": "{{ host.labels.nope }}", "older_than": "1d"},
             }
         ]
     )
-    with pytest.raises(Exception, match=r"step 'tidy': unknown name 'incident\.labels\.nope'"):
+    with pytest.raises(Exception, match=r"step 'tidy': unknown name 'host\.labels\.nope'"):
         plan(b, ctx(FakeExecutor()))
 
 
@@ -363,10 +380,13 @@ def test_template_value_stays_one_argv_token() -> None:
                 "action": "disk.clean",
                 "with": {"path": "{{ incident.labels.path }}", "older_than": "1d"},
             }
-        ]
+        ],
+        trigger={"matchers": ['symptom="x"', 'path=~".+"']},  # promises the label
     )
-    (step,) = plan(b, ctx(FakeExecutor(), incident(path=nasty)))
-    assert nasty in step.argv and all(nasty not in t for t in step.argv[:3])
+    executor = FakeExecutor()
+    assert run(b, ctx(executor, incident(path=nasty))).status == "resolved"
+    argv = executor.calls[0][1]
+    assert nasty in argv and all(nasty not in t for t in argv[:4])
 
 
 # --- engine ----------------------------------------------------------------------------------

@@ -73,7 +73,9 @@ class SshRun(Action):
 
 
 class RollbackParams(ControlParams):
-    releases: str = Field(description="folder holding one sub-folder per release and `current`")
+    releases: str = Field(
+        "", description="folder of the releases; default the service's releases.dir (inventory)"
+    )
 
 
 @register
@@ -84,34 +86,41 @@ class ReleaseRollback(Action):
     Params = RollbackParams
     destructive = True
 
-    def _argv(self, releases: str) -> list[str]:
-        # a fixed script; the releases folder is passed as $1, never spliced into the text
+    def _argv(self, ctx: StepContext, params: RollbackParams) -> list[str]:
+        folder, link = params.releases, "current"
+        if not folder:
+            releases = ctx.service(params.service).releases
+            if releases is None:
+                raise ctx.fail(f"service {params.service!r} has no releases in the inventory")
+            folder, link = releases.folder(params.host), releases.current
+        # a fixed script; the folder and the link's name are $1 and $2, never spliced into it
         script = (
-            'set -eu; cd "$1"; now=$(basename "$(readlink current)"); '
-            "prev=$(ls -1 | grep -vx current | grep -vx .current.tmp | sort | "
+            'set -eu; cd "$1"; now=$(basename "$(readlink "$2")"); '
+            'prev=$(ls -1 | grep -vx "$2" | grep -vx ".$2.tmp" | sort | '
             'grep -B1 -x "$now" | head -n1); '
             '[ -n "$prev" ] && [ "$prev" != "$now" ] || '
             '{ echo "no release before $now" >&2; exit 3; }; '
-            'ln -sfn "$prev" .current.tmp && mv -T .current.tmp current; echo "$now -> $prev"'
+            'ln -sfn "$prev" ".$2.tmp" && mv -T ".$2.tmp" "$2"; echo "$now -> $prev"'
         )
-        return ["sh", "-c", script, "release.rollback", releases]
+        return ["sh", "-c", script, "release.rollback", folder, link]
 
     def describe(self, ctx: StepContext, params: RollbackParams) -> tuple[str, list[str]]:
-        return (params.host, self._argv(params.releases))
+        return (params.host, self._argv(ctx, params))
 
     def run(self, ctx: StepContext, params: RollbackParams) -> StepResult:
         host = ctx.host(params.host)
-        result = ctx.remote().run(host, self._argv(params.releases), timeout=ctx.timeout)
+        result = ctx.remote().run(host, self._argv(ctx, params), timeout=ctx.timeout)
         if not result.ok:
             raise CommandRejected(host.name, f"rollback failed: {result.stderr.strip()[:300]}")
         restart = REGISTRY["ssh.restart"].run(
             ctx, ControlParams(service=params.service, host=host.name)
         )
-        return StepResult(f"{result.stdout.strip()}; {restart.detail}")
+        moved = result.stdout.strip()
+        return StepResult(f"{moved}; {restart.detail}", {"moved": moved})
 
 
 class CleanParams(Params):
-    path: str
+    path: str = Field("", description="one folder; default every clean path of the host")
     older_than: Duration
     host: InventoryRef = "{{ incident.host }}"
 
@@ -123,35 +132,51 @@ class CleanParams(Params):
         return value
 
 
+# Canonicalised on the target: `..` and symlinks are resolved before the prefix test, and
+# find neither follows links (-P) nor leaves the file system (-xdev). $1 minutes, $2 folder,
+# the rest the allowed roots. A folder that does not exist frees nothing.
+_CLEAN = (
+    'set -u; mins=$1; t=$2; shift 2; [ -e "$t" ] || { echo 0; exit 0; }; '
+    'p=$(realpath -e -- "$t"); for r in "$@"; do r=$(realpath -e -- "$r" 2>/dev/null) || continue; '
+    'case "$p/" in "$r"/*) find -P "$p" -xdev -type f -mmin +"$mins" -printf "%s\n" -delete'
+    " | awk '{s += $1} END {print s + 0}'; exit 0;; esac; done; "
+    'echo "$t is not under clean_paths" >&2; exit 5'
+)
+
+
 @register
 class DiskClean(Action):
-    """Delete files older than ``older_than`` under a configured path; report the bytes freed."""
+    """Delete files older than ``older_than`` under the host's configured clean paths (a
+    ``path`` must resolve, on the host, inside one of them); report the bytes freed."""
 
     name = "disk.clean"
     Params = CleanParams
 
-    def _argv(self, params: CleanParams) -> list[str]:
-        minutes = max(1, int(params.older_than // 60))
-        script = (
-            'find "$1" -xdev -type f -mmin +"$2" -printf "%s\\n" -delete'
-            " | awk '{s += $1} END {print s + 0}'"
-        )
-        return ["sh", "-c", script, "disk.clean", params.path, str(minutes)]
+    def _argvs(self, ctx: StepContext, params: CleanParams) -> list[list[str]]:
+        roots = ctx.clean_paths(params.host)
+        if not roots:
+            raise ctx.fail(f"no clean_paths configured for {params.host}")
+        minutes = str(max(1, int(params.older_than // 60)))
+        folders = [params.path] if params.path else roots
+        return [["sh", "-c", _CLEAN, "disk.clean", minutes, f, *roots] for f in folders]
 
     def describe(self, ctx: StepContext, params: CleanParams) -> tuple[str, list[str]]:
-        return (params.host, self._argv(params))
+        argvs = self._argvs(ctx, params)
+        return (params.host, ["disk.clean", f"-mmin +{argvs[0][4]}", *(a[5] for a in argvs)])
 
     def run(self, ctx: StepContext, params: CleanParams) -> StepResult:
-        allowed = [p.rstrip("/") for p in ctx.settings.clean_paths]
-        if not any(
-            params.path.rstrip("/") == p or params.path.startswith(p + "/") for p in allowed
-        ):
-            raise CommandRejected(params.host, f"{params.path!r} is not under clean_paths")
-        result = ctx.remote().run(ctx.host(params.host), self._argv(params), timeout=ctx.timeout)
-        if not result.ok:
-            raise CommandRejected(params.host, f"disk.clean failed: {result.stderr.strip()[:300]}")
-        freed = int(result.stdout.strip() or 0)
-        return StepResult(f"freed {freed} bytes under {params.path}", {"freed_bytes": freed})
+        host = ctx.host(params.host)
+        freed = 0
+        for argv in self._argvs(ctx, params):
+            result = ctx.remote().run(host, argv, timeout=ctx.timeout)
+            if not result.ok:
+                raise CommandRejected(host.name, f"disk.clean: {result.stderr.strip()[:300]}")
+            freed += int(result.stdout.strip() or 0)
+        paths = params.path or ", ".join(ctx.clean_paths(params.host))
+        text = f"{freed / (1 << 20):.1f} MiB ({freed} bytes)"
+        return StepResult(
+            f"freed {text} under {paths}", {"freed_bytes": freed, "freed": text, "paths": paths}
+        )
 
 
 class RebootParams(Params):
