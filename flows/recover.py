@@ -19,7 +19,7 @@ from lazarus.model import Incident, IncidentState
 from lazarus.notify.silences import remediation_paused
 from lazarus.notify.state import NotifyState
 from lazarus.playbooks import Playbook, PlaybookResult, StepContext, plan, select
-from lazarus.remote.ssh import SshExecutor
+from lazarus.playbooks.runs import run_context
 from lazarus.store import Store
 from tasks.diagnose import diagnose, diagnosis_artifact
 from tasks.events import emit_incident
@@ -116,9 +116,11 @@ def _run(
     def request_approval(lines: list[str]) -> None:
         settle(notify(config, incident, "approval", flow_run_url=url, actions=lines))
 
+    def report(message: str) -> None:
+        settle(notify(config, incident, "report", flow_run_url=url, actions=[message]))
+
     try:
-        with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
-            ctx = StepContext(incident, config, executor=executor)
+        with run_context(config, incident, notify=report) as ctx:
             result = remediate(
                 store,
                 books,

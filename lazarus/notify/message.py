@@ -15,7 +15,8 @@ from typing import Literal
 from lazarus.model import Incident, target_name
 from lazarus.notify.state import Alert, Silence
 
-Event = Literal["opened", "resolved", "escalated", "remediating", "approval"]
+Event = Literal["opened", "resolved", "escalated", "remediating", "approval", "report"]
+_HEADINGS = {"approval": "Plan, waiting for approval in the flow run", "report": "Report"}
 SMS_LIMIT = 160
 GROUP_LIST = 50
 
@@ -55,9 +56,7 @@ def render(
     if event == "escalated":
         facts.append(f"- **Reason:** {incident.reason or 'not recorded'}")
     if actions:
-        heading = (
-            "Plan, waiting for approval in the flow run" if event == "approval" else "Actions taken"
-        )
+        heading = _HEADINGS.get(event, "Actions taken")
         facts += [f"- **{heading}:**", *(f"  - {action}" for action in actions)]
     link = flow_run_url or incident.flow_run_url
     if link:

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lazarus.errors import LazarusError
-from lazarus.sandbox import _proc, files, network
+from lazarus.sandbox import _proc, files, host_faults, network
 
-Fault = Literal["kill", "hang", "error", "clear", "partition", "heal"]
-FAULTS: tuple[str, ...] = ("kill", "hang", "error", "clear", "partition", "heal")
+Fault = Literal["kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release"]
+FAULTS: tuple[str, ...] = (
+    "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release"
+)  # fmt: skip
 SERVICE_PORT = 8080
 FALLBACK_SSH_PORT = 2222
 READY_TIMEOUT = 30.0
@@ -183,10 +185,15 @@ class Sandbox:
         return read_messages(self.sinks_dir, "http")
 
     def fault(self, host: str, mode: Fault) -> None:
-        """Break (or mend) one host: kill/hang/error its service, partition it; ``clear`` ends
-        hang/error and starts a killed service again, ``heal`` restores the network."""
+        """Break (or mend) one host: kill/hang/error its service, partition it, fill its disk,
+        deploy its bad release; ``clear`` ends hang/error, empties the disk, puts the good
+        release back and starts a killed service again, ``heal`` restores the network."""
         h = self.host(host)
-        if mode == "kill":
+        if mode == "clear":
+            self._undo_host_faults(h)
+        if mode in ("fill-disk", "bad-release"):
+            self._host_fault(h, mode)
+        elif mode == "kill":
             pid = self.service_pid(host)
             if pid is None:
                 raise SandboxError(f"{host}: the service is not running, nothing to kill")
@@ -209,7 +216,42 @@ class Sandbox:
         else:
             raise SandboxError(f"unknown fault {mode!r}; one of {', '.join(FAULTS)}")
 
+    def disk_used_percent(self, host: str) -> int:
+        """``df`` Use% of the host's small disk, as the host's own SSH sessions see it."""
+        h = self.host(host)
+        return host_faults.disk_used_percent(self._sshd_pid(h), self.disk_dir(h.name))
+
+    def disk_dir(self, host: str) -> Path:
+        return self.host_dir(host) / "disk"
+
+    def releases_dir(self, host: str) -> Path:
+        return self.host_dir(host) / "releases"
+
     # --- internals ----------------------------------------------------------------------------
+
+    def _sshd_pid(self, host: SandboxHost) -> int:
+        return int(self._pids[f"sshd:{host.name}"][0])
+
+    def _host_fault(self, host: SandboxHost, mode: str) -> None:
+        if mode == "fill-disk":
+            host_faults.fill_disk(self._sshd_pid(host), self.disk_dir(host.name))
+        elif host_faults.point(self.releases_dir(host.name), host_faults.BAD):
+            self._restart_service(host, expect=500)  # a deploy: switch the link, restart
+
+    def _undo_host_faults(self, host: SandboxHost) -> None:
+        host_faults.clear_disk(self._sshd_pid(host), self.disk_dir(host.name))
+        if host_faults.point(self.releases_dir(host.name), host_faults.GOOD):
+            self._restart_service(host, expect=200)
+
+    def _restart_service(self, host: SandboxHost, expect: int) -> None:
+        conf = str(self.host_dir(host.name) / "supervisord.conf")
+        _proc.run(["supervisorctl", "-c", conf, "restart", files.SERVICE], timeout=15, check=False)
+        if not _proc.wait_for(lambda: self.health(host.name) == expect, READY_TIMEOUT):
+            raise SandboxError(f"{host.name}: the service does not answer {expect} after a restart")
+
+    def _mount_disks(self) -> None:
+        for host in self.hosts:
+            host_faults.mount_disk(self._sshd_pid(host), self.disk_dir(host.name))
 
     def _start(self, use_netns: bool) -> None:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
@@ -223,6 +265,7 @@ class Sandbox:
             known += files.known_hosts_line(host.address, host.ssh_port, public)
             files.sshd_config(self.root, d, host.address, host.ssh_port)
             files.supervisord_config(d, host.address, host.service_port)
+            host_faults.make_releases(d)
         (self.root / "known_hosts").write_text(known)
         if use_netns:
             network.create(self.name, self.subnet, [(h.name, h.address) for h in self.hosts])
@@ -242,6 +285,7 @@ class Sandbox:
             SERVICE_PORT, self.smtp_port, self.http_port,
         ))  # fmt: skip
         self._wait_ready()
+        self._mount_disks()
 
     def _spawn(self, key: str, host: SandboxHost | None, argv: list[str], marker: str) -> None:
         prefix = network.exec_prefix(host.netns) if host and host.netns else []
@@ -255,9 +299,9 @@ class Sandbox:
 
     def _spawn_sshd(self, host: SandboxHost) -> None:
         conf = self.host_dir(host.name) / "sshd_config"
-        self._spawn(
-            f"sshd:{host.name}", host, ["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)], str(conf)
-        )
+        own_mounts = [] if host.netns else ["unshare", "-m", "--propagation", "slave"]
+        argv = [*own_mounts, "/usr/sbin/sshd", "-D", "-e", "-f", str(conf)]
+        self._spawn(f"sshd:{host.name}", host, argv, str(conf))
 
     def _wait_ready(self) -> None:
         """Every sshd answers, every /health is 200 and the sinks said ``ready``; or raise as
@@ -313,6 +357,8 @@ class Sandbox:
             pid, _ = self._pids.get(f"sshd:{host.name}", (0, ""))
             if not _proc.alive(pid):
                 self._spawn_sshd(host)
+                _proc.wait_for(lambda: _proc.ssh_banner(host.address, host.ssh_port), 10.0)
+                host_faults.mount_disk(self._sshd_pid(host), self.disk_dir(host.name))
             if self.service_pid(host.name) is None:
                 self._start_service(host)
         else:

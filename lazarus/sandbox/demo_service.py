@@ -2,7 +2,9 @@
 
 GET /health answers 200 "ok", 500 in ``error`` mode, and stalls (up to 600 s) in ``hang`` mode;
 GET /metrics is Prometheus text; POST /fault?mode=hang|error|clear switches the mode. The mode
-lives in memory only, so a restart clears it, as with a real wedged process.
+lives in memory only, so a restart clears it, as with a real wedged process. ``--release`` names
+the release it runs (a ``current`` link): a release whose ``health`` file says 500 starts in
+``error`` mode, so a restart does not mend it, a rollback does.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ import argparse
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from lazarus.sandbox.host_faults import release_status
 
 MODES = ("none", "hang", "error")
 HANG_SECONDS = 600.0
@@ -91,8 +96,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--release", type=Path, help="the `current` link of its releases")
     args = parser.parse_args(argv)
-    handler = type("Handler", (_Handler,), {"state": _State()})
+    state = _State()
+    if args.release and release_status(args.release) == 500:  # a broken release: always 500
+        state.set_mode("error")
+    handler = type("Handler", (_Handler,), {"state": state})
     server = ThreadingHTTPServer((args.host, args.port), handler)
     server.daemon_threads = True
     print(f"demo service on {args.host}:{args.port}", flush=True)

@@ -50,6 +50,7 @@ def supervisord_config(host_dir: Path, address: str, service_port: int) -> Path:
     sock = host_dir / "supervisor.sock"
     command = (
         f"{sys.executable} -m lazarus.sandbox.demo_service --host {address} --port {service_port}"
+        f" --release {host_dir / 'releases' / 'current'}"
     )
     path.write_text(
         "[unix_http_server]\n"
@@ -119,6 +120,8 @@ def lazarus_config(
                         "unit": SERVICE,
                         "config": f"{root}/hosts/{{host}}/supervisord.conf",
                     },
+                    "releases": {"dir": f"{root}/hosts/{{host}}/releases"},
+                    "clean_paths": [f"{root}/hosts/{{host}}/disk/logs"],
                 }
             ],
         },

@@ -81,8 +81,8 @@ def variant(sandbox: Any, name: str, changes: dict[str, Any]) -> Path:
     for dotted, value in changes.items():
         node = data
         *parents, last = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
+        for key in parents:  # a number picks a list's item: inventory.services.0.releases
+            node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
         node[last] = value
     path = sandbox.config_path.with_name(f"{name}.yaml")
     path.write_text(yaml.safe_dump(data))

@@ -86,10 +86,10 @@ def test_release_rollback_flips_a_real_symlink(
         {
             "id": "rb",
             "action": "release.rollback",
-            "with": {"releases": "{{ incident.labels.releases }}"},
+            "with": {"releases": str(releases)},
         }
     )
-    ctx = StepContext(incident("bad", "web-1", releases=str(releases)), config, executor=ex)
+    ctx = StepContext(incident("bad", "web-1"), config, executor=ex)
     approved: list[str] = []
     result = run(book, ctx, Hooks(approve=lambda s, p: approved.append(s.id) or True))
     assert result.status == "resolved", result
@@ -161,8 +161,20 @@ def test_disk_clean_removes_only_old_files_under_allowed_paths(
         {"id": "c", "action": "disk.clean", "with": {"path": str(logs), "older_than": "1d"}}
     )
     result = run(book, StepContext(incident("disk_full"), config, settings, ex))
-    assert result.status == "resolved" and result.steps[0].detail.startswith("freed 1000 bytes")
+    assert result.status == "resolved" and "(1000 bytes)" in result.steps[0].detail
     assert sorted(p.name for p in logs.iterdir()) == ["new.log"]
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "precious").write_bytes(b"z" * 100)
+    os.utime(victim / "precious", (0, 0))
+    (logs / "link").symlink_to(victim)
+    for escape in (f"{logs}/../victim", f"{logs}/link"):  # `..` and a symlink, resolved on the host
+        sneaky = one_step(
+            {"id": "c", "action": "disk.clean", "with": {"path": escape, "older_than": "1d"}}
+        )
+        refused = run(sneaky, StepContext(incident("disk_full"), config, settings, ex))
+        assert refused.status == "failed" and "not under clean_paths" in refused.error, escape
+    assert (victim / "precious").exists()
     outside = one_step(
         {"id": "c", "action": "disk.clean", "with": {"path": str(tmp_path), "older_than": "1d"}}
     )

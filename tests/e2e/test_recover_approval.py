@@ -37,11 +37,14 @@ def _setup(sandbox: Any, tmp_path: Path, name: str, timeout: str) -> tuple[Path,
     book = yaml.safe_load((ROOT / "playbooks" / "bad-release.yaml").read_text())
     book["approval"] = {"timeout": timeout}
     (books / "bad-release.yaml").write_text(yaml.safe_dump(book))
-    config = variant(sandbox, name, {"state.path": f"state/{name}.db", "playbooks.dir": str(books)})
+    config = variant(sandbox, name, {
+        "state.path": f"state/{name}.db", "playbooks.dir": str(books),
+        "inventory.services.0.releases": {"dir": str(releases)},
+    })  # fmt: skip
     store = Store(sandbox.root / "state" / f"{name}.db")
     try:
         anomaly = Anomaly("web-1", "web", "service_unhealthy", "critical", "5xx after deploy",
-                          time.time(), {"releases": str(releases)})  # fmt: skip
+                          time.time())  # fmt: skip
         incident, _ = store.open_incident(anomaly)
     finally:
         store.close()
