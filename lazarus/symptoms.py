@@ -104,8 +104,16 @@ register(
     "bad_release",
     raised_by="diagnosis, as a cause: a service broke soon after its release changed",
 )
+# Databases (lazarus/dbwatch.py).
 register(
-    "db_corrupt", raised_by="database check: the configured SQL check fails", labels=["database"]
+    "db_corrupt",
+    raised_by="database check: a configured check breaks its bound (dbwatch.py)",
+    labels=["database", "check", "value", "bound", "bad_at"],
+)
+register(
+    "db_stuck_transaction",
+    raised_by="sessions idle in a transaction or blocking past the limits (dbwatch.py)",
+    labels=["database", "pids", "sessions"],
 )
 register("clock_skew", raised_by="clock detector (detect/skew.py)", labels=["host"])
 # Logs (lazarus/logcollect/).
