@@ -1,8 +1,11 @@
-"""The sub-commands that run Prefect flows: demo, serve, watch, recover.
+"""The sub-commands that run Prefect flows: demo, serve, watch, recover, deploy, approve, reject.
 
 Registered through the ``lazarus.commands`` entry point (pyproject.toml), so the core CLI never
 imports this layer. Prefect is imported only when one of these commands runs, after
-``prefect_environment`` has pointed it at a project-local home with telemetry off.
+``prefect_environment`` turned telemetry off. ``watch``, ``recover``, ``deploy``,
+``auto-remediation`` and ``secrets`` work on the Prefect server that ``PREFECT_API_URL`` names and
+say so in one line when none is set: a throw-away local database would lose the runs, switches
+and secrets a person meant to keep. ``demo`` and ``serve`` (the loop) also run on a local one.
 """
 
 from __future__ import annotations
@@ -11,97 +14,142 @@ import argparse
 import os
 from pathlib import Path
 
+from lazarus.commands import UsageError, add_config, add_json, config_path, load
 
-def prefect_environment(home: Path = Path(".lazarus/prefect")) -> None:
-    """Project-local Prefect state, no telemetry, patience for a slow ephemeral server start."""
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
+
+def prefect_environment(home: Path | None = None) -> None:
+    """No telemetry, quiet logs; ``home`` (the demo's own folder) for a local Prefect."""
+    if home is not None:
+        home.mkdir(parents=True, exist_ok=True)
+        os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
+def need_server(command: str) -> None:
+    """Refuse, in one line, to run ``command`` without a Prefect server to keep what it does."""
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UsageError(
+            f"lazarus {command} needs a Prefect server: start one (prefect server start) and "
+            "set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    prefect_environment()
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="sandbox + watch + a fault, healed end to end; then clean up")
     p.add_argument("--dir", type=Path, default=Path(".lazarus/demo"), help="sandbox state folder")
-    p.add_argument("--hosts", type=int, default=3)
-    p.add_argument("--fault", default="kill", choices=["kill", "hang", "error"])
+    p.add_argument("--hosts", type=int, default=3, help="number of sandbox hosts")
+    p.add_argument("--fault", default="kill", choices=["kill", "hang", "error"],
+                   help="what breaks the service on one host")  # fmt: skip
     p.add_argument("--keep", action="store_true", help="leave the sandbox up afterwards")
     p.set_defaults(func=_demo)
 
     p = sub.add_parser("serve", help="watch on the interval in this process; serve recover & co.")
-    p.add_argument("config")
+    add_config(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("watch", help="run one watch cycle now")
-    p.add_argument("config")
+    add_config(p)
+    add_json(p)
     p.set_defaults(func=_watch)
 
     p = sub.add_parser("recover", help="run recovery for one incident now")
-    p.add_argument("config")
-    p.add_argument("incident", type=int)
-    p.add_argument("--dry-run", action="store_true", help="print what would run; change nothing")
+    add_config(p)
+    add_json(p)
+    p.add_argument("incident", type=int, help="the incident number (lazarus incidents)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the exact plan; change nothing, start no flow run")  # fmt: skip
     p.add_argument("--playbook", default="", help="run this playbook instead of the matching one")
     p.set_defaults(func=_recover)
 
     p = sub.add_parser("deploy", help="register work pool and deployments on PREFECT_API_URL")
-    p.add_argument("config")
+    add_config(p)
     p.add_argument("--pool", default="lazarus", help="process work pool name")
     p.add_argument("--shards", type=int, default=1, help="split the fleet over N watch runs")
     p.set_defaults(func=_deploy)
 
     p = sub.add_parser("auto-remediation", help="turn automatic recovery on or off, or show it")
-    p.add_argument("state", choices=["on", "off", "status"])
+    p.add_argument("state", choices=["on", "off", "status"], help="switch it, or show it")
     p.set_defaults(func=_auto_remediation)
 
     p = sub.add_parser("secrets", help="store secrets as Prefect Secret blocks")
     secrets_sub = p.add_subparsers(dest="action", required=True)
     s = secrets_sub.add_parser("set", help="read NAME's value from stdin (not echoed), save it")
-    s.add_argument("name")
+    s.add_argument("name", help="the block name; the config says secret:NAME")
     s.set_defaults(func=_secrets_set)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    prefect_environment()
+    prefect_environment(args.dir / "prefect")
     from flows.demo import run_demo
 
     return run_demo(args.dir, hosts=args.hosts, fault=args.fault, keep=args.keep)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    prefect_environment()
+    """The loop runs without a Prefect server too (flows.serve): Prefect's local database then
+    lives beside the config's state, never in the folder the command runs from."""
+    path = config_path(args)
+    if os.environ.get("PREFECT_API_URL"):
+        prefect_environment()
+    else:
+        config = load(args)
+        prefect_environment(config.path(config.state.path).parent / "prefect")
     from flows.serve import serve_flows
 
-    serve_flows(Path(args.config).resolve())
+    serve_flows(path)
     return 0
 
 
 def _watch(args: argparse.Namespace) -> int:
-    prefect_environment()
+    path = config_path(args)
+    need_server("watch")
     from flows.watch import watch
 
-    print(watch(str(Path(args.config).resolve())))
+    counts = watch(str(path))
+    if args.json:
+        from lazarus.commands import print_json
+
+        print_json(counts)
+    else:
+        print(counts)
     return 0
 
 
 def _recover(args: argparse.Namespace) -> int:
-    prefect_environment()
-    from flows.recover import recover
+    if args.dry_run:
+        from lazarus.commands.playbooks import dry_run
 
-    outcome = recover(
-        args.incident,
-        str(Path(args.config).resolve()),
-        dry_run=args.dry_run,
-        actor=os.environ.get("USER", "cli"),
-        playbook=args.playbook,
+        return dry_run(load(args), args.incident, args.playbook, as_json=args.json)
+    path = config_path(args)
+    from lazarus.playbooks import load_dir
+
+    config = load(args)
+    books = load_dir(config.path(config.playbooks.dir))
+    if args.playbook and args.playbook not in books:
+        raise UsageError(
+            f"no playbook named {args.playbook!r}; there are: {', '.join(sorted(books)) or '-'}"
+        )
+    need_server("recover")
+    from flows.recover import run_recover
+
+    outcome = run_recover(
+        args.incident, str(path), actor=os.environ.get("USER", "cli"), playbook=args.playbook
     )
-    print(outcome)
-    return 0 if outcome in ("resolved",) or outcome.startswith(("dry-run", "skipped")) else 1
+    if args.json:
+        from lazarus.commands import print_json
+
+        print_json({"incident": args.incident, "outcome": outcome})
+    else:
+        print(outcome)
+    return 0 if outcome == "resolved" or outcome.startswith(("dry-run", "skipped")) else 1
 
 
 def _auto_remediation(args: argparse.Namespace) -> int:
-    prefect_environment()
+    need_server("auto-remediation")
     from tasks.switch import auto_remediation, set_auto_remediation
 
     if args.state != "status":
@@ -115,12 +163,11 @@ def _secrets_set(args: argparse.Namespace) -> int:
     import getpass
     import sys
 
+    need_server("secrets set")
     value = getpass.getpass(f"{args.name}: ") if sys.stdin.isatty() else sys.stdin.read()
     value = value.rstrip("\n")
     if not value:
-        print("no value given; nothing saved", file=sys.stderr)
-        return 2
-    prefect_environment()
+        raise UsageError("no value given; nothing saved")
     from prefect.blocks.system import Secret
 
     Secret(value=value).save(args.name, overwrite=True)
@@ -129,13 +176,10 @@ def _secrets_set(args: argparse.Namespace) -> int:
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    """Needs PREFECT_API_URL pointing at a running server; an ephemeral one would be lost."""
-    if not os.environ.get("PREFECT_API_URL"):
-        print("set PREFECT_API_URL to your Prefect server (e.g. http://127.0.0.1:4200/api)")
-        return 2
-    prefect_environment()
+    path = config_path(args)
+    need_server("deploy")
     from flows.deploy import deploy
 
-    for deployment_id in deploy(Path(args.config), pool=args.pool, shards=args.shards):
+    for deployment_id in deploy(path, pool=args.pool, shards=args.shards):
         print("deployment-id", deployment_id)
     return 0

@@ -1,4 +1,4 @@
-"""`lazarus deploy CONFIG`: register Lazarus on a Prefect server, idempotently.
+"""`lazarus deploy -c CONFIG`: register Lazarus on a Prefect server, idempotently.
 
 Creates (or leaves as is) the process work pool, the auto-remediation Variable, and the watch
 (on the config's interval, one run at a time: a cycle that is due while the last one still

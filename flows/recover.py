@@ -5,6 +5,12 @@ Started by the watch flow for each new incident, or by a person from the Prefect
 (``playbook`` names one to run instead of the matching one; ``dry_run`` only shows the plan).
 Runs with ``actor="automation"`` (watch, the deployed automation) respect the auto-remediation
 switch, maintenance windows and silences that pause remediation; a person's run does not.
+
+The run's state tells the truth at a glance: ``Completed`` only when the incident resolved,
+``Failed`` with the reason when it escalated, ``Paused`` while it waits for approval, and a named
+completed state (``No playbook``, ``Left alone``, ``Dry run``) when nothing was meant to act.
+The run is named ``recover #12 service_down web@web-2`` and tagged with the incident, symptom,
+service and host. Call it through :func:`run_recover` to get the outcome as a word.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ import time
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.exceptions import FailedRun
+from prefect.states import Completed, Failed, State
 
 from lazarus.errors import LazarusError
 from lazarus.model import Incident, IncidentState
@@ -25,7 +33,7 @@ from tasks.diagnose import diagnose, diagnosis_artifact
 from tasks.events import emit_incident
 from tasks.notify import notify, settle
 from tasks.remediate import describe, load_playbooks, remediate
-from tasks.runtime import flow_run_url, load, open_store
+from tasks.runtime import flow_run_url, label_run, load, open_store
 from tasks.switch import auto_remediation
 
 
@@ -36,22 +44,25 @@ def recover(
     dry_run: bool = False,
     actor: str = "operator",
     playbook: str = "",
-) -> str:
-    """Recover incident ``incident_id``; returns the state it ends in (or why nothing ran)."""
+) -> State:
+    """Recover incident ``incident_id``; the final state's result is the outcome word."""
     logger = get_run_logger()
     config = load(config_path)
     store = open_store(config)
     try:
         incident = store.get(incident_id)
+        label_run(run_name(incident), run_tags(incident))
         books = load_playbooks(config)
         diagnosis = diagnose(config, incident)
         diagnosis_artifact(diagnosis)
         book = _choose(books, incident, playbook, diagnosis.top.name if diagnosis.top else None)
         if book is None:  # the on-call was told when it opened; nothing here may act on it
             logger.info("no playbook matches #%d (%s)", incident_id, diagnosis.text)
-            return f"no playbook: {incident.fingerprint}"
+            why = f"no playbook matches {incident.fingerprint}: the on-call decides"
+            return Completed(name="No playbook", message=why, data=f"no playbook: {why}")
         if dry_run or config.playbooks.dry_run:
-            return _dry_run(config, book, incident)
+            outcome = _dry_run(config, book, incident)
+            return Completed(name="Dry run", message=outcome, data=outcome)
         if actor == "automation":
             paused = "auto-remediation is off" if not auto_remediation() else None
             paused = paused or remediation_paused(
@@ -59,11 +70,12 @@ def recover(
             )
             if paused:
                 logger.info("incident #%d left alone: %s", incident_id, paused)
-                return f"paused: {paused}"
+                return Completed(name="Left alone", message=paused, data=f"paused: {paused}")
         claimed = store.claim(incident_id)
         if claimed is None:
             logger.info("incident #%d is %s: another run has it", incident_id, incident.state)
-            return f"skipped: {incident.state}"
+            why = f"incident is {incident.state}: another run has it"
+            return Completed(name="Left alone", message=why, data=f"skipped: {incident.state}")
         url = flow_run_url(config)
         store.set_flow_run_url(incident_id, url)
         sure = diagnosis.top.confidence if diagnosis.top and book.on_cause else 1.0
@@ -72,9 +84,38 @@ def recover(
         settle(notify(config, final, final.state.value, flow_run_url=url, actions=lines,
                       diagnosis=diagnosis.text))  # fmt: skip
         _artifacts(store, final)
-        return final.state.value
+        if final.state == IncidentState.RESOLVED:
+            return Completed(message=final.reason, data=final.state.value)
+        return Failed(message=final.reason, data=final.state.value)
     finally:
         store.close()
+
+
+def run_recover(incident_id: int, config_path: str, **options: object) -> str:
+    """Run :func:`recover` here and now; its outcome word (``resolved``, ``escalated``,
+    ``no playbook: ...``, ``dry-run: ...``, ``paused: ...``, ``skipped: ...``), whatever state
+    the run ended in."""
+    state = recover(incident_id, config_path, return_state=True, **options)
+    outcome = state.result(raise_on_failure=False)
+    if isinstance(outcome, FailedRun):  # the server failed it: an approval that never came
+        return IncidentState.ESCALATED.value
+    if isinstance(outcome, BaseException):  # the run crashed: an unexpected error, not an outcome
+        raise outcome
+    return str(outcome)
+
+
+def run_name(incident: Incident) -> str:
+    """``recover #12 service_down web@web-2``: what a person looks for in the runs list."""
+    return f"recover #{incident.id} {incident.symptom} {incident.target}"
+
+
+def run_tags(incident: Incident) -> list[str]:
+    return [
+        f"incident:{incident.id}",
+        f"symptom:{incident.symptom}",
+        f"service:{incident.service or '-'}",
+        f"host:{incident.host}",
+    ]
 
 
 def _choose(

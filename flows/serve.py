@@ -1,4 +1,4 @@
-"""`lazarus serve CONFIG`: the watch loop on its interval in this process, for as long as it runs;
+"""`lazarus serve -c CONFIG`: the watch loop on its interval in this process, as long as it runs;
 and, when the config has a ``server:`` section, the authenticated HTTP endpoint (alert intake).
 
 Without ``PREFECT_API_URL`` the loop runs on Prefect's local server, which lives inside this
@@ -21,7 +21,7 @@ from prefect.settings import PREFECT_API_URL
 from flows.acknowledge import acknowledge
 from flows.backtest import backtest
 from flows.loop import watch_loop
-from flows.recover import recover
+from flows.recover import recover, run_recover
 from flows.watch import PARALLEL_RECOVERIES, watch
 from lazarus.incidents import remediable
 from lazarus.intake.routes import add_alert_routes
@@ -100,6 +100,6 @@ def start_web(config_path: Path) -> WebServer | None:
 
 def _recover(incident_id: int, config_path: str) -> None:
     try:
-        recover(incident_id, config_path, actor="automation")
+        run_recover(incident_id, config_path, actor="automation")
     except Exception:
         log.exception("recovery of incident #%d failed", incident_id)

@@ -15,7 +15,7 @@ from contextvars import copy_context
 from prefect import flow, get_run_logger
 from prefect.utilities.annotations import quote
 
-from flows.recover import recover
+from flows.recover import run_recover
 from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
 from lazarus.incidents import remediable
@@ -43,7 +43,7 @@ def recover_all(incident_ids: list[int], config_path: str) -> list[str]:
         return []
     with ThreadPoolExecutor(min(PARALLEL_RECOVERIES, len(incident_ids))) as pool:
         futures = [
-            pool.submit(copy_context().run, recover, i, config_path, actor="automation")
+            pool.submit(copy_context().run, run_recover, i, config_path, actor="automation")
             for i in incident_ids
         ]
         return [f.result() for f in futures]

@@ -1,9 +1,10 @@
 """`lazarus ...`: the operator's command line.
 
 Each feature module contributes its sub-commands through ``add_parsers(subparsers)``; a command
-sets ``func`` and returns the process exit code (0 ok, 1 failed, 2 bad input). Commands of the
-Prefect layer arrive through the ``lazarus.commands`` entry point group, so the core never
-imports it.
+sets ``func`` and returns the process exit code: 0 ok, 1 failed, 2 usage or config error
+(lazarus.commands has the shared ``-c/--config`` and ``--json`` handling). An error a person can
+fix prints one line, never a traceback; ``-v`` shows the traceback too. Commands of the Prefect
+layer arrive through the ``lazarus.commands`` entry point group, so the core never imports it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ import argparse
 import importlib
 import logging
 import sys
-from importlib.metadata import entry_points
+import traceback
+from importlib.metadata import PackageNotFoundError, entry_points, version
+
+from lazarus.commands import UsageError, print_errors
+from lazarus.errors import ConfigError, LazarusError
 
 # Modules that add sub-commands, in the order `lazarus --help` lists them.
 _FEATURES = (
@@ -30,10 +35,18 @@ _FEATURES = (
 )
 
 
+def _version() -> str:
+    try:
+        return version("lazarus")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lazarus", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log what each part does")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"lazarus {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in _FEATURES:
         importlib.import_module(name).add_parsers(sub)
     for plugin in entry_points(group="lazarus.commands"):
@@ -47,7 +60,23 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, UsageError, LazarusError, OSError) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        if isinstance(exc, ConfigError):
+            return print_errors(exc)
+        print(f"error: {_say(exc)}", file=sys.stderr)
+        return 2 if isinstance(exc, (UsageError, OSError)) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _say(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    return str(exc)
 
 
 if __name__ == "__main__":

@@ -34,3 +34,16 @@ def flow_run_url(config: Config) -> str:
         return ""
     base = config.prefect.ui_url or PREFECT_UI_URL.value()
     return f"{base.rstrip('/')}/runs/flow-run/{run_id}" if base else f"flow run {run_id}"
+
+
+def label_run(name: str, tags: list[str]) -> None:
+    """Name the current flow run and add ``tags`` to the ones it has, so a person finds it in
+    the runs list by incident, symptom, service or host (no-op outside a flow run)."""
+    from prefect import get_client
+
+    run_id = flow_run.get_id()
+    if run_id is None:
+        return
+    with get_client(sync_client=True) as client:
+        current = client.read_flow_run(run_id).tags
+        client.update_flow_run(run_id, name=name, tags=list(dict.fromkeys([*current, *tags])))

@@ -1,4 +1,4 @@
-"""`lazarus backtest CONFIG --from T --to T`: what the detectors would have said on history."""
+"""`lazarus backtest -c CONFIG --from T --to T`: what the detectors would have said on history."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
-from lazarus.config import load_config, parse_duration
+from lazarus.commands import add_config, add_json, load, print_json
+from lazarus.config import parse_duration
 from lazarus.detect.replay import history, replay
 from lazarus.errors import LazarusError
 
@@ -36,7 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "backtest",
         help="replay Prometheus history through the detectors; prints each anomaly's start",
     )
-    p.add_argument("config", help="lazarus.yaml whose prometheus sources are replayed")
+    add_config(p)
+    add_json(p)
     p.add_argument("--from", dest="start", required=True, help="now, -2h, epoch or ISO 8601")
     p.add_argument("--to", dest="end", default="now", help="as --from (default: now)")
     p.add_argument("--step", default=None, help="replay step (default: the watch interval)")
@@ -45,7 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config = load(args)
         start, end = parse_time(args.start), parse_time(args.end)
         step = parse_duration(args.step) if args.step else config.watch.interval
         if not (start < end and step > 0):
@@ -55,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     except (LazarusError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.json:
+        print_json([{"at": a.at, "fingerprint": a.fingerprint, "summary": a.summary}
+                    for a in anomalies])  # fmt: skip
+        return 0
     for a in anomalies:
         when = datetime.fromtimestamp(a.at, UTC).isoformat(timespec="seconds")
         print(f"{when}  {a.fingerprint}  {a.summary}")

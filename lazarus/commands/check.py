@@ -1,25 +1,27 @@
-"""`lazarus check CONFIG`: validate a config and resolve its secret references."""
+"""`lazarus check -c CONFIG`: validate a config and resolve its secret references."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from lazarus.commands import print_errors
+from lazarus.commands import add_config, add_json, config_path, print_errors, print_json
 from lazarus.config import load_config
 from lazarus.errors import ConfigError
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("check", help="validate a config file; exit 2 on any error")
-    p.add_argument("config", help="path of the YAML config")
+    add_config(p)
+    add_json(p)
     p.add_argument("--no-secrets", action="store_true", help="do not resolve secret references")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    path = config_path(args)
     try:
-        config = load_config(args.config, check_secrets=not args.no_secrets)
+        config = load_config(path, check_secrets=not args.no_secrets)
     except ConfigError as error:  # a ConfigErrorGroup holds every error of the file
         return print_errors(error)
     folder = config.path(config.playbooks.dir)
@@ -39,8 +41,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: no playbooks in {folder}: incidents are notified, never remediated",
               file=sys.stderr)  # fmt: skip
     inv = config.inventory
-    print(
-        f"{args.config}: ok ({len(inv.hosts)} hosts, {len(inv.services)} services, "
-        f"{len(config.notify.receivers)} receivers, {len(books)} playbooks)"
-    )
+    counts = {
+        "hosts": len(inv.hosts),
+        "services": len(inv.services),
+        "receivers": len(config.notify.receivers),
+        "playbooks": len(books),
+    }
+    if args.json:
+        print_json({"config": str(path), "ok": True, **counts})
+    else:
+        print(f"{path}: ok (" + ", ".join(f"{n} {k}" for k, n in counts.items()) + ")")
     return 0

@@ -9,8 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from lazarus.commands import print_errors
-from lazarus.config import load_config
+from lazarus.commands import UsageError, add_config, load, print_errors
 from lazarus.diagnose.classifier import Classifier, TrainingError, cross_validate
 from lazarus.diagnose.diagnosis import configured_model, diagnose
 from lazarus.diagnose.features import load_history
@@ -24,8 +23,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("diagnose", help="probable causes of an incident; check signatures")
     cmds = p.add_subparsers(dest="diagnose_cmd", required=True)
     i = cmds.add_parser("incident", help="rank the probable causes of incident ID")
-    i.add_argument("config")
-    i.add_argument("id", type=int)
+    add_config(i)
+    i.add_argument("id", type=int, help="the incident number (lazarus incidents)")
     i.add_argument(
         "--log",
         action="append",
@@ -33,19 +32,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="log lines of the incident's target to read as evidence (repeatable)",
     )
-    i.add_argument("--signatures", default=str(DEFAULT_PATH), metavar="FILE")
+    i.add_argument("--signatures", default=str(DEFAULT_PATH), metavar="FILE",
+                   help="the log signatures to match (default: the shipped ones)")  # fmt: skip
     i.add_argument("--model", metavar="MODEL.npz", help="a trained classifier to rank with too")
     i.add_argument("--markdown", action="store_true", help="the full report, not one paragraph")
     i.set_defaults(func=show)
     c = cmds.add_parser("check", help="validate a signatures file; exit 2 on any error")
-    c.add_argument("file", nargs="?", default=str(DEFAULT_PATH))
+    c.add_argument("file", nargs="?", default=str(DEFAULT_PATH),
+                   help="signatures YAML (default: the shipped one)")  # fmt: skip
     c.set_defaults(func=check)
     t = cmds.add_parser("train", help="learn a cause classifier from labelled history (JSONL)")
-    t.add_argument("history", metavar="HISTORY.jsonl")
-    t.add_argument("--output", "-o", required=True, metavar="MODEL.npz")
+    t.add_argument("history", metavar="HISTORY.jsonl", help="labelled incidents, one a line")
+    t.add_argument("--output", "-o", required=True, metavar="MODEL.npz",
+                   help="where to write the model")  # fmt: skip
     t.set_defaults(func=train)
     k = cmds.add_parser("kinds", help="cluster a history (JSONL) into recurring kinds")
-    k.add_argument("history", metavar="HISTORY.jsonl")
+    k.add_argument("history", metavar="HISTORY.jsonl", help="incidents, one a line")
     k.add_argument(
         "--threshold",
         type=float,
@@ -67,7 +69,7 @@ def check(args: argparse.Namespace) -> int:
 
 def show(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.config)
+        config = load(args)
         signatures = load_signatures(args.signatures)
         model = Classifier.load(args.model) if args.model else configured_model(config)
     except ConfigError as exc:
@@ -77,8 +79,7 @@ def show(args: argparse.Namespace) -> int:
         try:
             incident = store.get(args.id)
         except KeyError:
-            print(f"error: no incident {args.id} in {config.state.path}", file=sys.stderr)
-            return 2
+            raise UsageError(f"no incident {args.id} in {config.state.path}") from None
         lines = [
             (incident.host, incident.service, line)
             for path in args.log

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
+from lazarus.commands import UsageError, add_config, add_json, load, print_json
 from lazarus.commands.silence import login_name, open_state
-from lazarus.config import load_config
+from lazarus.config import Config
 from lazarus.notify.dispatch import groupings
 from lazarus.notify.escalation import AckInput, acknowledge
 from lazarus.notify.silences import active_silences, mute_reason, remediation_paused
@@ -19,16 +19,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     test = cmds.add_parser(
         "test", help="which receivers an alert with these labels reaches, and how it is grouped"
     )
-    test.add_argument("config")
-    test.add_argument("--label", action="append", default=[], metavar="K=V")
+    add_config(test)
+    add_json(test)
+    test.add_argument("--label", action="append", default=[], metavar="K=V",
+                      help="a label of the alert (repeat for more)")  # fmt: skip
     test.add_argument("--verify-receivers", metavar="A,B",
                       help="exit 1 unless the receivers are exactly these")  # fmt: skip
     test.set_defaults(func=_test)
     ack = sub.add_parser("ack", help="acknowledge an incident: stops escalation and repeats")
-    ack.add_argument("config")
-    ack.add_argument("incident", type=int)
+    add_config(ack)
+    ack.add_argument("incident", type=int, help="the incident number (lazarus incidents)")
     ack.add_argument("--by", default=None, help="who takes it (default: the login name)")
-    ack.add_argument("--comment", default="")
+    ack.add_argument("--comment", default="", help="a note for the team")
     ack.set_defaults(func=_ack)
 
 
@@ -37,37 +39,52 @@ def _test(args: argparse.Namespace) -> int:
     for item in args.label:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            print(f"error: --label {item!r} is not K=V", file=sys.stderr)
-            return 2
+            raise UsageError(f"--label {item!r} is not K=V")
         labels[key] = value
-    config = load_config(args.config)
+    config = load(args)
     routes = groupings(config.notify, labels)
     receivers = list(dict.fromkeys(g.receiver for g in routes))
+    ok = args.verify_receivers is None or receivers == args.verify_receivers.split(",")
+    if args.json:
+        print_json({
+            "receivers": receivers,
+            "routes": [{"receiver": g.receiver, "route": g.path,
+                        "group": g.group_labels(labels), "group_wait": g.group_wait,
+                        "group_interval": g.group_interval,
+                        "repeat_interval": g.repeat_interval} for g in routes],
+            "muted": _muted(config, labels),
+        })  # fmt: skip
+        return 0 if ok else 1
     print(",".join(receivers))
     for g in routes:
         group = ", ".join(f'{k}="{v}"' for k, v in g.group_labels(labels).items())
         print(f"  {g.receiver}: route {g.path} group {{{group}}} wait {g.group_wait:g}s"
               f" interval {g.group_interval:g}s repeat {g.repeat_interval:g}s")  # fmt: skip
+    muted = _muted(config, labels)
+    if muted["notifications"]:
+        print(f"  muted now: {muted['notifications']}")
+    if muted["remediation"]:
+        print(f"  remediation paused now: {muted['remediation']}")
+    return 0 if ok else 1
+
+
+def _muted(config: Config, labels: dict[str, str]) -> dict[str, str | None]:
+    """Why an alert with ``labels`` is muted now, and why its remediation is paused (or None)."""
     state = open_state(config)
     try:
         now = time.time()
         with state.tx() as db:
             silences = active_silences(db, now)
-        muted = mute_reason(labels, silences, config.notify, now)
-        paused = remediation_paused(state, config.notify, labels, now)
+        return {
+            "notifications": mute_reason(labels, silences, config.notify, now),
+            "remediation": remediation_paused(state, config.notify, labels, now),
+        }
     finally:
         state.store.close()
-    if muted:
-        print(f"  muted now: {muted}")
-    if paused:
-        print(f"  remediation paused now: {paused}")
-    if args.verify_receivers is not None:
-        return 0 if receivers == args.verify_receivers.split(",") else 1
-    return 0
 
 
 def _ack(args: argparse.Namespace) -> int:
-    state = open_state(load_config(args.config))
+    state = open_state(load(args))
     try:
         ack = AckInput(acknowledged_by=args.by or login_name(), comment=args.comment)
         alert = acknowledge(state, args.incident, ack, time.time())

@@ -30,7 +30,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     fault = actions.add_parser("fault", help="inject (or clear) a fault on one host")
     fault.add_argument("host", help="host name, e.g. web-1")
-    fault.add_argument("mode", choices=FAULTS)
+    fault.add_argument("mode", choices=FAULTS, help="the fault to inject, or clear")
     fault.set_defaults(func=_fault)
 
     for parser in (up, down, status, fault):
@@ -49,7 +49,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     _print_status(sb)
-    print(f"config: {sb.config_path}\ntry: lazarus check {sb.config_path}")
+    print(f"config: {sb.config_path}\ntry: lazarus check -c {sb.config_path}")
     return 0
 
 

@@ -10,9 +10,11 @@ import argparse
 import getpass
 import sys
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 
-from lazarus.config import Config, load_config, parse_duration
+from lazarus.commands import add_config, add_json, load, print_json
+from lazarus.config import Config, parse_duration
 from lazarus.errors import ConfigError, LazarusError
 from lazarus.notify.route import parse_matchers
 from lazarus.notify.silences import add_silence, expire_silence, list_silences
@@ -36,10 +38,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ls.add_argument("--all", action="store_true", help="expired ones too")
     ls.set_defaults(func=_list)
     expire = cmds.add_parser("expire", help="end a silence now")
-    expire.add_argument("id", type=int)
+    expire.add_argument("id", type=int, help="the silence number (lazarus silence list)")
     expire.set_defaults(func=_expire)
     for p in (add, ls, expire):
-        p.add_argument("-c", "--config", default="lazarus.yaml", help="the config (its store)")
+        add_config(p)
+    add_json(ls)
 
 
 def open_state(config: Config) -> NotifyState:
@@ -54,7 +57,7 @@ def _add(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    state = open_state(load_config(args.config))
+    state = open_state(load(args))
     now = time.time()
     try:
         silence = add_silence(
@@ -71,11 +74,14 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    state = open_state(load_config(args.config))
+    state = open_state(load(args))
     try:
         silences = list_silences(state, time.time(), expired=args.all)
     finally:
         state.store.close()
+    if args.json:
+        print_json([asdict(s) for s in silences])
+        return 0
     if not silences:
         print("no silences")
     for s in silences:
@@ -86,7 +92,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _expire(args: argparse.Namespace) -> int:
-    state = open_state(load_config(args.config))
+    state = open_state(load(args))
     try:
         done = expire_silence(state, args.id, time.time())
     finally:

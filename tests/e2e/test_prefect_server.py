@@ -48,7 +48,8 @@ def test_deploy_schedule_automation_and_manual_recover(
         sandbox, "prefect-server", {"state.path": "state/prefect-server.db", "watch.interval": 2}
     )
     db = sandbox.root / "state" / "prefect-server.db"
-    first, second = lazarus(server, "deploy", str(config)), lazarus(server, "deploy", str(config))
+    first = lazarus(server, "deploy", "-c", str(config))
+    second = lazarus(server, "deploy", "-c", str(config))
     assert first.returncode == 0, first.stderr
     ids = _ids(first.stdout)
     assert len(ids) == 5  # watch, recover, acknowledge, backtest, drill

@@ -52,12 +52,14 @@ def _setup(sandbox: Any, tmp_path: Path, name: str, timeout: str) -> tuple[Path,
 
 
 def _start(config: Path, incident_id: int) -> tuple[threading.Thread, dict[str, str]]:
-    from flows.recover import recover
+    from flows.recover import run_recover
 
     outcome: dict[str, str] = {}
 
     def run() -> None:
-        outcome["state"] = recover(incident_id, str(config), playbook="bad-release", actor="ana")
+        outcome["state"] = run_recover(
+            incident_id, str(config), playbook="bad-release", actor="ana"
+        )
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()

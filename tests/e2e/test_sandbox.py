@@ -32,7 +32,7 @@ def recorded_pids(sb: Sandbox) -> list[int]:
 
 
 def test_generated_config_passes_check(sandbox: Sandbox) -> None:
-    assert lazarus(["check", str(sandbox.config_path)]) == 0
+    assert lazarus(["check", "-c", str(sandbox.config_path)]) == 0
     config = load_config(sandbox.config_path)
     assert [h.address for h in config.inventory.hosts] == [h.address for h in sandbox.hosts]
     assert config.inventory.services[0].control.config == (

@@ -115,7 +115,7 @@ def test_two_workers_two_shards_each_incident_handled_once(
         "playbooks.fleet_cap": 2,
     })  # fmt: skip
     db = sandbox.root / "state" / "scale-out.db"
-    deployed = lazarus(server, "deploy", str(config), "--shards", str(SHARDS))
+    deployed = lazarus(server, "deploy", "-c", str(config), "--shards", str(SHARDS))
     assert deployed.returncode == 0, deployed.stderr
     ids = _ids(deployed.stdout)
     assert lazarus(server, "auto-remediation", "on").returncode == 0

@@ -192,7 +192,7 @@ def test_operator_recovers_and_approves_in_the_prefect_ui(
     books, releases = _playbooks(tmp_path)
     config = variant(sandbox, "ui-browser", {"state.path": STATE, "playbooks.dir": str(books)})
     db = sandbox.root / STATE
-    _lazarus(server, "deploy", str(config))
+    _lazarus(server, "deploy", "-c", str(config))
     _lazarus(server, "auto-remediation", "off")  # watch only opens the incident
     host = sandbox.hosts[0].name
     sandbox.fault(host, "kill")

@@ -300,7 +300,7 @@ def test_cli_incident_uses_a_model(
     trained.save(tmp_path / "model.npz")
     log = tmp_path / "db.log"
     log.write_text("WARN heap usage 97% after full GC (812 ms)\n")
-    argv = ["diagnose", "incident", str(tmp_path / "lazarus.yaml"), "1", "--log", str(log)]
+    argv = ["diagnose", "incident", "-c", str(tmp_path / "lazarus.yaml"), "1", "--log", str(log)]
     assert main([*argv, "--model", str(tmp_path / "model.npz")]) == 0
     assert capsys.readouterr().out.startswith("Probable cause: oom (orders-db@db-1)")
     assert main(argv) == 0
@@ -309,9 +309,9 @@ def test_cli_incident_uses_a_model(
     (tmp_path / "lazarus.yaml").write_text(CONFIG + "diagnose: {model: model.npz}\n")
     assert main(argv) == 0
     assert capsys.readouterr().out.startswith("Probable cause: oom (orders-db@db-1)")
-    assert main(["check", "--no-secrets", str(tmp_path / "lazarus.yaml")]) == 0
+    assert main(["check", "--no-secrets", "-c", str(tmp_path / "lazarus.yaml")]) == 0
     (tmp_path / "model.npz").write_bytes(b"not a model")
-    assert main(["check", "--no-secrets", str(tmp_path / "lazarus.yaml")]) == 2
+    assert main(["check", "--no-secrets", "-c", str(tmp_path / "lazarus.yaml")]) == 2
     assert ": diagnose.model: not a Lazarus classifier model" in capsys.readouterr().err
 
 

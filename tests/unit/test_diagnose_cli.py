@@ -1,13 +1,12 @@
-"""`lazarus diagnose ...` through a real argparse tree built from the module's add_parsers."""
+"""`lazarus diagnose ...` through the real command line."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
-from lazarus.commands import diagnose as cli
+from lazarus.cli import main
 from lazarus.model import Anomaly
 from lazarus.store import Store
 
@@ -22,10 +21,7 @@ state: {path: state.db}
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="lazarus")
-    cli.add_parsers(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 @pytest.fixture
@@ -40,7 +36,7 @@ def config(tmp_path: Path) -> Path:
 
 
 def test_incident_prints_the_paragraph(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["diagnose", "incident", str(config), "2"]) == 0
+    assert run(["diagnose", "incident", "-c", str(config), "2"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Probable cause: dependency_down (orders-db), confidence 0.90")
 
@@ -50,13 +46,15 @@ def test_incident_reads_log_files_and_prints_markdown(
 ) -> None:
     log = tmp_path / "orders.log"
     log.write_text("ok\nFATAL: could not write lock file: No space left on device\n")
-    assert run(["diagnose", "incident", str(config), "1", "--log", str(log), "--markdown"]) == 0
+    assert (
+        run(["diagnose", "incident", "-c", str(config), "1", "--log", str(log), "--markdown"]) == 0
+    )
     out = capsys.readouterr().out
     assert "| 1 | `disk_full` | orders-db@db-1 | 0.90 |" in out
 
 
 def test_unknown_incident_is_bad_input(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(["diagnose", "incident", str(config), "9"]) == 2
+    assert run(["diagnose", "incident", "-c", str(config), "9"]) == 2
     assert "no incident 9" in capsys.readouterr().err
 
 

@@ -44,15 +44,15 @@ def config(tmp_path: Path) -> Path:
 
 
 def test_notify_test_prints_receivers_like_amtool(config: Path, capsys: pytest.CaptureFixture):
-    code = main(["notify", "test", str(config), "--label", "severity=critical", "--label",
+    code = main(["notify", "test", "-c", str(config), "--label", "severity=critical", "--label",
                  "host=web-1", "--verify-receivers", "pager"])  # fmt: skip
     out = capsys.readouterr().out.splitlines()
     assert code == 0 and out[0] == "pager"
     assert out[1] == '  pager: route 0.0 group {host="web-1"} wait 0s interval 300s repeat 14400s'
-    assert main(["notify", "test", str(config), "--label", "severity=info",
+    assert main(["notify", "test", "-c", str(config), "--label", "severity=info",
                  "--verify-receivers", "pager"]) == 1  # fmt: skip
     assert capsys.readouterr().out.splitlines()[0] == "ops"
-    main(["notify", "test", str(config), "--label", "service=batch"])
+    main(["notify", "test", "-c", str(config), "--label", "service=batch"])
     out = capsys.readouterr().out
     assert "muted now: maintenance window 'always'" in out
     assert "remediation paused now: maintenance window 'always'" in out
@@ -67,7 +67,7 @@ def test_silence_add_list_expire(config: Path, capsys: pytest.CaptureFixture):
     listed = capsys.readouterr().out
     assert 'host="web-1", service=~"api|db"' in listed and "by ana: disk swap" in listed
     assert "[pauses remediation]" in listed
-    main(["notify", "test", str(config), "--label", "host=web-1", "--label", "service=api"])
+    main(["notify", "test", "-c", str(config), "--label", "host=web-1", "--label", "service=api"])
     assert "remediation paused now: silence #1" in capsys.readouterr().out
     assert main(["silence", "expire", "-c", str(config), "1"]) == 0
     assert main(["silence", "expire", "-c", str(config), "1"]) == 1
@@ -88,9 +88,9 @@ def test_ack_stops_the_escalation(config: Path, capsys: pytest.CaptureFixture):
     record(state, cfg.notify, [Alert("api@web-1/service_down", labels, "down", now,
                                      incident_id=42)], now)  # fmt: skip
     try:
-        assert main(["ack", str(config), "42", "--by", "ana", "--comment", "looking"]) == 0
+        assert main(["ack", "-c", str(config), "42", "--by", "ana", "--comment", "looking"]) == 0
         assert "by ana (looking)" in capsys.readouterr().out
-        assert main(["ack", str(config), "43"]) == 1
+        assert main(["ack", "-c", str(config), "43"]) == 1
         assert all(n.kind != "escalation" for n in flush(state, cfg.notify, now + 3600))
     finally:
         store.close()

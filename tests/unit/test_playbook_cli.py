@@ -42,6 +42,7 @@ def test_plan_prints_argv(config: Path, capsys: pytest.CaptureFixture[str]) -> N
         [
             "playbook",
             "plan",
+            "--dir",
             str(config.parent / "books"),
             "--config",
             str(config),
@@ -59,12 +60,12 @@ def test_plan_prints_argv(config: Path, capsys: pytest.CaptureFixture[str]) -> N
 def test_lazarus_check_validates_the_playbooks_dir(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["check", "--no-secrets", str(config)]) == 0
+    assert main(["check", "--no-secrets", "-c", str(config)]) == 0
     shutil.copy(BAD / "duplicate_id.yaml", config.parent / "books")
-    assert main(["check", "--no-secrets", str(config)]) == 2
+    assert main(["check", "--no-secrets", "-c", str(config)]) == 2
     assert "duplicate step id 'a'" in capsys.readouterr().err
 
 
 def test_reset_breaker(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["playbook", "reset-breaker", str(config), "api@web-1", "service-down"]) == 0
+    assert main(["playbook", "reset-breaker", "-c", str(config), "api@web-1", "service-down"]) == 0
     assert "closed (0 runs forgotten)" in capsys.readouterr().out
