@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.exceptions import FailedRun
 from prefect.states import Completed, Failed, State
 
+from lazarus.diagnose.inputs import diagnosis_inputs
 from lazarus.errors import LazarusError
 from lazarus.model import Incident, IncidentState
 from lazarus.notify.silences import remediation_paused
@@ -53,7 +54,8 @@ def recover(
         incident = store.get(incident_id)
         label_run(run_name(incident), run_tags(incident))
         books = load_playbooks(config)
-        diagnosis = diagnose(config, incident)
+        lines, changes = diagnosis_inputs(store, incident)  # what the watch saw
+        diagnosis = diagnose(config, incident, lines, changes)
         diagnosis_artifact(diagnosis)
         book = _choose(books, incident, playbook, diagnosis.top.name if diagnosis.top else None)
         if book is None:  # the on-call was told when it opened; nothing here may act on it

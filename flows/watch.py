@@ -20,6 +20,7 @@ from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
 from lazarus.incidents import remediable
 from lazarus.shard import shard_config
+from tasks.changes import record_changes
 from tasks.collect import probe_services, query_sources
 from tasks.cycles import watch_cycle
 from tasks.databases import check_databases
@@ -90,6 +91,7 @@ def cycle(
     observations = probe_services(fleet)
     samples = query_sources(fleet)
     logs = collect_logs(fleet)
+    record_changes(fleet)  # before diagnosis: a release switched this cycle is on record
     anomalies = detect(fleet, observations, samples) + log_anomalies(fleet, logs)
     anomalies += check_databases(fleet)
     found = correlate(fleet, anomalies, observations)

@@ -152,6 +152,7 @@ class Service(Strict):
     labels: dict[str, str] = {}
     depends_on: list[Name] = Field([], description="services this one needs (diagnosis graph)")
     releases: Releases | None = Field(None, description="release folder: changes + rollback")
+    watch_files: list[str] = Field([], description="files whose content change is a change")
     clean_paths: list[str] = Field([], description="folders disk.clean may empty on its hosts")
 
 

@@ -11,6 +11,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from lazarus.config import Config
+from lazarus.diagnose.inputs import remember_lines
 from lazarus.logcollect import (
     LogBatch,
     collect,
@@ -32,6 +33,7 @@ def collect_logs(config: Config) -> LogBatch:
     store = open_store(config)
     try:
         batch = collect(config, store)
+        remember_lines(store, batch)  # for the recover flow's diagnosis, maybe in another process
     finally:
         store.close()
     logger = get_run_logger()
