@@ -12,6 +12,7 @@ Run: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/detect_throughp
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import sys
 import time
@@ -23,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lazarus.detect.ensemble import Ensemble, EnsembleParams
+from lazarus.detect.explain import Before
 
 
 def synthetic(series: int, points: int, seed: int = 7) -> np.ndarray:
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     columns = [data[:, -1:] + rng.normal(0, 1, (args.series, 1)) for _ in range(20)]
     steps = iter(columns)
     incremental = timed(lambda: ensemble.update(next(steps)), len(columns))
+    # The watch also keeps the state before each update, to explain what it labels.
+    snapshot = timed(lambda: Before.of(ensemble), len(columns))
 
     tracemalloc.start()
     Ensemble(args.series, params).update(data)
@@ -80,17 +84,25 @@ def main(argv: list[str] | None = None) -> int:
     tracemalloc.stop()
 
     floor = timed(lambda: np.add.reduce(data, axis=1), args.repeat)
-    pandas_z = timed(lambda: _pandas_rolling_z(data), args.repeat)
+    pandas_z = timed(lambda: _pandas_rolling_z(data), args.repeat) if _has_pandas() else None
 
     print(f"ensemble batch        {batch:8.3f} s   (target <= 2 s; CPU {batch_cpu:.3f} s)")
     print(
         f"ensemble incremental  {incremental * 1e3:8.2f} ms  (target <= 50 ms, 1 point x "
         f"{args.series} series)"
     )
+    print(f"explanation snapshot  {snapshot * 1e3:8.2f} ms  (explain.Before, per watch update)")
     print(f"peak memory (batch)   {peak / data.nbytes:8.2f} x input  (target <= 3x)")
     print(f"numpy floor           {floor:8.3f} s   ensemble / floor = {batch / floor:.0f}x")
-    print(f"pandas rolling z      {pandas_z:8.3f} s   ensemble / pandas = {batch / pandas_z:.2f}x")
+    if pandas_z is not None:
+        ratio = batch / pandas_z
+        print(f"pandas rolling z      {pandas_z:8.3f} s   ensemble / pandas = {ratio:.2f}x")
     return 0
+
+
+def _has_pandas() -> bool:
+    """pandas is only the comparison, not a dependency of lazarus."""
+    return importlib.util.find_spec("pandas") is not None
 
 
 def _pandas_rolling_z(data: np.ndarray) -> np.ndarray:

@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _number(text: str) -> float:
     value = float(text)
-    return int(value) if value.is_integer() and "." not in text else value
+    return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
 
 if __name__ == "__main__":

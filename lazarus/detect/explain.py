@@ -3,11 +3,11 @@
 An on-call reading ``latency_p99 480, expected 40-65 (seasonal, same time 1 day ago)`` can judge
 the alarm at a glance. The explanation is taken from the ensemble's state *before* the points of
 an update (``Before.of``), the state the first new point was scored against: in a watch cycle
-(one new point per series) it is exact; for a later point of a longer block it is that block's
-starting view. Each view's surprise for the observed value is recomputed as the ensemble ranks
-it, and the largest names the view; its band is where 99% of the series' own past values of
-that view fell (read off the view's rank histogram), so a noisy series gets a wide band and a
-calm one a narrow one.
+(one new point per series) it is exact; for a later point of a longer block (a series' first
+cycle, a backlog) it is the view from before that block. Each view's surprise for the observed
+value is recomputed as the ensemble ranks it, and the largest names the view; its band is where
+99% of the series' own past values of that view fell (read off the view's rank histogram), so a
+noisy series gets a wide band and a calm one a narrow one.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ class Before:
                     )
                 )
         if not views:
-            return Why("no history yet", value, value)
+            return Why("no view had history before this update", value, value)
         return max(views, key=lambda v: v[0])[1]
 
     def _view(
