@@ -21,9 +21,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        rows = detect_file(args.input, args.output)
+        labelled = detect_file(args.input, args.output)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.output}: {rows} rows scored")
+    print(f"{args.output}: scored; {len(labelled)} row(s) the watch would label:")
+    for place, label in labelled:
+        print(f"  {place}: {label.text()}")
     return 0

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from lazarus.detect.clean import as_block
 from lazarus.detect.ensemble import EnsembleParams
+from lazarus.detect.explain import Before, Why
 from lazarus.detect.extras import Cohort, CohortSpec
 
 DAY = 86400.0
@@ -56,14 +57,59 @@ def score_values(
     params: EnsembleParams | None = None,
 ) -> np.ndarray:
     """Anomaly score in [0, 1] per row of one series, as the watch scores its points."""
+    taken, series, spec = _points(values, stamps, params)
+    out = np.zeros(len(taken))
+    out[taken] = Cohort(1, spec).update(series)[0].score[0]
+    return out
+
+
+@dataclass(frozen=True)
+class Label:
+    """A row the watch would label, and why."""
+
+    row: int  # index among the rows given
+    value: float
+    score: float
+    why: Why
+
+    def text(self) -> str:
+        return f"{self.why.text(self.value)}; score {self.score:.2f}"
+
+
+def explain_labels(
+    values: Sequence[object] | np.ndarray,
+    stamps: Sequence[datetime],
+    params: EnsembleParams | None = None,
+) -> list[Label]:
+    """Every row the watch would label, each explained from the state
+    just before it, as a watch cycle explains its one new point. A second pass that stops
+    before each labelled row (batch and point-by-point updates score alike)."""
+    taken, series, spec = _points(values, stamps, params)
+    rows = np.flatnonzero(taken)
+    labelled = np.flatnonzero(Cohort(1, spec).update(series)[0].label[0])
+    cohort, start, out = Cohort(1, spec), 0, []
+    for i in labelled:
+        if i > start:
+            cohort.update(series[:, start:i])
+        before = Before.of(cohort.ensemble)
+        score = float(cohort.update(series[:, i : i + 1])[0].score[0, 0])
+        value = float(series[0, i])
+        out.append(Label(int(rows[i]), value, score, before.why(0, value, "1 day")))
+        start = i + 1
+    return out
+
+
+def _points(
+    values: Sequence[object] | np.ndarray,
+    stamps: Sequence[datetime],
+    params: EnsembleParams | None,
+) -> tuple[np.ndarray, np.ndarray, CohortSpec]:
+    """The rows a watch would take, their values as a block, and the watch's cohort settings
+    (the seasonal period a day in points from the spacing)."""
     taken = in_order(stamps)
     kept = [s for s, ok in zip(stamps, taken, strict=True) if ok]
     params = replace(params or EnsembleParams(), season=period_points(kept))
-    series = as_block(np.asarray(values, dtype=object)[taken])
-    cohort = Cohort(1, CohortSpec(params))
-    out = np.zeros(len(taken))
-    out[taken] = cohort.update(series)[0].score[0]
-    return out
+    return taken, as_block(np.asarray(values, dtype=object)[taken]), CohortSpec(params)
 
 
 def _stamp(text: str, where: str) -> datetime:
@@ -81,8 +127,11 @@ def _stamp(text: str, where: str) -> datetime:
         ) from None
 
 
-def detect_file(src: Path, dst: Path, params: EnsembleParams | None = None) -> int:
-    """Score ``src`` (``timestamp,value``) into ``dst``; returns the number of rows."""
+def detect_file(
+    src: Path, dst: Path, params: EnsembleParams | None = None
+) -> list[tuple[str, Label]]:
+    """Score ``src`` (``timestamp,value``) into ``dst``; returns each row the watch would
+    label, with its place (``file:line timestamp``)."""
     with open(src, newline="", encoding="utf-8", errors="replace") as f:
         reader = csv.reader(f)
         try:
@@ -102,4 +151,7 @@ def detect_file(src: Path, dst: Path, params: EnsembleParams | None = None) -> i
         writer.writerow([*header, "anomaly_score"])
         for (_, row), score in zip(rows, scores, strict=True):
             writer.writerow([*row, f"{score:.6f}"])
-    return len(rows)
+    return [
+        (f"{src}:{rows[label.row][0]} {rows[label.row][1][0]}", label)
+        for label in explain_labels(values, stamps, params)
+    ]

@@ -118,7 +118,10 @@ class Before:
     ) -> tuple[float, Why]:
         above = self.above[index][:, col]
         half = _usual_z(above) * scale
-        return _surprise(above, z), Why(label, centre - half, centre + half)
+        # Never wider than what the series has shown (no negative band for a count).
+        low = max(centre - half, float(self.low[col]))
+        high = min(centre + half, float(self.high[col]))
+        return _surprise(above, z), Why(label, min(low, high), max(low, high))
 
 
 def _ewm_copy(ewm: Ewm) -> Ewm:

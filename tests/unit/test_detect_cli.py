@@ -114,3 +114,23 @@ def test_an_unreadable_timestamp_names_its_line(tmp_path: Path, capsys) -> None:
     src.write_text("timestamp,value\n2024-01-01 00:00:00,1\nyesterday,2\n")
     assert main(["detect", "--input", str(src), "--output", str(tmp_path / "o.csv")]) == 2
     assert "in.csv:3" in capsys.readouterr().err
+
+
+def test_detect_prints_each_row_the_watch_would_label_with_its_explanation(
+    tmp_path: Path, capsys
+) -> None:
+    x = 20 + np.random.default_rng(3).normal(0, 1, 1500)
+    x[1300] += 40
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_series(src, [f"{v:.3f}" for v in x])
+    assert main(["detect", "--input", str(src), "--output", str(dst)]) == 0
+    out = capsys.readouterr().out
+    scores = [float(r[2]) for r in list(csv.reader(dst.open()))[1:]]
+    labelled = [i for i, s in enumerate(scores) if s >= 0.05]
+    assert 1300 in labelled
+    lines = [line for line in out.splitlines() if line.startswith("  ")]
+    assert len(lines) == len(labelled)
+    spike = next(line for line in lines if f"in.csv:{1300 + 2} " in line)
+    assert f"{x[1300]:.4g}, expected " in spike and "score " in spike
+    low, high = (float(v) for v in spike.split("expected ")[1].split(" (")[0].split(" to "))
+    assert 15 < low < 20 < high < 25
