@@ -32,6 +32,7 @@ _FEATURES = (
     "lazarus.commands.playbooks",
     "lazarus.commands.diagnose",
     "lazarus.commands.snapshot",
+    "lazarus.commands.state",
 )
 
 

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from lazarus import commandline
+from lazarus.db import is_url
 from lazarus.errors import ConfigError, SecretError
 from lazarus.notify.route import parse_matchers
 from lazarus.notify.windows import parse_cron
@@ -525,6 +526,18 @@ class Watch(Strict):
 
 class State(Strict):
     path: str = ".lazarus/lazarus.db"
+    url: str | None = Field(
+        None,
+        description="postgresql://… (or a secret reference to it): the store of many workers;"
+        " when set, path is not used",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, url: str | None) -> str | None:
+        if url is not None and not (is_reference(url) or is_url(url)):
+            raise ValueError("state.url must be postgresql://… or a secret reference to it")
+        return url
 
 
 class ServerSettings(Strict):
@@ -743,6 +756,8 @@ class Config(Strict):
         ]
         if self.server is not None:
             refs.append(("server.token", self.server.token))
+        if self.state.url is not None:
+            refs.append(("state.url", self.state.url))
         return [(field, ref) for field, ref in refs if is_reference(ref)]
 
 

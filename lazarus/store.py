@@ -1,9 +1,15 @@
-"""Incident, delivery, audit and detector state in one SQLite file.
+"""Incident, delivery, audit and detector state: an SQLite file, or PostgreSQL for many workers.
 
 Every change is one short transaction, so two watch runs at once still see one incident per
 fingerprint: a partial unique index allows a single active incident for each, and state changes
-are compare-and-set (``claim`` answers True to exactly one caller). The SQL is kept to what
-PostgreSQL also speaks so the store can move there for many workers.
+are compare-and-set (``claim`` answers True to exactly one caller). ``state: {url:
+postgresql://…}`` puts the same tables on PostgreSQL through ``lazarus.db``, which speaks the
+same SQL there and serialises writers with an advisory lock, so this code is the one path.
+
+Schema versions: plain numbered SQL in ``_MIGRATIONS``, recorded in ``lazarus_schema``. The store
+is hand-written DB-API SQL, so Alembic would bring SQLAlchemy and a second description of every
+table; a numbered list applied in one transaction each is all it needs. Feature modules that keep
+their own tables create them idempotently on first use through the same translator.
 """
 
 from __future__ import annotations
@@ -16,9 +22,14 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from lazarus.db import PostgresConnection, is_url
 from lazarus.errors import LazarusError
 from lazarus.model import Anomaly, Incident, IncidentState
+
+if TYPE_CHECKING:
+    from lazarus.config import Config
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS incidents (
@@ -70,6 +81,10 @@ CREATE TABLE IF NOT EXISTS last_seen (
     at REAL NOT NULL
 );
 """
+
+_VERSION = "SELECT COALESCE(MAX(version), 0) FROM lazarus_schema"
+# Version n's statements, applied once each in order; version 1 is the schema above.
+_MIGRATIONS: tuple[str, ...] = (_SCHEMA,)
 
 # Which states may follow which. Escalated stays active (no new incident every cycle) until the
 # symptom clears or a person starts a recovery by hand.
@@ -138,27 +153,74 @@ def _use_wal(db: sqlite3.Connection, attempts: int = 100) -> None:
             time.sleep(0.05)
 
 
-class Store:
-    """The state Lazarus keeps between watch runs. Safe to share between threads."""
+def store_for(config: Config) -> Store:
+    """The config's store: ``state.url`` (PostgreSQL) when set, else the ``state.path`` file."""
+    if config.state.url:
+        from lazarus.secrets import resolve
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        return Store(resolve(config.state.url).reveal())
+    return Store(config.path(config.state.path))
+
+
+class Store:
+    """The state Lazarus keeps between watch runs. Safe to share between threads.
+
+    ``target`` is an SQLite file path or a ``postgresql://`` URL.
+    """
+
+    def __init__(self, target: str | Path):
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=30, check_same_thread=False, isolation_level=None
-        )
-        self._db.row_factory = sqlite3.Row
-        _use_wal(self._db)
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(_SCHEMA)
+        self._db: Any
+        if is_url(str(target)):
+            self.path = None
+            self._db = PostgresConnection(str(target))
+        else:
+            self.path = Path(target)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(
+                self.path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+            self._db.row_factory = sqlite3.Row
+            _use_wal(self._db)
+            self._db.execute("PRAGMA busy_timeout=30000")
+        self._migrate()
+
+    @property
+    def dialect(self) -> str:
+        return "sqlite" if self.path is not None else "postgresql"
+
+    def _migrate(self) -> None:
+        """Apply the numbered migrations this database has not seen yet, one transaction each
+        (the version is read inside it, so two workers starting at once apply each once)."""
+        with self._tx() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS lazarus_schema"
+                " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+        for version, script in enumerate(_MIGRATIONS, start=1):
+            with self._tx() as db:
+                (done,) = db.execute(
+                    "SELECT COALESCE(MAX(version), 0) FROM lazarus_schema"
+                ).fetchone()
+                if done >= version:
+                    continue
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO lazarus_schema (version, applied_at) VALUES (?, ?)",
+                    (version, time.time()),
+                )
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Any]:
         """One write transaction, taken at once so concurrent writers queue instead of racing."""
+        if self.path is None:
+            with self._db.write() as db:
+                yield db
+            return
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -168,7 +230,7 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+    def transaction(self) -> AbstractContextManager[Any]:
         """The same write transaction, for modules that keep their own tables in this file."""
         return self._tx()
 
@@ -206,7 +268,7 @@ class Store:
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO last_seen (fingerprint, at) VALUES (?, ?) ON CONFLICT (fingerprint)"
-                " DO UPDATE SET at = max(at, excluded.at)",
+                " DO UPDATE SET at = max(last_seen.at, excluded.at)",
                 [(a.fingerprint, a.at) for a in anomalies],
             )
 

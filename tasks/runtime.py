@@ -10,7 +10,7 @@ from prefect.settings import PREFECT_UI_URL
 
 from lazarus import secrets
 from lazarus.config import Config, load_config
-from lazarus.store import Store
+from lazarus.store import Store, store_for
 
 
 def _load_secret_block(name: str) -> str:
@@ -24,7 +24,7 @@ def load(config_path: str | Path) -> Config:
 
 
 def open_store(config: Config) -> Store:
-    return Store(config.path(config.state.path))
+    return store_for(config)
 
 
 def flow_run_url(config: Config) -> str:

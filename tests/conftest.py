@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,37 @@ def postgres_pitr() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+# --- the store on PostgreSQL: the unit tests of every store user, run against a real server ----
+
+
+@pytest.fixture(autouse=True)
+def _store_on_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With LAZARUS_TEST_STORE_URL=postgresql://…/postgres set, every ``Store(path)`` a test opens
+    is a fresh PostgreSQL database of that server instead (one per path), so the same tests
+    prove the same code on both (tests/e2e/test_store_postgres.py runs them so)."""
+    base = os.environ.get("LAZARUS_TEST_STORE_URL")
+    if not base:
+        return
+    import hashlib
+
+    import psycopg
+
+    from lazarus import store as store_module
+
+    real = store_module.Store.__init__
+    made: set[str] = set()
+
+    def on_postgres(self: Any, target: Any) -> None:
+        if str(target).startswith("postgresql://"):
+            return real(self, target)
+        name = "t_" + hashlib.blake2b(str(target).encode(), digest_size=8).hexdigest()
+        if name not in made:
+            with psycopg.connect(base, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                admin.execute(f"CREATE DATABASE {name}")
+            made.add(name)
+        return real(self, base.rsplit("/", 1)[0] + "/" + name)
+
+    monkeypatch.setattr(store_module.Store, "__init__", on_postgres)

@@ -16,7 +16,7 @@ from lazarus.diagnose.features import load_history
 from lazarus.diagnose.kinds import THRESHOLD, cluster, telling_line
 from lazarus.diagnose.signatures import DEFAULT_PATH, load_signatures
 from lazarus.errors import ConfigError
-from lazarus.store import Store
+from lazarus.store import store_for
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -74,7 +74,7 @@ def show(args: argparse.Namespace) -> int:
         model = Classifier.load(args.model) if args.model else configured_model(config)
     except ConfigError as exc:
         return print_errors(exc)
-    store = Store(config.path(config.state.path))
+    store = store_for(config)
     try:
         try:
             incident = store.get(args.id)

@@ -8,7 +8,7 @@ import time
 
 from lazarus.commands import UsageError, add_config, add_json, load, print_json
 from lazarus.oncall import details, summary, timeline, when
-from lazarus.store import Store
+from lazarus.store import Store, store_for
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load(args)
-    store = Store(config.path(config.state.path))
+    store = store_for(config)
     now = time.time()
     try:
         if args.show is not None:

@@ -13,7 +13,7 @@ from lazarus.config import Config
 from lazarus.errors import ConfigError, LazarusError
 from lazarus.model import Incident, IncidentState
 from lazarus.playbooks import Guards, Playbook, StepContext, load_dir, plan, select
-from lazarus.store import Store
+from lazarus.store import store_for
 from lazarus.yamlfile import ConfigErrorGroup
 
 
@@ -98,7 +98,7 @@ def dry_run(config: Config, incident_id: int, name: str, *, as_json: bool = Fals
         raise UsageError(
             f"no playbook named {name!r}; there are: {', '.join(sorted(books)) or '-'}"
         )
-    store = Store(config.path(config.state.path))
+    store = store_for(config)
     try:
         try:
             incident = store.get(incident_id)
@@ -138,7 +138,7 @@ def print_plan(config: Config, book: Playbook, incident: Incident, *, as_json: b
 
 def reset_breaker(args: argparse.Namespace) -> int:
     config = load(args)
-    store = Store(config.path(config.state.path))
+    store = store_for(config)
     try:
         n = Guards(store).reset_breaker(args.target, args.playbook)
     finally:

@@ -19,7 +19,7 @@ from lazarus.errors import ConfigError, LazarusError
 from lazarus.notify.route import parse_matchers
 from lazarus.notify.silences import add_silence, expire_silence, list_silences
 from lazarus.notify.state import NotifyState
-from lazarus.store import Store
+from lazarus.store import store_for
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -47,7 +47,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def open_state(config: Config) -> NotifyState:
     """The notification state in the config's store (close with ``.store.close()``)."""
-    return NotifyState(Store(config.path(config.state.path)))
+    return NotifyState(store_for(config))
 
 
 def _add(args: argparse.Namespace) -> int:

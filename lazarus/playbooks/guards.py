@@ -65,8 +65,8 @@ class Guards:
                     f"{window.within:g}s (reset: lazarus playbook reset-breaker)"
                 )
             runs, failed = db.execute(
-                "SELECT COUNT(ok), COALESCE(SUM(ok=0),0) FROM playbook_runs"
-                " WHERE playbook=? AND at>?",
+                "SELECT COUNT(ok), COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0)"
+                " FROM playbook_runs WHERE playbook=? AND at>?",
                 (playbook, now - rate.within),
             ).fetchone()
             if runs >= rate.min_runs and failed / runs > rate.max:
