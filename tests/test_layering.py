@@ -14,7 +14,8 @@ ROOT = Path(__file__).parents[1]
 ADAPTERS = {
     "paramiko": {"lazarus/remote/ssh.py"},
     "apprise": {"lazarus/notify/deliver.py"},
-    "psycopg": {"lazarus/snapshots/postgres.py", "lazarus/snapshots/_pg.py"},
+    # snapshots: the databases Lazarus guards; db.py: the PostgreSQL its own store lives in
+    "psycopg": {"lazarus/snapshots/postgres.py", "lazarus/snapshots/_pg.py", "lazarus/db.py"},
     "httpx": {"lazarus/sources/http.py", "lazarus/sources/prometheus.py"},
 }
 

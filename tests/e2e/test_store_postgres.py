@@ -30,6 +30,9 @@ STORE_USERS = [
     "tests/unit/test_intake.py",
     "tests/unit/test_notify_dispatch.py",
     "tests/unit/test_playbooks.py",
+    "tests/unit/test_cycles.py",
+    "tests/unit/test_db_checks.py",
+    "tests/unit/test_journal_read.py",
 ]
 
 
