@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lazarus.config import load_config
+from lazarus.commands import add_config, load
 from lazarus.errors import LazarusError
 from lazarus.secrets import resolve
 
@@ -17,7 +17,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     m = actions.add_parser(
         "migrate", help="copy the SQLite store (state.path) into PostgreSQL (state.url)"
     )
-    m.add_argument("-c", "--config", default="lazarus.yaml", help="the config (its state)")
+    add_config(m)
     m.add_argument("--from", dest="source", type=Path, help="SQLite file (default: state.path)")
     m.add_argument("--to", dest="url", help="postgresql://… (default: state.url)")
     m.set_defaults(func=_migrate)
@@ -26,7 +26,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _migrate(args: argparse.Namespace) -> int:
     from lazarus.state_migrate import migrate
 
-    config = load_config(args.config)
+    config = load(args)
     source = args.source or config.path(config.state.path)
     url = args.url or (resolve(config.state.url).reveal() if config.state.url else None)
     if not url:
