@@ -8,14 +8,18 @@ and is left alone: it decides resolved or escalated after verifying.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 
+from lazarus import symptoms
 from lazarus.config import Config
 from lazarus.detect.threshold import PROBE_SYMPTOMS
 from lazarus.intake.intake import from_alert
 from lazarus.model import Anomaly, Incident, IncidentState, Observation
 from lazarus.playbooks import Playbook, may_match
 from lazarus.store import Store
+
+log = logging.getLogger(__name__)
 
 
 def open_incidents(store: Store, anomalies: Iterable[Anomaly]) -> list[Incident]:
@@ -27,7 +31,16 @@ def open_incidents(store: Store, anomalies: Iterable[Anomaly]) -> list[Incident]
         incident, created = store.open_incident(anomaly)
         if created:
             opened.append(incident)
+            _check_promise(anomaly)
     return opened
+
+
+def _check_promise(anomaly: Anomaly) -> None:
+    """A detector that breaks the symptom catalogue's promise is a bug: say it where it shows."""
+    lacking = symptoms.missing(anomaly.symptom, anomaly.labels)
+    if lacking:
+        log.error("%s lacks the label(s) %s its symptom promises (lazarus/symptoms.py): playbooks"
+                  " that use them will fail", anomaly.fingerprint, ", ".join(lacking))  # fmt: skip
 
 
 def close_cleared(store: Store, observations: Iterable[Observation]) -> list[Incident]:

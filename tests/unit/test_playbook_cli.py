@@ -69,3 +69,29 @@ def test_lazarus_check_validates_the_playbooks_dir(
 def test_reset_breaker(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["playbook", "reset-breaker", "-c", str(config), "api@web-1", "service-down"]) == 0
     assert "closed (0 runs forgotten)" in capsys.readouterr().out
+
+
+def test_lazarus_check_names_the_line_of_a_label_no_symptom_sets(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(BAD / "label_never_set.yaml", config.parent / "books")
+    assert main(["check", "--no-secrets", "-c", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "label_never_set.yaml:7: steps[0].with: names incident.labels.path" in err
+    assert "disk_full sets host, mount" in err
+
+
+def test_plan_of_bad_release_rolls_back_the_inventory_folder(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config.write_text(config.read_text().replace(
+        "control: {kind: supervisor}}",
+        "control: {kind: supervisor}, releases: {dir: /srv/api/releases}}",
+    ))  # fmt: skip
+    incident = '{"host": "web-1", "service": "api", "symptom": "service_unhealthy"}'
+    argv = ["playbook", "plan", "--dir", str(config.parent / "books"), "--config", str(config)]
+    assert main([*argv, "--incident-json", incident, "--cause", "bad_release"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "playbook bad-release (approval required)"
+    assert out[1].startswith("  steps/rollback: release.rollback on web-1: ")
+    assert out[1].endswith('"/srv/api/releases", "current"] [destructive]')

@@ -77,6 +77,16 @@ class RollbackParams(ControlParams):
         "", description="folder of the releases; default the service's releases.dir (inventory)"
     )
 
+    @field_validator("releases")
+    @classmethod
+    def _not_from_labels(cls, value: str) -> str:
+        if "{{" in value:
+            raise ValueError(
+                "a releases folder comes from the inventory (services[].releases) or is written"
+                " out, never a template: an observation must not name what to change"
+            )
+        return value
+
 
 @register
 class ReleaseRollback(Action):
