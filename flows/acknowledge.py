@@ -1,7 +1,8 @@
 """Acknowledge an incident from the Prefect UI: the run form is the on-call's "I have it".
 
-Stops escalation to the next level and the repeats of its group; `lazarus notify ack` does the
-same from a shell.
+Stops escalation to the next level and the repeats of its group, and tells the team: an event
+(``lazarus.incident.acknowledged``), a message to the incident's receivers, the board and the
+incident's audit. `lazarus ack` does the same from a shell (all but the event).
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 from prefect import flow
 
 from lazarus.errors import LazarusError
-from lazarus.notify.escalation import AckInput
-from tasks.notify import acknowledge_incident
-from tasks.runtime import load
+from lazarus.notify.escalation import AckInput, acked_line
+from tasks.events import emit_incident
+from tasks.notify import acknowledge_incident, notify, settle
+from tasks.oncall import publish_board
+from tasks.runtime import load, open_store
 
 
 @flow(name="acknowledge", log_prints=True)
@@ -20,6 +23,15 @@ def acknowledge(
 ) -> str:
     """Record who took incident ``incident_id``; fails when it is not firing."""
     ack = AckInput(acknowledged_by=acknowledged_by, comment=comment)
-    if not acknowledge_incident(load(config_path), incident_id, ack):
+    config = load(config_path)
+    if not acknowledge_incident(config, incident_id, ack):
         raise LazarusError(f"incident #{incident_id} is not firing: nothing to acknowledge")
+    store = open_store(config)
+    try:
+        incident = store.get(incident_id)
+    finally:
+        store.close()
+    emit_incident(incident, "acknowledged", by=acknowledged_by, comment=comment)
+    settle(notify(config, incident, "acknowledged", actions=[acked_line(ack)]))
+    publish_board(config)
     return f"incident #{incident_id} acknowledged by {acknowledged_by}"

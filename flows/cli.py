@@ -65,6 +65,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--playbook", default="", help="run this playbook instead of the matching one")
     p.set_defaults(func=_recover)
 
+    for verb, says in (("approve", "run"), ("reject", "not run")):
+        p = sub.add_parser(verb, help=f"answer a recover run's approval: {says} its plan")
+        add_config(p)
+        p.add_argument("incident", type=int, help="the incident whose recover run waits")
+        p.add_argument("--as", dest="approver", required=True, help="your name, for the record")
+        p.add_argument("-m", "--comment", default="", help="why, for the report and the team")
+        p.set_defaults(func=_answer, decision=verb)
+
     p = sub.add_parser("deploy", help="register work pool and deployments on PREFECT_API_URL")
     add_config(p)
     p.add_argument("--pool", default="lazarus", help="process work pool name")
@@ -183,3 +191,14 @@ def _deploy(args: argparse.Namespace) -> int:
     for deployment_id in deploy(path, pool=args.pool, shards=args.shards):
         print("deployment-id", deployment_id)
     return 0
+
+
+def _answer(args: argparse.Namespace) -> int:
+    """`lazarus approve|reject INCIDENT --as NAME`: the same answer as the pause form's."""
+    config = load(args)
+    need_server(args.decision)
+    from flows.approval import answer
+
+    said = answer(config, args.incident, args.approver, args.decision, args.comment)
+    print(said)
+    return 0 if said.startswith(f"{args.decision}d") else 1

@@ -27,13 +27,15 @@ from lazarus.errors import LazarusError
 from lazarus.model import Incident, IncidentState
 from lazarus.notify.silences import remediation_paused
 from lazarus.notify.state import NotifyState
+from lazarus.oncall import APPROVE, REJECT, approved_by, record_step
 from lazarus.playbooks import Playbook, PlaybookResult, StepContext, plan, select
 from lazarus.playbooks.runs import run_context
 from lazarus.store import Store
 from tasks.diagnose import diagnose, diagnosis_artifact
 from tasks.events import emit_incident
 from tasks.notify import notify, settle
-from tasks.remediate import describe, load_playbooks, remediate
+from tasks.oncall import publish_board, publish_report
+from tasks.remediate import Approval, describe, load_playbooks, remediate
 from tasks.runtime import flow_run_url, label_run, load, open_store
 from tasks.switch import auto_remediation
 
@@ -80,12 +82,16 @@ def recover(
             return Completed(name="Left alone", message=why, data=f"skipped: {incident.state}")
         url = flow_run_url(config)
         store.set_flow_run_url(incident_id, url)
+        publish_board(config)  # the board links the run from now on
         sure = diagnosis.top.confidence if diagnosis.top and book.on_cause else 1.0
         final, lines = _run(config, store, books, book, claimed, actor, url, sure)
         emit_incident(final, final.state.value)
+        if decided := approved_by(store, final):
+            lines = [f"approval: {decided}", *lines]
         settle(notify(config, final, final.state.value, flow_run_url=url, actions=lines,
                       diagnosis=diagnosis.text))  # fmt: skip
         _artifacts(store, final)
+        publish_board(config)
         if final.state == IncidentState.RESOLVED:
             return Completed(message=final.reason, data=final.state.value)
         return Failed(message=final.reason, data=final.state.value)
@@ -162,6 +168,13 @@ def _run(
     def report(message: str) -> None:
         settle(notify(config, incident, "report", flow_run_url=url, actions=[message]))
 
+    def decided(answer: Approval) -> None:
+        """A person's answer: in the audit, as an event, and on the board."""
+        step = APPROVE if answer.decision == "approve" else REJECT
+        record_step(store, incident, step, answer.approver, answer.comment)
+        emit_incident(incident, f"{answer.decision}d", by=answer.approver, comment=answer.comment)
+        publish_board(config)
+
     try:
         with run_context(config, incident, notify=report) as ctx:
             result = remediate(
@@ -171,6 +184,7 @@ def _run(
                 ctx,
                 actor=actor,
                 request_approval=request_approval,
+                on_decision=decided,
                 confidence=confidence,
             )
     except LazarusError as exc:  # a guard said no, before anything ran
@@ -191,15 +205,7 @@ def _why(result: PlaybookResult) -> str:
 
 def _artifacts(store: Store, incident: Incident) -> None:
     """The incident report and its action audit, where the UI shows them beside the run."""
-    create_markdown_artifact(
-        key=f"incident-{incident.id}",
-        markdown=(
-            f"# Incident #{incident.id}: {incident.fingerprint}\n\n"
-            f"- state: **{incident.state}**\n- severity: {incident.severity}\n"
-            f"- summary: {incident.summary}\n- reason: {incident.reason}\n"
-        ),
-        description=f"incident {incident.id}",
-    )
+    publish_report(store, incident)
     create_table_artifact(
         key=f"incident-{incident.id}-audit",
         table=[

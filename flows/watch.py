@@ -28,6 +28,7 @@ from tasks.detect import correlate, detect
 from tasks.events import emit_all, publish_summary
 from tasks.logs import collect_logs, log_anomalies
 from tasks.notify import dispatch, settle
+from tasks.oncall import publish_board
 from tasks.remediate import playbooks_for_watch
 from tasks.runtime import flow_run_url, load, open_store
 from tasks.switch import auto_remediation
@@ -97,6 +98,7 @@ def cycle(
     found = correlate(fleet, anomalies, observations)
     url = flow_run_url(config)
     deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify
+    publish_board(config)  # the live incident board (tasks.oncall)
     emit_all(found.opened, "opened")
     emit_all(found.closed, "resolved")
     books = playbooks_for_watch(config) if remediate and auto_remediation() else {}

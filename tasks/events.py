@@ -1,7 +1,9 @@
 """Prefect events for incident lifecycle changes, so automations and the UI can react to them.
 
-Event names: ``lazarus.incident.opened|resolved|escalated``; resource id
-``lazarus.target.<host>.<service>``; the incident id rides along as a label and in the payload.
+Event names: ``lazarus.incident.opened|resolved|escalated``, and a person's steps
+``lazarus.incident.acknowledged|approved|rejected`` (who, in the related ``lazarus.person.<name>``
+resource and the payload); resource id ``lazarus.target.<host>.<service>``; the incident id rides
+along as a label and in the payload.
 """
 
 from __future__ import annotations
@@ -13,17 +15,18 @@ from prefect.events import emit_event
 
 from lazarus.model import Anomaly, Incident
 
-KINDS = ("opened", "resolved", "escalated")
+KINDS = ("opened", "resolved", "escalated", "acknowledged", "approved", "rejected")
 
 
 def resource_id(incident: Incident) -> str:
     return f"lazarus.target.{incident.host}.{incident.service}"
 
 
-def emit_incident(incident: Incident, kind: str) -> None:
-    """Emit one lifecycle event; ``kind`` is one of KINDS."""
+def emit_incident(incident: Incident, kind: str, *, by: str = "", comment: str = "") -> None:
+    """Emit one lifecycle event; ``kind`` is one of KINDS, ``by`` the person who took a step."""
     if kind not in KINDS:
         raise ValueError(f"unknown incident event {kind!r}")
+    person = [{"prefect.resource.id": f"lazarus.person.{by}", "prefect.resource.role": "actor"}]
     emit_event(
         event=f"lazarus.incident.{kind}",
         resource={
@@ -31,11 +34,14 @@ def emit_incident(incident: Incident, kind: str) -> None:
             "prefect.resource.name": f"{incident.host}/{incident.service}",
             "lazarus.incident.id": str(incident.id),
         },
+        related=person if by else None,
         payload={
             "incident": incident.id,
             "symptom": incident.symptom,
             "severity": incident.severity,
             "summary": incident.summary,
+            "state": str(incident.state),
+            **({"by": by, "comment": comment} if by else {}),
         },
     )
 

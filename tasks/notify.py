@@ -22,8 +22,9 @@ from lazarus.config import Config
 from lazarus.errors import DeliveryError
 from lazarus.model import Incident
 from lazarus.notify import dispatch as grouping
+from lazarus.notify.announce import incident_notifications
 from lazarus.notify.escalation import AckInput, acknowledge
-from lazarus.notify.message import render, short
+from lazarus.notify.message import render
 from lazarus.notify.send import attempt
 from lazarus.notify.state import Alert, Notification, NotifyState
 from tasks.policies import backoff
@@ -95,16 +96,7 @@ def notify(
     message = render(
         incident, event, flow_run_url=flow_run_url, actions=actions, diagnosis=diagnosis
     )
-    alert = Alert.of(incident)
-    receivers = dict.fromkeys(g.receiver for g in grouping.groupings(config.notify, alert.labels))
-    return _submit(
-        config,
-        [
-            Notification(f"incident:{incident.id}:{event}", "incident", name, message.title,
-                         message.body, firing=(alert,), event=event, sms=short(message))
-            for name in receivers
-        ],
-    )  # fmt: skip
+    return _submit(config, incident_notifications(config.notify, incident, event, message))
 
 
 def settle(futures: Sequence[PrefectFuture[None]]) -> int:

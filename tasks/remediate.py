@@ -7,12 +7,15 @@ approval as a paused flow run that a person resumes from the UI with a form.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
+from typing import Literal
 
 from prefect import get_run_logger, pause_flow_run, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.input import RunInput
+from pydantic import Field
 
 from lazarus.config import Config
 from lazarus.errors import ConfigError
@@ -31,12 +34,17 @@ from lazarus.playbooks.actions import StepResult
 from lazarus.playbooks.schema import StepBase
 from lazarus.store import Store
 
+MAX_ANSWERS = 5  # answers by people who may not approve, before the run gives up asking
+
 
 class Approval(RunInput):
-    """The form a paused recover run shows in the Prefect UI before a destructive step."""
+    """The form a paused recover run shows in the Prefect UI before a destructive step: the
+    plan above it, and a name and a decision to fill in (neither has a default, so submitting
+    the form unchanged is refused, not read as "no")."""
 
-    approve: bool = False
-    comment: str = ""
+    approver: str = Field(min_length=1, max_length=100, description="your name, for the record")
+    decision: Literal["approve", "reject"] = Field(description="run the plan above, or not")
+    comment: str = Field("", max_length=500, description="why, for the report and the team")
 
 
 def load_playbooks(config: Config) -> dict[str, Playbook]:
@@ -64,6 +72,17 @@ def describe(planned: list[PlannedStep]) -> list[str]:
     return [f"{p.block}/{p.id}: {p.action} on {p.host}: {' '.join(p.argv)}" for p in planned]
 
 
+def plan_markdown(book: Playbook, incident: Incident, lines: list[str]) -> str:
+    """What the approval form shows above its fields: the exact argv per host."""
+    who = f"Approvers: {', '.join(book.approval.approvers)}.\n\n" if book.approval.approvers else ""
+    return (
+        f"### Approve {book.name} for incident #{incident.id} ({incident.symptom} on "
+        f"{incident.target})?\n\n{who}"
+        + "\n".join(f"- `{line}`" for line in lines)
+        + "\n\nFill in your name and choose approve or reject."
+    )
+
+
 def remediate(
     store: Store,
     books: Mapping[str, Playbook],
@@ -72,6 +91,7 @@ def remediate(
     *,
     actor: str,
     request_approval: Callable[[list[str]], None],
+    on_decision: Callable[[Approval], None] = lambda answer: None,
     confidence: float = 1.0,
 ) -> PlaybookResult:
     """Run ``book`` for ``ctx.incident`` under the breaker, error-rate and fleet-cap guards.
@@ -94,18 +114,31 @@ def remediate(
             "step %r of %s waits for approval:\n%s", step.id, book.name, "\n".join(lines)
         )
         request_approval(lines)
-        try:
-            answer = pause_flow_run(
-                wait_for_input=Approval,
-                timeout=int(book.approval.timeout),
-                poll_interval=2,
-                key=f"approve-{incident.id}-{step.id}",
-            )
-        except FlowPauseTimeout:
-            logger.error("no approval within %gs: %s aborted", book.approval.timeout, book.name)
-            return False
-        logger.info("approval: %s (%s)", answer.approve, answer.comment)
-        return answer.approve
+        form = Approval.with_initial_data(description=plan_markdown(book, incident, lines))
+        deadline = time.monotonic() + book.approval.timeout
+        for attempt in range(MAX_ANSWERS):
+            left = int(deadline - time.monotonic())
+            if left <= 0:
+                break
+            try:
+                answer = pause_flow_run(
+                    wait_for_input=form,
+                    timeout=left,
+                    poll_interval=2,
+                    key=f"approve-{incident.id}-{step.id}-{attempt}",
+                )
+            except FlowPauseTimeout:
+                break
+            if book.approval.approvers and answer.approver not in book.approval.approvers:
+                allowed = ", ".join(book.approval.approvers)
+                logger.error("%s may not approve (approvers: %s): asking again",
+                             answer.approver, allowed)  # fmt: skip
+                continue
+            on_decision(answer)
+            logger.info("approval: %s by %s (%s)", answer.decision, answer.approver, answer.comment)
+            return answer.decision == "approve"
+        logger.error("no approval within %gs: %s aborted", book.approval.timeout, book.name)
+        return False
 
     hooks = Hooks(
         approve=approve,

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from lazarus.commands import UsageError, add_config, add_json, load, print_json
 from lazarus.commands.silence import login_name, open_state
 from lazarus.config import Config
+from lazarus.notify.announce import tell_team
 from lazarus.notify.dispatch import groupings
-from lazarus.notify.escalation import AckInput, acknowledge
+from lazarus.notify.escalation import AckInput, acked_line, acknowledge
+from lazarus.notify.message import render
 from lazarus.notify.silences import active_silences, mute_reason, remediation_paused
 
 
@@ -30,7 +33,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_config(ack)
     ack.add_argument("incident", type=int, help="the incident number (lazarus incidents)")
     ack.add_argument("--by", default=None, help="who takes it (default: the login name)")
-    ack.add_argument("--comment", default="", help="a note for the team")
+    ack.add_argument("-m", "--comment", default="", help="a note for the team")
     ack.set_defaults(func=_ack)
 
 
@@ -84,14 +87,20 @@ def _muted(config: Config, labels: dict[str, str]) -> dict[str, str | None]:
 
 
 def _ack(args: argparse.Namespace) -> int:
-    state = open_state(load(args))
+    config = load(args)
+    state = open_state(config)
     try:
         ack = AckInput(acknowledged_by=args.by or login_name(), comment=args.comment)
         alert = acknowledge(state, args.incident, ack, time.time())
+        if alert is None:
+            print(f"incident {args.incident} has no firing alert to acknowledge")
+            return 1
+        incident = state.store.get(alert.incident_id)
+        message = render(incident, "acknowledged", actions=[acked_line(ack)])
+        undelivered = tell_team(state, config.notify, incident, "acknowledged", message)
     finally:
         state.store.close()
-    if alert is None:
-        print(f"incident {args.incident} has no firing alert to acknowledge")
-        return 1
     print(f"acknowledged {alert.fingerprint} (incident {args.incident}) by {alert.acked_by}")
+    if undelivered:
+        print(f"warning: {undelivered} receiver(s) did not get the news", file=sys.stderr)
     return 0

@@ -17,6 +17,7 @@ from lazarus.config import Notify
 from lazarus.notify.message import render_page, short
 from lazarus.notify.route import matches_all
 from lazarus.notify.state import Alert, Notification, NotifyState, alert_row
+from lazarus.oncall import ACK
 
 
 class AckInput(BaseModel):
@@ -26,6 +27,11 @@ class AckInput(BaseModel):
 
     acknowledged_by: str = Field(min_length=1, max_length=100, description="who takes it")
     comment: str = Field("", max_length=500)
+
+
+def acked_line(ack: AckInput) -> str:
+    """How the team reads an ack: ``acknowledged by ana: on it``."""
+    return f"acknowledged by {ack.acknowledged_by}" + (f": {ack.comment}" if ack.comment else "")
 
 
 def track(db: sqlite3.Connection, notify: Notify, alert: Alert) -> None:
@@ -109,6 +115,11 @@ def acknowledge(state: NotifyState, incident_id: int, ack: AckInput, now: float)
             (by, now, row["fingerprint"]),
         )
         stop(db, row["fingerprint"])
+        db.execute(  # in the incident's audit too: `incidents --show`, the board and the report
+            "INSERT INTO actions (incident_id, action, target, actor, ok, detail, at)"
+            " VALUES (?, ?, ?, ?, 1, ?, ?)",
+            (incident_id, ACK, row["fingerprint"], ack.acknowledged_by, ack.comment, now),
+        )
         row = db.execute(
             "SELECT * FROM notify_alerts WHERE fingerprint = ?", (row["fingerprint"],)
         ).fetchone()

@@ -15,7 +15,9 @@ from typing import Literal
 from lazarus.model import Incident, target_name
 from lazarus.notify.state import Alert, Silence
 
-Event = Literal["opened", "resolved", "escalated", "remediating", "approval", "report"]
+Event = Literal[
+    "opened", "resolved", "escalated", "remediating", "approval", "report", "acknowledged"
+]
 _HEADINGS = {"approval": "Plan, waiting for approval in the flow run", "report": "Report"}
 SMS_LIMIT = 160
 GROUP_LIST = 50
@@ -40,9 +42,10 @@ def render(
 ) -> Message:
     """The message for one step of an incident's life (``flow_run_url`` defaults to its own)."""
     severity = incident.severity.upper()
-    title = f"[{severity}] {incident.symptom} {incident.target} — {event}"
+    title = f"[{severity}] #{incident.id} {incident.symptom} {incident.target} — {event}"
     facts = [
-        f"**{severity}** `{incident.symptom}` on **{incident.target}** — {event}",
+        f"**{severity}** incident **#{incident.id}** `{incident.symptom}` on "
+        f"**{incident.target}** — {event}",
         "",
         f"- **Summary:** {incident.summary}",
         f"- **Detected:** {_utc(incident.detected_at)}",

@@ -100,6 +100,8 @@ class Approval(_Strict):
     required: Literal["auto", "always", "never"] = "auto"
     timeout: Duration = Field(900.0, gt=0)
     on_timeout: Literal["abort"] = "abort"
+    # who may approve (names as they sign the form or `lazarus approve --as`); empty: anyone
+    approvers: list[Annotated[str, Field(min_length=1, max_length=100)]] = []
 
 
 class Playbook(_Strict):

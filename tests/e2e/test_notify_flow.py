@@ -67,7 +67,7 @@ def test_a_flow_dispatches_groups_retries_and_falls_back(
     assert len(tried) == 4 and {m["status"] for m in tried} == {503}  # 2 messages x 2 tries
     mails = [m for m in sinks.messages("mail") if mark in m["text"]]
     assert sorted(m["subject"] for m in mails) == sorted([
-        '[FIRING:2] {host="web-1"}', "[CRITICAL] service_down api@web-1 — resolved"
+        '[FIRING:2] {host="web-1"}', f"[CRITICAL] #{incident.id} service_down api@web-1 — resolved"
     ])  # fmt: skip
     deliveries = store.deliveries(incident.id)
     assert [(d.event, d.receiver, d.ok) for d in deliveries] == [

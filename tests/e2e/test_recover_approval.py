@@ -1,8 +1,10 @@
 """Approval of a destructive step, through the recover flow on a real Prefect API.
 
 A release rollback (destructive) pauses the flow run with the Approval form; the test answers
-it with ``resume_flow_run(run_input=...)``, the call the UI's resume form makes. An approval
-that never comes rejects, escalates and changes nothing.
+it as `lazarus approve INCIDENT --as NAME` does (``resume_flow_run(run_input=...)``, the call
+the UI's resume form makes). Only a listed approver's answer counts; the decision lands in the
+audit, the report and the outcome message. An approval that never comes rejects, escalates and
+changes nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ def _setup(sandbox: Any, tmp_path: Path, name: str, timeout: str) -> tuple[Path,
     books = tmp_path / "playbooks"
     books.mkdir()
     book = yaml.safe_load((ROOT / "playbooks" / "bad-release.yaml").read_text())
-    book["approval"] = {"timeout": timeout}
+    book["approval"] = {"timeout": timeout, "approvers": ["ana"]}
     (books / "bad-release.yaml").write_text(yaml.safe_dump(book))
     config = variant(sandbox, name, {
         "state.path": f"state/{name}.db", "playbooks.dir": str(books),
@@ -90,24 +92,35 @@ def _store(sandbox: Any, name: str):
 
 
 def test_approved_rollback_runs_after_the_form_is_answered(healthy_sandbox: Any, tmp_path: Path):
-    from prefect.flow_runs import resume_flow_run
+    from flows.approval import answer
+    from lazarus.config import load_config
+    from lazarus.oncall import report_markdown
 
     config, incident_id, releases = _setup(healthy_sandbox, tmp_path, "approve", "5m")
     thread, outcome = _start(config, incident_id)
-    run_id = _paused_run()
+    _paused_run()
     assert os.readlink(releases / "current") == "r2", "acted before approval"
     mails = [m for m in healthy_sandbox.mail() if "waiting for approval" in str(m)]
     assert mails and "release.rollback on web-1" in str(mails[-1]), "the on-call was not asked"
-    resume_flow_run(run_id, run_input={"approve": True, "comment": "roll it back"})
+    cfg = load_config(config)
+    said = answer(cfg, incident_id, "bob", "approve", "looks fine")
+    assert said == f"refused: bob may not approve incident #{incident_id}"
+    assert os.readlink(releases / "current") == "r2", "acted on a refused approval"
+    said = answer(cfg, incident_id, "ana", "approve", "roll it back")
+    assert said == f"approved by ana: incident #{incident_id}"
     thread.join(timeout=120)
     assert outcome.get("state") == "resolved"
     assert os.readlink(releases / "current") == "r1"
     store = _store(healthy_sandbox, "approve")
     try:
         actions = [(a.action, a.actor, a.ok) for a in store.actions(incident_id)]
+        report = report_markdown(store, store.get(incident_id), time.time())
     finally:
         store.close()
+    assert ("oncall.approve", "ana", True) in actions
     assert ("release.rollback", "ana", True) in actions
+    assert "| approved | ana | ok: roll it back |" in report
+    assert "- approval: ana (roll it back)" in report
     assert healthy_sandbox.health("web-1") == 200
 
 

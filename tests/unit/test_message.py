@@ -26,7 +26,7 @@ INCIDENT = Incident(
 
 
 def test_the_title_is_short_and_names_severity_symptom_target_and_event() -> None:
-    assert render(INCIDENT, "opened").title == "[CRITICAL] service_down web@web-1 — opened"
+    assert render(INCIDENT, "opened").title == "[CRITICAL] #7 service_down web@web-1 — opened"
 
 
 def test_the_body_carries_the_facts_an_on_call_needs() -> None:
@@ -81,13 +81,13 @@ def test_a_resolution_says_when_and_how_long_it_took() -> None:
 
 def test_a_host_level_incident_is_named_by_its_host() -> None:
     host_down = replace(INCIDENT, service="", symptom="host_down")
-    assert render(host_down, "opened").title == "[CRITICAL] host_down web-1 — opened"
+    assert render(host_down, "opened").title == "[CRITICAL] #7 host_down web-1 — opened"
 
 
 def test_short_fits_one_sms_and_keeps_title_and_summary() -> None:
     text = short(render(INCIDENT, "opened"))
     assert text == (
-        "[CRITICAL] service_down web@web-1 - opened: "
+        "[CRITICAL] #7 service_down web@web-1 - opened: "
         "3 probes in a row failed: connection refused on :8080"
     )
     assert text.isascii()
@@ -99,7 +99,7 @@ def test_short_cuts_long_summaries_to_160_characters(length: int) -> None:
     text = short(render(incident, "opened"))
     assert len(text) <= SMS_LIMIT
     assert "\n" not in text
-    assert text.startswith("[CRITICAL] service_down web@web-1 - opened: xxx")
+    assert text.startswith("[CRITICAL] #7 service_down web@web-1 - opened: xxx")
     assert text.endswith("...") == (len(render(incident, "opened").title) + 2 + length > 160)
 
 

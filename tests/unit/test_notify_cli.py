@@ -10,6 +10,7 @@ import yaml
 
 from lazarus.cli import main
 from lazarus.config import load_config
+from lazarus.model import Anomaly
 from lazarus.notify.dispatch import flush, record
 from lazarus.notify.state import Alert, NotifyState
 from lazarus.store import Store
@@ -85,12 +86,18 @@ def test_ack_stops_the_escalation(config: Path, capsys: pytest.CaptureFixture):
     state = NotifyState(store)
     now = time.time()
     labels = {"host": "web-1", "service": "api", "symptom": "service_down", "severity": "info"}
+    incident, _ = store.open_incident(Anomaly("web-1", "api", "service_down", "info", "down", now))
     record(state, cfg.notify, [Alert("api@web-1/service_down", labels, "down", now,
-                                     incident_id=42)], now)  # fmt: skip
+                                     incident_id=incident.id)], now)  # fmt: skip
     try:
-        assert main(["ack", "-c", str(config), "42", "--by", "ana", "--comment", "looking"]) == 0
+        code = main(["ack", "-c", str(config), str(incident.id), "--by", "ana", "-m", "looking"])
+        assert code == 0
         assert "by ana (looking)" in capsys.readouterr().out
-        assert main(["ack", "-c", str(config), "43"]) == 1
+        # the ack shows in the incident's timeline
+        assert main(["incidents", "-c", str(config), "--show", str(incident.id)]) == 0
+        shown = capsys.readouterr().out
+        assert "acked by  ana (looking)" in shown and "acknowledged by ana" in shown
+        assert main(["ack", "-c", str(config), str(incident.id + 1)]) == 1
         assert all(n.kind != "escalation" for n in flush(state, cfg.notify, now + 3600))
     finally:
         store.close()
