@@ -166,7 +166,7 @@ def test_critical_values_match_nist_and_grubbs() -> None:
     seed=st.integers(0, 2**32 - 1),
     width=st.integers(40, 160),
     ticks=st.booleans(),
-    floor=st.floats(1e-9, 2.0),
+    floor=st.floats(1e-9, 1.0),  # a floor of 2 can hide every outlier of rounded t(2) noise
 )
 def test_testing_only_the_extremes_gives_the_full_tests_answer(
     seed: int, width: int, ticks: bool, floor: float
