@@ -13,6 +13,7 @@ from lazarus.commands import UsageError, add_config, load, print_errors
 from lazarus.diagnose.classifier import Classifier, TrainingError, cross_validate
 from lazarus.diagnose.diagnosis import configured_model, diagnose
 from lazarus.diagnose.features import load_history
+from lazarus.diagnose.inputs import diagnosis_inputs
 from lazarus.diagnose.kinds import THRESHOLD, cluster, telling_line
 from lazarus.diagnose.signatures import DEFAULT_PATH, load_signatures
 from lazarus.errors import ConfigError
@@ -30,7 +31,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="log lines of the incident's target to read as evidence (repeatable)",
+        help="more log lines of its target, beside those the watch kept (repeatable)",
     )
     i.add_argument("--signatures", default=str(DEFAULT_PATH), metavar="FILE",
                    help="the log signatures to match (default: the shipped ones)")  # fmt: skip
@@ -80,13 +81,23 @@ def show(args: argparse.Namespace) -> int:
             incident = store.get(args.id)
         except KeyError:
             raise UsageError(f"no incident {args.id} in {config.state.path}") from None
+        seen, changes = diagnosis_inputs(store, incident)  # what the watch kept, as recover
         lines = [
-            (incident.host, incident.service, line)
-            for path in args.log
-            for line in Path(path).read_text(errors="replace").splitlines()
+            *seen,
+            *(
+                (incident.host, incident.service, line)
+                for path in args.log
+                for line in Path(path).read_text(errors="replace").splitlines()
+            ),
         ]
         diagnosis = diagnose(
-            store, config, incident, lines=lines, signatures=signatures, model=model
+            store,
+            config,
+            incident,
+            lines=lines,
+            changes=changes,
+            signatures=signatures,
+            model=model,
         )
     finally:
         store.close()
