@@ -81,9 +81,9 @@ def explain_labels(
     stamps: Sequence[datetime],
     params: EnsembleParams | None = None,
 ) -> list[Label]:
-    """Every row the watch would label, each explained from the state
-    just before it, as a watch cycle explains its one new point. A second pass that stops
-    before each labelled row (batch and point-by-point updates score alike)."""
+    """Every row the watch would label, each explained from the state just before it, as a
+    watch cycle explains its one new point: a second pass stops before each labelled row
+    (batch and point-by-point updates score alike, so it labels the same rows)."""
     taken, series, spec = _points(values, stamps, params)
     rows = np.flatnonzero(taken)
     labelled = np.flatnonzero(Cohort(1, spec).update(series)[0].label[0])
