@@ -143,5 +143,5 @@ def reset_breaker(args: argparse.Namespace) -> int:
         n = Guards(store).reset_breaker(args.target, args.playbook)
     finally:
         store.close()
-    print(f"breaker of {args.playbook} on {args.target} closed ({n} runs forgotten)")
+    print(f"breaker of {args.playbook} on {args.target} closed ({n} restarts forgotten)")
     return 0

@@ -1,6 +1,8 @@
 """Safety limits kept in the store, each check-and-take in one write transaction.
 
-* circuit breaker per (target, playbook): at most ``max`` runs ``within`` a window;
+* circuit breaker per (target, playbook): at most ``max`` acting tries (restarts, rollbacks,
+  clean-ups: every try of a step whose action ``acts``, retries inside a run included)
+  ``within`` a window, so "at most 3" means 3 restarts, however the runs retried them;
 * fleet cap: at most K hosts of a service remediating at once (a lease, always released; a run
   waits a bounded time for a free slot; a lease older than ``LEASE_STALE`` is a crashed run's
   and is dropped);
@@ -12,12 +14,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from lazarus.config import ErrorRate, PlaybookSettings, RunWindow
 from lazarus.errors import Throttled
+from lazarus.playbooks.actions import StepResult
 from lazarus.playbooks.context import StepContext
 from lazarus.playbooks.engine import Hooks, PlaybookResult, run
-from lazarus.playbooks.schema import Playbook
+from lazarus.playbooks.schema import Playbook, StepBase
 from lazarus.store import Store
 
 _SCHEMA = """
@@ -26,6 +30,11 @@ CREATE TABLE IF NOT EXISTS playbook_runs (
     counted INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS playbook_runs_key ON playbook_runs (playbook, target, at);
+CREATE TABLE IF NOT EXISTS breaker_acts (
+    target TEXT NOT NULL, playbook TEXT NOT NULL, action TEXT NOT NULL, at REAL NOT NULL,
+    counted INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS breaker_acts_key ON breaker_acts (playbook, target, at);
 CREATE TABLE IF NOT EXISTS fleet_leases (
     service TEXT NOT NULL, host TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (service, host)
 );
@@ -54,16 +63,7 @@ class Guards:
         """Record a run, or raise Throttled if the breaker is open or the error rate too high."""
         now = self.clock()
         with self.store.transaction() as db:
-            (count,) = db.execute(
-                "SELECT COUNT(*) FROM playbook_runs"
-                " WHERE target=? AND playbook=? AND at>? AND counted=1",
-                (target, playbook, now - window.within),
-            ).fetchone()
-            if count >= window.max:
-                raise Throttled(
-                    f"breaker open for {playbook} on {target}: {count} runs within "
-                    f"{window.within:g}s (reset: lazarus playbook reset-breaker)"
-                )
+            _check_breaker(db, target, playbook, window, now)
             runs, failed = db.execute(
                 "SELECT COUNT(ok), COALESCE(SUM(CASE WHEN ok = 0 THEN 1 ELSE 0 END), 0)"
                 " FROM playbook_runs WHERE playbook=? AND at>?",
@@ -80,17 +80,26 @@ class Guards:
             )
             return int(cur.lastrowid or 0)
 
+    def take_act(self, target: str, playbook: str, window: RunWindow, action: str) -> None:
+        """Count one acting try against the breaker, or raise Throttled when none is left."""
+        now = self.clock()
+        with self.store.transaction() as db:
+            _check_breaker(db, target, playbook, window, now)
+            db.execute(
+                "INSERT INTO breaker_acts (target, playbook, action, at) VALUES (?,?,?,?)",
+                (target, playbook, action, now),
+            )
+
     def finish_run(self, run_id: int, ok: bool) -> None:
         with self.store.transaction() as db:
             db.execute("UPDATE playbook_runs SET ok=? WHERE rowid=?", (int(ok), run_id))
 
     def reset_breaker(self, target: str, playbook: str) -> int:
-        """Stop counting the runs of (target, playbook): a person closed the breaker.
-
-        The runs stay for the error rate; only the breaker forgets them."""
+        """Stop counting the acting tries of (target, playbook): a person closed the breaker.
+        Returns how many were forgotten; the runs stay for the error rate."""
         with self.store.transaction() as db:
             return db.execute(
-                "UPDATE playbook_runs SET counted=0 WHERE target=? AND playbook=? AND counted=1",
+                "UPDATE breaker_acts SET counted=0 WHERE target=? AND playbook=? AND counted=1",
                 (target, playbook),
             ).rowcount
 
@@ -130,6 +139,32 @@ class Guards:
                 db.execute("DELETE FROM fleet_leases WHERE service=? AND host=?", (service, host))
 
 
+def _check_breaker(db, target: str, playbook: str, window: RunWindow, now: float) -> None:
+    (count,) = db.execute(
+        "SELECT COUNT(*) FROM breaker_acts WHERE target=? AND playbook=? AND at>? AND counted=1",
+        (target, playbook, now - window.within),
+    ).fetchone()
+    if count >= window.max:
+        raise Throttled(
+            f"breaker open for {playbook} on {target}: {count} restarts within "
+            f"{window.within:g}s (reset: lazarus playbook reset-breaker)"
+        )
+
+
+def _counting(
+    guards: Guards, target: str, book: Playbook, window: RunWindow, hooks: Hooks
+) -> Hooks:
+    """The hooks with every try of an acting step counted against the breaker first."""
+    inner = hooks.step_runner
+
+    def counted(step: StepBase, call: Callable[[], StepResult]) -> StepResult:
+        if step.impl.acts:
+            guards.take_act(target, book.name, window, step.action)
+        return inner(step, call) if inner else call()
+
+    return replace(hooks, step_runner=counted)
+
+
 def run_guarded(
     guards: Guards, book: Playbook, ctx: StepContext, hooks: Hooks | None = None
 ) -> PlaybookResult:
@@ -151,7 +186,7 @@ def run_guarded(
     result: PlaybookResult | None = None
     try:
         with guards.fleet_lease(inc.service or inc.host, inc.host, cap, settings.fleet_wait):
-            result = run(book, ctx, hooks)
+            result = run(book, ctx, _counting(guards, inc.target, book, window, hooks or Hooks()))
     finally:
         guards.finish_run(run_id, result is not None and result.status == "resolved")
     assert result is not None  # run() returned, or the exception propagated above

@@ -25,9 +25,13 @@ from typing import Any, Literal
 from lazarus.errors import LazarusError
 from lazarus.sandbox import _proc, files, host_faults, network
 
-Fault = Literal["kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release"]
+Fault = Literal[
+    "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release", "flap",
+    "skew",
+]  # fmt: skip
 FAULTS: tuple[str, ...] = (
-    "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release"
+    "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release", "flap",
+    "skew",
 )  # fmt: skip
 SERVICE_PORT = 8080
 FALLBACK_SSH_PORT = 2222
@@ -186,13 +190,23 @@ class Sandbox:
 
     def fault(self, host: str, mode: Fault) -> None:
         """Break (or mend) one host: kill/hang/error its service, partition it, fill its disk,
-        deploy its bad release; ``clear`` ends hang/error, empties the disk, puts the good
-        release back and starts a killed service again, ``heal`` restores the network."""
+        deploy its bad release, make its service crash soon after every start (flap), set its
+        clock 30 s ahead as SSH reads it (skew); ``clear`` ends hang/error/flap/skew, empties
+        the disk, puts the good release back and starts a killed service again, ``heal``
+        restores the network."""
         h = self.host(host)
         if mode == "clear":
             self._undo_host_faults(h)
+            (self.host_dir(host) / files.FLAP_FILE).unlink(missing_ok=True)
+            files.skew_clock(self.host_dir(host), None)
         if mode in ("fill-disk", "bad-release"):
             self._host_fault(h, mode)
+        elif mode == "skew":
+            files.skew_clock(self.host_dir(host), files.SKEW_SECONDS)
+        elif mode == "flap":
+            (self.host_dir(host) / files.FLAP_FILE).touch()
+            if self.service_pid(host) is not None:
+                self.fault(host, "kill")
         elif mode == "kill":
             pid = self.service_pid(host)
             if pid is None:

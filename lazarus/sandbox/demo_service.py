@@ -4,12 +4,15 @@ GET /health answers 200 "ok", 500 in ``error`` mode, and stalls (up to 600 s) in
 GET /metrics is Prometheus text; POST /fault?mode=hang|error|clear switches the mode. The mode
 lives in memory only, so a restart clears it, as with a real wedged process. ``--release`` names
 the release it runs (a ``current`` link): a release whose ``health`` file says 500 starts in
-``error`` mode, so a restart does not mend it, a rollback does.
+``error`` mode, so a restart does not mend it, a rollback does. While a file
+``flapping`` is in its working folder, each start exits ``FLAP_AFTER`` seconds later (a crash
+loop that a restart only mends for a moment).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +23,7 @@ from lazarus.sandbox.host_faults import release_status
 
 MODES = ("none", "hang", "error")
 HANG_SECONDS = 600.0
+FLAP_AFTER = 3.0
 
 
 class _State:
@@ -105,6 +109,9 @@ def main(argv: list[str] | None = None) -> None:
     server = ThreadingHTTPServer((args.host, args.port), handler)
     server.daemon_threads = True
     print(f"demo service on {args.host}:{args.port}", flush=True)
+    if Path("flapping").exists():
+        print(f"flapping: exiting in {FLAP_AFTER:g}s", flush=True)
+        threading.Timer(FLAP_AFTER, os._exit, args=(1,)).start()
     server.serve_forever()
 
 

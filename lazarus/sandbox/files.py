@@ -23,6 +23,9 @@ def keygen(path: Path, comment: str) -> str:
     return path.with_name(path.name + ".pub").read_text().strip()
 
 
+STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def sshd_config(root: Path, host_dir: Path, address: str, port: int) -> Path:
     path = host_dir / "sshd_config"
     path.write_text(
@@ -40,8 +43,25 @@ def sshd_config(root: Path, host_dir: Path, address: str, port: int) -> Path:
         "UseDNS no\n"
         "PrintMotd no\n"
         "LogLevel ERROR\n"
+        # the host's own bin first: `fault skew` puts a `date` there that runs ahead
+        f"SetEnv PATH={host_dir / 'bin'}:{STANDARD_PATH}\n"
     )
     return path
+
+
+SKEW_SECONDS = 30
+FLAP_FILE = "flapping"  # in a host's folder: while it exists, the service dies soon after start
+
+
+def skew_clock(host_dir: Path, seconds: int | None) -> None:
+    """Make the host's clock, as SSH sessions read it, run ``seconds`` ahead; None: mend it."""
+    wrapper = host_dir / "bin" / "date"
+    if seconds is None:
+        wrapper.unlink(missing_ok=True)
+        return
+    wrapper.parent.mkdir(exist_ok=True)
+    wrapper.write_text(f'#!/bin/sh\nexec /usr/bin/date -d "{seconds:+d} seconds" "$@"\n')
+    wrapper.chmod(0o755)
 
 
 def supervisord_config(host_dir: Path, address: str, service_port: int) -> Path:

@@ -68,7 +68,7 @@ def test_lazarus_check_validates_the_playbooks_dir(
 
 def test_reset_breaker(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["playbook", "reset-breaker", "-c", str(config), "api@web-1", "service-down"]) == 0
-    assert "closed (0 runs forgotten)" in capsys.readouterr().out
+    assert "closed (0 restarts forgotten)" in capsys.readouterr().out
 
 
 def test_lazarus_check_names_the_line_of_a_label_no_symptom_sets(

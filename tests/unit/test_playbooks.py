@@ -545,23 +545,39 @@ def test_audit_hook_sees_every_step() -> None:
 # --- guards ----------------------------------------------------------------------------------
 
 
-def test_breaker_opens_after_n_and_closes_after_window(tmp_path: Path) -> None:
+def test_breaker_counts_restarts_and_closes_after_window(tmp_path: Path) -> None:
     clock = Clock()
     guards = Guards(Store(tmp_path / "s.db"), clock)
     window, rate = RunWindow(max=3, within=3600), ErrorRate(max=1.0, min_runs=100)
     for _ in range(3):
-        guards.finish_run(guards.start_run("api@web-1", "service-down", window, rate), True)
-    with pytest.raises(Throttled, match="breaker open"):
+        guards.take_act("api@web-1", "service-down", window, "ssh.restart")
+    with pytest.raises(Throttled, match="breaker open for service-down on api@web-1: 3 restarts"):
         guards.start_run("api@web-1", "service-down", window, rate)
-    guards.start_run("api@web-2", "service-down", window, rate)  # other target: own breaker
+    with pytest.raises(Throttled):
+        guards.take_act("api@web-1", "service-down", window, "ssh.restart")
+    guards.take_act("api@web-2", "service-down", window, "ssh.restart")  # other target: own
     clock.now += 3601
-    guards.start_run("api@web-1", "service-down", window, rate)
-    guards.start_run("api@web-1", "service-down", window, rate)
-    guards.start_run("api@web-1", "service-down", window, rate)
+    for _ in range(3):
+        guards.take_act("api@web-1", "service-down", window, "ssh.restart")
     with pytest.raises(Throttled):
         guards.start_run("api@web-1", "service-down", window, rate)
     assert guards.reset_breaker("api@web-1", "service-down") == 6  # all counted, old or new
     guards.start_run("api@web-1", "service-down", window, rate)
+
+
+def test_retries_inside_a_run_are_restarts_too(tmp_path: Path) -> None:
+    """max 3 with a step retried twice: the first run restarts 3 times, the next none."""
+    guards = Guards(Store(tmp_path / "s.db"), Clock())
+    b = book(
+        [{"id": "r", "action": "ssh.restart", "retries": 5, "retry_delay": "0s"}],
+        limits={"per_target": {"max": 3, "within": "1h"}},
+    )
+    flaky = FakeExecutor(*[ConnectTimeout("web-1", "no answer")] * 6)
+    result = run_guarded(guards, b, ctx(flaky))
+    assert result.status == "failed" and "breaker open" in result.error
+    assert len(flaky.calls) == 3
+    with pytest.raises(Throttled, match="3 restarts"):
+        run_guarded(guards, b, ctx(FakeExecutor()))
 
 
 def test_error_rate_stops_automatic_runs(tmp_path: Path) -> None:

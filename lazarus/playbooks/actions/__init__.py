@@ -45,11 +45,14 @@ class StepResult:
 
 
 class Action:
-    """One kind of step. Subclasses set ``name``, ``Params``, ``destructive`` and ``run``."""
+    """One kind of step. Subclasses set ``name``, ``Params``, ``destructive``, ``acts`` and
+    ``run``. ``acts``: each try changes the target (a restart, a rollback), so the per-target
+    circuit breaker counts it; checks, waits and messages do not."""
 
     name: ClassVar[str]
     Params: ClassVar[type[Params]] = Params
     destructive: ClassVar[bool] = False
+    acts: ClassVar[bool] = True
 
     def describe(self, ctx: StepContext, params: Any) -> tuple[str, list[str]]:
         """(host, argv) this step would touch, for dry-run plans; changes nothing."""

@@ -17,6 +17,7 @@ class WaitParams(Params):
 @register
 class Wait(Action):
     name = "wait"
+    acts = False
     Params = WaitParams
 
     def run(self, ctx: StepContext, params: WaitParams) -> StepResult:
@@ -31,6 +32,7 @@ class NotifyParams(Params):
 @register
 class Notify(Action):
     name = "notify"
+    acts = False
     Params = NotifyParams
 
     def run(self, ctx: StepContext, params: NotifyParams) -> StepResult:
@@ -80,6 +82,7 @@ def probe_url(ctx: StepContext, url: str) -> str:
 @register
 class HttpCheck(Action):
     name = "http.check"
+    acts = False
     Params = HttpCheckParams
 
     def describe(self, ctx: StepContext, params: HttpCheckParams) -> tuple[str, list[str]]:
@@ -99,6 +102,7 @@ class SymptomCleared(Action):
     """The incident's own probe passes again: the verify step of most playbooks."""
 
     name = "symptom.cleared"
+    acts = False
     Params = ClearedParams
 
     def describe(self, ctx: StepContext, params: ClearedParams) -> tuple[str, list[str]]:
@@ -122,6 +126,7 @@ class NestedParams(Params):
 @register
 class RunPlaybook(Action):
     name = "run_playbook"
+    acts = False
     Params = NestedParams
 
     def run(self, ctx: StepContext, params: NestedParams) -> StepResult:

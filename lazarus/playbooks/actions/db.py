@@ -33,6 +33,7 @@ class DbSnapshot(Action):
     (``scheduled`` snapshots are verified on a scratch copy at once)."""
 
     name = "db.snapshot"
+    acts = False  # a copy; the target is unchanged
     Params = SnapshotParams
 
     def describe(self, ctx: StepContext, params: SnapshotParams) -> tuple[str, list[str]]:
