@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from lazarus.config import Config
 from lazarus.dbwatch import hold_settling
 from lazarus.detect.cycle import detect_series
-from lazarus.detect.skew import skew_anomalies
+from lazarus.detect.skew import JUDGED, skew_anomalies
 from lazarus.detect.threshold import detect_probes, detect_thresholds
 from lazarus.incidents import close_cleared, close_quiet, open_incidents
 from lazarus.model import Anomaly, Incident, Observation, Sample
@@ -37,7 +37,8 @@ def detect(config: Config, observations: list[Observation], samples: list[Sample
         )
         rule_anomalies, rule_streaks = detect_thresholds(samples, config.detectors.rules, streaks)
         store.save_streaks({**probe_streaks, **rule_streaks})
-        series_anomalies = _statistical(store, config, samples)
+        judged = [s for s in samples if s.series not in JUDGED]  # the skew detector's own
+        series_anomalies = _statistical(store, config, judged)
     finally:
         store.close()
     skew = skew_anomalies(samples, config.detectors.clock.max_offset)
@@ -65,9 +66,10 @@ def correlate(
     store = open_store(config)
     try:
         cleared = close_cleared(store, observations)
-        quiet = close_quiet(store, time.time(), config.detectors.resolve_after)
         anomalies, held = hold_settling(config, store, anomalies, time.time())
-        result = Correlation(open_incidents(store, anomalies), cleared + quiet)
+        opened = open_incidents(store, anomalies)  # marks this cycle's anomalies seen first:
+        quiet = close_quiet(store, time.time(), config.detectors.resolve_after)  # never quiet
+        result = Correlation(opened, cleared + quiet)
     finally:
         store.close()
     logger = get_run_logger()

@@ -3,6 +3,11 @@
 An offset is only known within half the round trip it was measured over (``sources.clock``),
 so a host is reported only when ``|offset| - rtt / 2 > max_offset``: a slow link widens the
 doubt instead of paging. A host whose RTT sample is missing is judged on its offset alone.
+
+The offset series is judged here alone (``JUDGED``): the statistical detectors skip it, so one
+skewed clock is one ``clock_skew`` incident, not also ``clock_offset_seconds_peer_outlier``
+(or ``_anomaly``) for the same cause, and an offset within ``max_offset`` never pages. The
+incident is reported every cycle while the clock is off, so it cannot resolve before that.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from collections.abc import Iterable
 
 from lazarus.model import Anomaly, Sample
 from lazarus.sources.clock import OFFSET, RTT
+
+JUDGED = frozenset({OFFSET})
 
 
 def skew_anomalies(samples: Iterable[Sample], max_offset: float) -> list[Anomaly]:
