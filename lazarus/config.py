@@ -30,7 +30,7 @@ from lazarus.errors import ConfigError, SecretError
 from lazarus.notify.route import parse_matchers
 from lazarus.notify.windows import parse_cron
 from lazarus.secrets import is_reference, resolve
-from lazarus.yamlfile import ConfigErrorGroup, Located, read_yaml, validate
+from lazarus.yamlfile import ConfigErrorGroup, Lines, Located, read_yaml, validate
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -70,11 +70,22 @@ class SshSettings(Strict):
     user: str = "root"
     port: int = Field(22, ge=1, le=65535)
     key: str = Field(description="path of a private key file, or a secret reference to its text")
+    passphrase: str | None = Field(
+        None,
+        description="secret reference (env:NAME, secret:NAME) to an encrypted key's passphrase",
+    )
     known_hosts: str | None = None
     host_key_policy: Literal["reject", "trust_on_first_use"] = "reject"
     connect_timeout: Duration = Field(5.0, gt=0)
     command_timeout: Duration = Field(30.0, gt=0)
     output_limit: int = Field(65536, ge=1024)
+
+    @field_validator("passphrase")
+    @classmethod
+    def _passphrase_is_reference(cls, value: str | None) -> str | None:
+        if value is not None and not is_reference(value):
+            raise ValueError("the passphrase must be a secret reference (env:NAME, secret:NAME)")
+        return value
 
 
 class Host(Strict):
@@ -749,6 +760,8 @@ class Config(Strict):
     def secret_refs(self) -> list[tuple[str, str]]:
         """(field path, reference) of every secret reference the config holds."""
         refs = [("inventory.ssh.key", self.inventory.ssh.key)]
+        if self.inventory.ssh.passphrase:
+            refs.append(("inventory.ssh.passphrase", self.inventory.ssh.passphrase))
         for i, receiver in enumerate(self.notify.receivers):
             refs += [(f"notify.receivers[{i}].urls[{j}]", u) for j, u in enumerate(receiver.urls)]
         refs += [
@@ -783,6 +796,12 @@ def _check_route_receivers(route: Route, names: set[str], loc: tuple[str | int, 
 _SOURCE_TAGS = frozenset({"prometheus", "ssh_metrics"})
 
 
+def field_error(path: Path, lines: Lines, field: str, message: str) -> ConfigError:
+    """A ConfigError for ``field`` (``a.b[0].c``), on the line of ``path`` that sets it."""
+    loc = tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", field) if p)
+    return ConfigError(message, path=str(path), line=lines.find(loc), field=field)
+
+
 def load_config(path: str | Path, *, check_secrets: bool = False) -> Config:
     """Read and validate a config file; raise ConfigErrorGroup listing every problem found."""
     path = Path(path)
@@ -796,10 +815,7 @@ def load_config(path: str | Path, *, check_secrets: bool = False) -> Config:
             try:
                 resolve(ref)
             except SecretError as exc:
-                loc = tuple(int(p) if p.isdigit() else p for p in re.split(r"[.\[\]]+", field) if p)
-                problems.append(
-                    ConfigError(str(exc), path=str(path), line=lines.find(loc), field=field)
-                )
+                problems.append(field_error(path, lines, field, str(exc)))
         if problems:
             raise ConfigErrorGroup(problems)
     return config

@@ -13,6 +13,7 @@ ROOT = Path(__file__).parents[1]
 # client library -> the only core module(s) allowed to import it
 ADAPTERS = {
     "paramiko": {"lazarus/remote/ssh.py"},
+    "cryptography": {"lazarus/remote/ssh.py"},
     "apprise": {"lazarus/notify/deliver.py"},
     # snapshots: the databases Lazarus guards; db.py: the PostgreSQL its own store lives in
     "psycopg": {"lazarus/snapshots/postgres.py", "lazarus/snapshots/_pg.py", "lazarus/db.py"},

@@ -20,17 +20,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import paramiko
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from lazarus.config import Host, SshSettings
 from lazarus.errors import (
     AuthFailed,
     CommandTimeout,
+    ConfigError,
     ConnectionRefused,
     ConnectTimeout,
     HostKeyMismatch,
     HostUnreachable,
     PermanentError,
     RemoteError,
+    SecretError,
     TransientError,
 )
 from lazarus.model import CommandResult
@@ -38,7 +43,11 @@ from lazarus.secrets import is_reference, resolve
 
 log = logging.getLogger(__name__)
 
-_KEY_TYPES = (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey)
+_KEY_TYPES = (  # what cryptography loads -> paramiko's class for it, as PKey.from_path picks
+    (ed25519.Ed25519PrivateKey, paramiko.Ed25519Key),
+    (ec.EllipticCurvePrivateKey, paramiko.ECDSAKey),
+    (rsa.RSAPrivateKey, paramiko.RSAKey),
+)
 _CHUNK = 32768
 
 
@@ -223,8 +232,13 @@ class SshExecutor:
         return _RejectUnknown(host.name, self.known_hosts)
 
     def _key(self, host_name: str) -> paramiko.PKey:
+        """The client key; one that cannot be loaded is AuthFailed for the host we were about
+        to reach: no retry will make it work."""
         if self._pkey is None:
-            self._pkey = _load_key(self.settings.key, self.base_dir, host_name)
+            try:
+                self._pkey = load_client_key(self.settings, self.base_dir)
+            except (ConfigError, SecretError) as exc:
+                raise AuthFailed(host_name, str(exc)) from None
         return self._pkey
 
     def _path(self, value: str) -> Path:
@@ -320,25 +334,63 @@ def _translate(
     return exc
 
 
-def _load_key(value: str, base_dir: Path, host_name: str) -> paramiko.PKey:
-    """The client key from a file path (relative to base_dir) or a secret holding its text.
+def load_client_key(settings: SshSettings, base_dir: Path) -> paramiko.PKey:
+    """The client key from a file path (relative to base_dir) or a secret holding its text,
+    decrypted with ``settings.passphrase`` when it names one.
 
-    A key that cannot be loaded is AuthFailed for the host we were about to reach: no retry
-    will make it work.
+    Raises ConfigError naming the field to fix (``inventory.ssh.key`` or ``.passphrase``):
+    ``lazarus check`` shows it with the line; a run turns it into AuthFailed for its host.
     """
-    if is_reference(value):
-        text = resolve(value).reveal()
-        for key_type in _KEY_TYPES:
-            try:
-                return key_type.from_private_key(io.StringIO(text))
-            except (paramiko.SSHException, ValueError):
-                continue
-        raise AuthFailed(host_name, f"secret {value!r} holds no ed25519/ecdsa/rsa private key")
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else base_dir / path
+    password = resolve(settings.passphrase).reveal() if settings.passphrase else None
+    if is_reference(settings.key):
+        where, data = f"secret {settings.key!r}", resolve(settings.key).reveal().encode()
+    else:
+        path = Path(settings.key).expanduser()
+        path = path if path.is_absolute() else base_dir / path
+        where = str(path)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read the SSH key {path} ({exc.strerror})", field="inventory.ssh.key"
+            ) from None
+    return _parse_key(data, password, where, settings.passphrase)
+
+
+def _parse_key(data: bytes, password: str | None, where: str, ref: str | None) -> paramiko.PKey:
+    """A private key in OpenSSH or PEM form (ed25519, ecdsa, rsa), as paramiko's own loader
+    reads it, with cryptography's and paramiko's errors said in the operator's words."""
+    secret = password.encode() if password is not None else None
+    loaded, last = None, None
+    for load in (serialization.load_ssh_private_key, serialization.load_pem_private_key):
+        try:
+            loaded = load(data, password=secret)
+            break
+        except TypeError as exc:  # encrypted without a passphrase, or the other way round
+            if secret is None:
+                raise ConfigError(
+                    f"the SSH key in {where} is encrypted: set inventory.ssh.passphrase to a"
+                    " secret reference (env:NAME, secret:NAME) holding its passphrase",
+                    field="inventory.ssh.key",
+                ) from None
+            if "not encrypted" in str(exc):
+                return _parse_key(data, None, where, None)
+            last = exc
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            last = exc
+    if loaded is None and secret is not None:  # a wrong one reads as junk, whatever the form
+        raise ConfigError(
+            f"the passphrase in {ref} does not decrypt the SSH key in {where}",
+            field="inventory.ssh.passphrase",
+        )
+    if loaded is None:
+        raise ConfigError(
+            f"{where} holds no ed25519/ecdsa/rsa private key ({last})", field="inventory.ssh.key"
+        )
+    key_type = next((t for kind, t in _KEY_TYPES if isinstance(loaded, kind)), None)
+    if key_type is None:
+        raise ConfigError(f"{where}: not an ed25519/ecdsa/rsa key", field="inventory.ssh.key")
     try:
-        return paramiko.PKey.from_path(path)
-    except OSError as exc:
-        raise AuthFailed(host_name, f"cannot read the SSH key {path} ({exc.strerror})") from None
+        return key_type.from_private_key(io.StringIO(data.decode()), password=password)
     except (paramiko.SSHException, ValueError) as exc:
-        raise AuthFailed(host_name, f"{path} is not a usable private key ({exc})") from None
+        raise ConfigError(f"{where}: {exc}", field="inventory.ssh.key") from None
