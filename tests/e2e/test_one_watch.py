@@ -1,0 +1,101 @@
+"""One watch at a time, whatever starts it. Three starters on one config at once: `lazarus serve`
+as a user runs it (no Prefect server: it says so and starts its local one), a second watch loop
+in this process, and a person's `lazarus watch` runs. Their cycles never overlap, the numbers
+only grow, and a killed service's "failed N times in a row" counts cycles, not runs."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import variant
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+HOST = "web-3"
+
+
+def _serve(config: Path, log: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lazarus.cli", "serve", "-c", str(config)],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=config.parent,
+    )  # fmt: skip
+
+
+def _wait(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+def test_three_starters_never_overlap_and_streaks_count_cycles(
+    healthy_sandbox: Any, tmp_path: Path
+) -> None:
+    from flows.loop import watch_until
+    from flows.watch import watch
+    from lazarus import cycles
+    from lazarus.store import Store
+
+    sb = healthy_sandbox
+    config = variant(sb, "one-watch", {
+        "state.path": "state/one-watch.db",
+        "watch.interval": "1s",
+        "recovery.enabled": False,  # the service stays down: its streak keeps counting
+        "detectors.probe_failures": 1000,  # and never opens an incident meanwhile
+    })  # fmt: skip
+    store = Store(sb.root / "state" / "one-watch.db")
+    log = tmp_path / "serve.log"
+    serve = _serve(config, log)
+    try:
+        _wait(lambda: f":{serve.pid}:" in str(cycles.history(store, "1/1")), 180, "serve's cycles")
+        first = log.read_text().splitlines()[0]
+        assert first.startswith("lazarus serve: watching every 1s on Prefect's local server"), first
+
+        stop = threading.Event()
+        loop = threading.Thread(
+            target=watch_until, args=(str(config),), kwargs={"until": lambda _: stop.is_set()}
+        )
+        loop.start()
+        skipped = [watch(str(config)) for _ in range(2)]  # a person, twice
+        sb.fault(HOST, "kill")
+        fault_at = time.time()
+        skipped += [watch(str(config)) for _ in range(2)]
+        time.sleep(6)
+        stop.set()
+        loop.join(timeout=120)
+        serve.send_signal(signal.SIGINT)
+        serve.wait(timeout=60)
+        streak = store.streaks().get(f"probe:web@{HOST}", 0)
+        history = cycles.history(store, "1/1")
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.wait(timeout=30)
+        store.close()
+
+    numbers = [c.number for c in history]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    done = [c for c in history if c.finished is not None]
+    for before, after in itertools.pairwise(done):
+        assert after.started >= before.finished, (before, after)  # never two at once
+    holders = {re.sub(r":[0-9a-f]{6}$", "", c.holder) for c in history}
+    assert any(f":{serve.pid}" in h for h in holders) and any(
+        f":{os.getpid()}" in h for h in holders
+    )
+    assert len(holders) >= 2, holders
+    # every cycle that began after the kill probed it down; one begun just before may have too
+    after = sum(c.started > fault_at for c in history)
+    assert after <= streak <= after + 1, (streak, after, numbers)
+    assert all("skipped" in s or "cycle" in s for s in skipped)
