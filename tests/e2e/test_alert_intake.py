@@ -9,8 +9,6 @@ labels, and the shipped service-down playbook must restart the service.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +21,7 @@ import yaml
 
 from lazarus.sandbox.sinks import free_port
 from tests.e2e.conftest import variant
+from tests.e2e.prefect_server import stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
@@ -34,15 +33,6 @@ TOKEN = "intake-test-token"
 def _spawn(argv: list[str], log: Path) -> subprocess.Popen:
     with open(log, "wb") as out:
         return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def _wait(what: str, ready: Callable[[], bool], timeout: float, logs: list[Path]) -> None:
@@ -140,8 +130,8 @@ def alerting(healthy_sandbox: Any, intake: Any, tmp_path: Path) -> Iterator[None
         _wait("prometheus scraping every sandbox service", all_up, 60, logs)
         yield
     finally:
-        _stop(prom)
-        _stop(manager)
+        stop(prom)
+        stop(manager)
 
 
 def test_a_rule_firing_in_alertmanager_is_healed_by_the_playbook(
