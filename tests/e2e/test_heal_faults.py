@@ -71,7 +71,10 @@ def _approve_paused_runs(stop: threading.Event, approved: list[str]) -> None:
         with get_client(sync_client=True) as client:
             runs = client.read_flow_runs(flow_run_filter=paused)
         for run in runs:
-            resume_flow_run(run.id, run_input={"approve": True, "comment": "roll it back"})
+            resume_flow_run(
+                run.id,
+                run_input={"approver": "ana", "decision": "approve", "comment": "roll it back"},
+            )
             approved.append(run.name)
 
 
@@ -102,7 +105,12 @@ def test_bad_release_is_diagnosed_and_rolled_back(healthy_sandbox: Any) -> None:
     store = store_of(sb, "heal-release")
     actions = [(a.action, a.ok) for a in store.actions(incident.id)]
     store.close()
-    assert actions[0] == ("release.rollback", True), actions
+    assert actions == [
+        ("oncall.approve", True),  # the person's answer, then the plan
+        ("release.rollback", True),
+        ("http.check", True),
+        ("symptom.cleared", True),
+    ], actions
     # Diagnosed from the recorded change, named in the outcome message; never escalated.
     said = mentions(sb.mail(), "service_unhealthy web@web-3")
     assert mentions(said, "bad_release") and mentions(said, "v1 -> v2"), said
