@@ -1,6 +1,9 @@
-"""Cost of one watch cycle: wall seconds and Prefect task runs per cycle, by fleet size.
+"""Cost of one watch cycle: wall seconds and Prefect task runs per cycle, by fleet size, shards
+and store, and whether a cycle fits the interval.
 
     python bench/watch_cost.py --sizes 10,100,1000 --cycles 5 [--faults 500,hang] [--sandbox]
+    python bench/watch_cost.py --sizes 1000,5000 --shards 1,2 --stores sqlite,postgres \
+        --faults "" --interval 15s      # the side-by-side table of the README
 
 Runs the real ``flows.watch.watch`` flow in Prefect's local ephemeral mode (its own Prefect
 home and state in a temp folder, removed at the end unless ``--keep``). Targets are synthetic
@@ -10,8 +13,12 @@ each probe pays a TCP connect as it would against distinct hosts. ``--sandbox`` 
 synthetic targets for the three sandbox hosts (real sshd + web, host metrics over SSH); it
 needs root and takes its name and subnet from LAZARUS_TEST_SANDBOX (name:subnet).
 
-Per size and phase (healthy, then each of ``--faults``): a fresh folder and state, one healthy
-warm-up cycle (not counted), then ``--cycles`` cycles. Under a fault every tenth synthetic target
+Per size, store, shard count and phase (healthy, then each of ``--faults``): a fresh folder and
+state, one healthy warm-up cycle (not counted), then ``--cycles`` cycles. With N shards a cycle
+is the N shard watches run side by side (threads of one process, as N workers would run them);
+its time is the slowest one's, and ``kept`` says whether every cycle fitted ``--interval``.
+``--stores postgres`` puts the store on a throwaway PostgreSQL 15 cluster (``state.url``, a fresh
+database per row; needs root and Debian's postgresql-15). Under a fault every tenth synthetic target
 answers 500 (``500``) or not at all within the probe timeout (``hang``), so detection opens
 incidents on the second cycle, correlation files them and notify delivers them to a local HTTP
 sink, one message per host (``group_by: [host]``, the costly case). Recovery is off. Task runs
@@ -118,7 +125,12 @@ class Fleet:
 
 
 def write_config(
-    folder: Path, synthetic: int, port: int, sink_port: int, sandbox: Any | None
+    folder: Path,
+    synthetic: int,
+    port: int,
+    sink_port: int,
+    sandbox: Any | None,
+    state: dict[str, str] | None = None,
 ) -> Path:
     """A lazarus.yaml with ``synthetic`` targets (plus the sandbox's hosts), recovery off."""
     import yaml
@@ -166,7 +178,7 @@ def write_config(
             # back-to-back cycles: a 15 s interval would make each wait half of it (lazarus.cycles)
             "watch": {"interval": "100ms"},
             "playbooks": {"dir": str(PLAYBOOKS)},
-            "state": {"path": "state/lazarus.db"},
+            "state": state or {"path": "state/lazarus.db"},
         },
     )
     return path
@@ -178,21 +190,29 @@ def write_config(
 @dataclass(frozen=True)
 class Cycle:
     seconds: float
-    flow_run_id: UUID
+    flow_run_ids: list[UUID]
     failing: int
 
 
-def run_cycles(config_path: Path, count: int) -> list[Cycle]:
-    """``count`` watch cycles back to back; wall time of each flow call, its run id."""
+def run_cycles(config_path: Path, count: int, shards: int = 1) -> list[Cycle]:
+    """``count`` watch cycles back to back, each the ``shards`` shard watches side by side;
+    the wall time of each cycle and its flow run ids."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from flows.watch import watch
 
+    def one(shard: int) -> Any:
+        return watch(str(config_path), shard=shard, shards=shards, return_state=True)
+
     cycles = []
-    for _ in range(count):
-        started = time.perf_counter()
-        state = watch(str(config_path), return_state=True)
-        seconds = time.perf_counter() - started
-        counts = state.result()
-        cycles.append(Cycle(seconds, state.state_details.flow_run_id, counts["failing"]))
+    with ThreadPoolExecutor(shards) as pool:
+        for _ in range(count):
+            started = time.perf_counter()
+            states = list(pool.map(one, range(shards)))
+            seconds = time.perf_counter() - started
+            failing = sum(s.result()["failing"] for s in states)
+            ids = [s.state_details.flow_run_id for s in states]
+            cycles.append(Cycle(seconds, ids, failing))
     return cycles
 
 
@@ -222,41 +242,89 @@ class Row:
     """One line of the table: a size under one fault."""
 
     label: str
+    store: str
+    shards: int
     cycles: list[Cycle]
     tasks: list[int]
+    interval: float
 
     def line(self) -> str:
         secs = [c.seconds for c in self.cycles]
+        kept = "yes" if max(secs) <= self.interval else "no"
         return (
-            f"{self.label:>22} {len(secs):>6} {statistics.median(secs):>9.2f} "
-            f"{max(secs):>9.2f} {statistics.median(self.tasks):>10g} {max(self.tasks):>9}"
+            f"{self.label:>22} {self.store:>8} {self.shards:>6} {len(secs):>6}"
+            f" {statistics.median(secs):>9.2f} {max(secs):>9.2f} {kept:>5}"
+            f" {statistics.median(self.tasks):>10g} {max(self.tasks):>9}"
         )
 
 
 HEADER = (
-    f"{'targets':>22} {'cycles':>6} {'median s':>9} {'max s':>9} {'tasks med':>10} {'tasks max':>9}"
+    f"{'targets':>22} {'store':>8} {'shards':>6} {'cycles':>6} {'median s':>9} {'max s':>9}"
+    f" {'kept':>5} {'tasks med':>10} {'tasks max':>9}"
 )
 
 
+class Stores:
+    """Where each row keeps its state: the SQLite file, or a fresh PostgreSQL database."""
+
+    def __init__(self, names: list[str]):
+        self.cluster: Any = None
+        if "postgres" in names:
+            from lazarus.sandbox.postgres import PostgresServer
+
+            self.cluster = PostgresServer()
+        self.made = 0
+
+    def state(self, name: str) -> dict[str, str]:
+        if name == "sqlite":
+            return {"path": "state/lazarus.db"}
+        import psycopg
+
+        self.made += 1
+        database = f"watch_cost_{self.made}"
+        with psycopg.connect(self.cluster.dsn(), autocommit=True) as admin:
+            admin.execute(f"CREATE DATABASE {database}")
+        return {"url": self.cluster.dsn(database)}
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One row's set-up: fleet size, store, shards, the fault and the interval to keep."""
+
+    size: int
+    store: str
+    shards: int
+    fault: str
+    cycles: int
+    interval: float
+
+
 def measure(
-    size: int, fault: str, cycles: int, root: Path, fleet: Fleet, sink_port: int, sandbox: Any
+    plan: Plan, root: Path, fleet: Fleet, sink_port: int, sandbox: Any, stores: Stores
 ) -> Row:
     """A fresh folder and state, one healthy warm-up cycle, then ``cycles`` under ``fault``.
 
     A fault runs at least 3 cycles: the second opens the incidents and sends their messages.
     """
-    folder = root / f"size-{size}-{fault or 'healthy'}"
+    folder = root / f"size-{plan.size}-{plan.store}-{plan.shards}-{plan.fault or 'healthy'}"
     folder.mkdir()
-    synthetic = size - (len(sandbox.hosts) if sandbox is not None else 0)
-    config = write_config(folder, synthetic, fleet.port, sink_port, sandbox)
-    run_cycles(config, 1)
-    fleet.fail(fault)
+    synthetic = plan.size - (len(sandbox.hosts) if sandbox is not None else 0)
+    state = stores.state(plan.store)
+    config = write_config(folder, synthetic, fleet.port, sink_port, sandbox, state)
+    run_cycles(config, 1, plan.shards)
+    fleet.fail(plan.fault)
     try:
-        measured = run_cycles(config, max(cycles, 3) if fault else cycles)
+        count = max(plan.cycles, 3) if plan.fault else plan.cycles
+        measured = run_cycles(config, count, plan.shards)
     finally:
         fleet.fail("")
-    label = f"{size} ({measured[0].failing} {fault})" if fault else f"{size}"
-    row = Row(label, measured, [task_runs(c.flow_run_id) for c in measured])
+    label = f"{plan.size} ({measured[0].failing} {plan.fault})" if plan.fault else f"{plan.size}"
+    tasks = [sum(task_runs(i) for i in c.flow_run_ids) for c in measured]
+    row = Row(label, plan.store, plan.shards, measured, tasks, plan.interval)
     print(row.line(), flush=True)
     return row
 
@@ -268,13 +336,23 @@ def main() -> int:
     parser.add_argument(
         "--faults", default="500,hang", help="faulty phases after the healthy one: 500, hang"
     )
+    parser.add_argument("--shards", default="1", help="comma-separated shard counts: 1,2")
+    parser.add_argument("--stores", default="sqlite", help="comma-separated: sqlite,postgres")
+    parser.add_argument("--interval", default="15s", help="the watch interval a cycle must keep")
     parser.add_argument("--sandbox", action="store_true", help="include the 3 sandbox hosts")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (Prefect DB)")
     args = parser.parse_args()
+    from lazarus.config import parse_duration
+
     sizes = [int(s) for s in args.sizes.split(",")]
     faults = [f for f in args.faults.split(",") if f]
+    shard_counts = [int(s) for s in args.shards.split(",")]
+    store_names = [s for s in args.stores.split(",") if s]
+    interval = parse_duration(args.interval)
     if not set(faults) <= set(FAULTS[1:]):
         parser.error(f"--faults takes {', '.join(FAULTS[1:])}")
+    if not set(store_names) <= {"sqlite", "postgres"} or min(shard_counts) < 1:
+        parser.error("--stores takes sqlite, postgres; --shards counts of 1 or more")
     if args.sandbox and min(sizes) <= 3:
         parser.error("with --sandbox every size must exceed the 3 sandbox hosts")
 
@@ -285,6 +363,7 @@ def main() -> int:
 
     fleet = Fleet().start()
     sandbox = None
+    stores = Stores(store_names)
     try:
         with SinkProcess(root / "sinks") as sinks:
             if args.sandbox:
@@ -293,10 +372,14 @@ def main() -> int:
             print(f"{os.cpu_count()} cores; temp folder {root}\n{HEADER}", flush=True)
             for size in sizes:
                 for fault in ["", *faults]:
-                    measure(size, fault, args.cycles, root, fleet, sinks.http_port, sandbox)
+                    for shards in shard_counts:
+                        for store in store_names:
+                            plan = Plan(size, store, shards, fault, args.cycles, interval)
+                            measure(plan, root, fleet, sinks.http_port, sandbox, stores)
     finally:
         if sandbox is not None:
             sandbox.down()
+        stores.stop()
         fleet.stop()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
