@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from prefect import flow
@@ -70,6 +71,28 @@ async def ensure_automation(recover_id: UUID) -> UUID:
         return await client.create_automation(automation)
 
 
+class _Deployer:
+    """Deploys flows of this checkout to one work pool. Prefect notes on every deployment to a
+    process pool that ``.serve`` exists; said once per ``lazarus deploy``, not once per flow."""
+
+    def __init__(self, pool: str):
+        self.pool, self.noted = pool, False
+
+    def __call__(self, entrypoint: str, name: str, **options: Any) -> UUID:
+        source = flow.from_source(source=str(ROOT), entrypoint=entrypoint)
+        deployment_id = source.deploy(
+            name=name,
+            work_pool_name=self.pool,
+            build=False,
+            push=False,
+            print_next_steps=False,
+            ignore_warnings=self.noted,
+            **options,
+        )
+        self.noted = True
+        return deployment_id
+
+
 def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
     """Register everything; returns the deployment ids."""
     config_path = config_path.resolve()
@@ -77,62 +100,41 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
     asyncio.run(ensure_pool(pool))
     if Variable.get(SWITCH) is None:
         Variable.set(SWITCH, "on")
-    ids = []
-    for shard in range(shards):
-        watch = flow.from_source(source=str(ROOT), entrypoint="flows/watch.py:watch")
-        ids.append(
-            watch.deploy(
-                name="watch" if shards == 1 else f"watch-{shard}",
-                work_pool_name=pool,
-                interval=config.watch.interval,
-                parameters={
-                    "config_path": str(config_path),
-                    "shard": shard,
-                    "shards": shards,
-                    "remediate": False,  # the automation starts recover runs
-                },
-                concurrency_limit=ONE_WATCH_AT_A_TIME,
-                build=False,
-                push=False,
-                print_next_steps=False,
-            )
+    deploy_flow = _Deployer(pool)
+    ids = [
+        deploy_flow(
+            "flows/watch.py:watch",
+            "watch" if shards == 1 else f"watch-{shard}",
+            interval=config.watch.interval,
+            parameters={
+                "config_path": str(config_path),
+                "shard": shard,
+                "shards": shards,
+                "remediate": False,  # the automation starts recover runs
+            },
+            concurrency_limit=ONE_WATCH_AT_A_TIME,
         )
+        for shard in range(shards)
+    ]
+    on_config = {"config_path": str(config_path)}
     for name in ("recover", "acknowledge", "backtest"):
-        on_demand = flow.from_source(source=str(ROOT), entrypoint=f"flows/{name}.py:{name}")
-        ids.append(
-            on_demand.deploy(
-                name=name,
-                work_pool_name=pool,
-                parameters={"config_path": str(config_path)},
-                build=False,
-                push=False,
-                print_next_steps=False,
-            )
-        )
-    take = flow.from_source(source=str(ROOT), entrypoint="flows/snapshot.py:snapshot")
+        ids.append(deploy_flow(f"flows/{name}.py:{name}", name, parameters=on_config))
     for db in config.inventory.databases:
         if db.snapshots.schedule:  # cron in UTC, one deployment per database
             ids.append(
-                take.deploy(
-                    name=f"snapshot-{db.name}",
-                    work_pool_name=pool,
+                deploy_flow(
+                    "flows/snapshot.py:snapshot",
+                    f"snapshot-{db.name}",
                     cron=db.snapshots.schedule,
                     parameters={"config_path": str(config_path), "database": db.name},
                     concurrency_limit=ONE_WATCH_AT_A_TIME,
-                    build=False,
-                    push=False,
-                    print_next_steps=False,
                 )
             )
-    drill = flow.from_source(source=str(ROOT), entrypoint="flows/drill.py:fire_drill")
     ids.append(
-        drill.deploy(
-            name="drill",
-            work_pool_name=pool,
+        deploy_flow(
+            "flows/drill.py:fire_drill",
+            "drill",
             parameters={"sandbox_dir": str(config_path.parent)},  # a sandbox's own config
-            build=False,
-            push=False,
-            print_next_steps=False,
         )
     )
     asyncio.run(ensure_automation(ids[shards]))
