@@ -29,8 +29,8 @@ def test_flapping_service_gets_three_restarts_then_exactly_one_escalation(
     from lazarus.store import Store
 
     sb = healthy_sandbox
-    config = variant(sb, "flap", {"state.path": "state/flap.db"})
-    store = Store(sb.root / "state" / "flap.db")
+    config = variant(sb, "flapping", {"state.path": "state/flapping.db"})
+    store = Store(sb.root / "state" / "flapping.db")
     others = {h.name: sb.service_pid(h.name) for h in sb.hosts if h.name != HOST}
     mails_before = len(sb.mail())
 
