@@ -23,7 +23,7 @@ from lazarus.sandbox.host_faults import release_status
 
 MODES = ("none", "hang", "error")
 HANG_SECONDS = 600.0
-FLAP_AFTER = 3.0
+FLAP_AFTER = 8.0
 
 
 class _State:
