@@ -1,84 +1,238 @@
-"""Time-to-detect and time-to-recover on the sandbox: N kill -> heal drills.
+"""Time-to-detect and time-to-recover per fault kind, the watch loop on Prefect's local server
+(`lazarus serve` without a server) and on a Prefect server (`--server` mode), side by side:
 
-    python bench/recovery_time.py --drills 10 --interval 5
+    python bench/recovery_time.py --runs 5 --interval 5
+    python bench/recovery_time.py --faults kill,hang --modes local,server
 
-Each drill kills the web service on one host (round robin) at a random point between two watch
-cycles, runs cycles on the given interval until the incident ends, and reads the times from
-the incident's own timestamps.
-Needs root (the sandbox). Prints median and p95 of both, and how many drills ended resolved.
+Each drill injects the fault with the sandbox's own tool (`lazarus sandbox fault`) at a random
+point between two cycles, runs the watch loop `lazarus serve` runs (flows.loop) on the interval
+until the incident ends, and reads both times from the incident's own timestamps. Each mode runs
+in a child process: `local` without PREFECT_API_URL, `server` against `prefect server start` on a
+free loopback port, started here. Needs root (the sandbox). Prints median and max per fault.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
-from flows.cli import prefect_environment
+import httpx
+import yaml
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+FAULTS = ("kill", "hang", "fill-disk", "bad-release")
+CHANGES: dict[str, dict[str, Any]] = {  # what the README adds to watch each kind of fault
+    "fill-disk": {
+        "sources": [{"kind": "ssh_metrics"}],
+        "detectors": {"rules": [
+            {"series": "disk_used_ratio", "above": 0.9, "for": 1, "symptom": "disk_full"}
+        ]},
+    },
+}  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--drills", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=5, help="drills per fault kind and mode")
     parser.add_argument("--interval", type=float, default=5.0, help="watch interval, seconds")
-    parser.add_argument("--hosts", type=int, default=3)
+    parser.add_argument("--faults", default=",".join(FAULTS))
+    parser.add_argument("--modes", default="local,server")
     parser.add_argument("--seed", type=int, default=1, help="for the fault's phase in the cycle")
     parser.add_argument("--dir", type=Path, default=Path(".lazarus/bench-recovery"))
+    parser.add_argument("--child", choices=["local", "server"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        drills(args)
+        return 0
+    results = {mode: run_mode(mode, args) for mode in args.modes.split(",")}
+    report(results, args)
+    return 0 if all(r for r in results.values()) else 1
+
+
+def run_mode(mode: str, args: argparse.Namespace) -> dict[str, list[list[float | None]]]:
+    """One child process for ``mode``; its drills' (detect, recover) seconds per fault."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    argv = [sys.executable, __file__, "--child", mode, *sys.argv[1:]]
+    if mode == "local":
+        return _child(argv, env)
+    with tempfile.TemporaryDirectory(prefix="lazarus-bench-server-") as home:
+        server, api = _prefect_server(Path(home), env)
+        try:
+            return _child(argv, {**env, "PREFECT_API_URL": api})
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+
+
+def _child(argv: list[str], env: dict[str, str]) -> dict[str, list[list[float | None]]]:
+    done = subprocess.run(argv, env=env, stdout=subprocess.PIPE, text=True, check=False)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+    return json.loads(lines[-1][len("RESULT ") :]) if lines else {}
+
+
+def _prefect_server(home: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api"
+    database = f"sqlite+aiosqlite:///{home}/prefect.db"
+    server_env = {**env, "PREFECT_HOME": str(home), "PREFECT_API_URL": api,
+                  "PREFECT_API_DATABASE_CONNECTION_URL": database}  # fmt: skip
+    prefect = Path(sys.executable).parent / "prefect"
+    proc = subprocess.Popen(
+        [str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=server_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(480):
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return proc, api
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("prefect server did not become healthy in 4 minutes")
+
+
+def drills(args: argparse.Namespace) -> dict[str, list[list[float | None]]]:
+    """In the child: a sandbox, then ``runs`` drills of each fault; (detect, recover) each,
+    printed as a ``RESULT`` line after each fault."""
+    from flows.cli import prefect_environment
 
     prefect_environment()
     from flows.drill import drill, warm_up
     from lazarus.sandbox import Sandbox
 
-    sandbox = Sandbox.up(args.dir.resolve(), name="bench", hosts=args.hosts, subnet=215)
+    rng = random.Random(args.seed)
+    out: dict[str, list[list[float | None]]] = {}
+    sandbox = Sandbox.up(args.dir.resolve(), name="bench", hosts=3, subnet=215)
+    approver = None
     try:
-        warm_up(sandbox.config_path)
-        results = []
-        rng = random.Random(args.seed)
-        for i in range(args.drills):
-            host = sandbox.hosts[i % len(sandbox.hosts)].name
-            phase = rng.uniform(0, args.interval)
-            result = drill(sandbox, host, "kill", interval=args.interval, phase=phase)
-            results.append(result)
-            _close_breaker(sandbox, host)
-            print(
-                f"drill {i + 1}/{args.drills} {host}: "
-                f"detect {result.time_to_detect or float('nan'):.1f}s "
-                f"recover {result.time_to_recover or float('nan'):.1f}s "
-                f"({result.incident.state if result.incident else 'no incident'})",
-                flush=True,
-            )
+        for fault in args.faults.split(","):
+            config = _variant(sandbox.config_path, fault)
+            warm_up(config, cycles=1)
+            if fault == "bad-release" and approver is None:  # a rollback asks a person first
+                approver = _Approver()
+            out[fault] = []
+            for i in range(args.runs):
+                host = sandbox.hosts[i % len(sandbox.hosts)].name
+                phase = rng.uniform(0, args.interval)
+                result = drill(sandbox, host, fault, config_path=config,
+                               interval=args.interval, phase=phase, timeout=90)  # fmt: skip
+                out[fault].append([result.time_to_detect, result.time_to_recover])
+                state = result.incident.state if result.incident else "no incident"
+                print(f"{args.child} {fault} {i + 1}/{args.runs} {host}: detect "
+                      f"{result.time_to_detect or float('nan'):.1f}s recover "
+                      f"{result.time_to_recover or float('nan'):.1f}s ({state})",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                sandbox.fault(host, "clear")
+                _forget(config, host)
+            print("RESULT " + json.dumps(out), flush=True)  # so far: a stopped run still counts
     finally:
+        if approver is not None:
+            approver.stop()
         sandbox.down()
-    detect = [r.time_to_detect for r in results if r.time_to_detect is not None]
-    recover = [r.time_to_recover for r in results if r.time_to_recover is not None]
-    print(f"\nwatch interval {args.interval:g}s, {len(recover)}/{len(results)} drills resolved")
-    for name, values in (("time-to-detect", detect), ("time-to-recover", recover)):
-        if values:
-            print(
-                f"{name:16} median {statistics.median(values):5.1f}s  "
-                f"p95 {percentile(values, 0.95):5.1f}s  max {max(values):5.1f}s"
-            )
-    return 0 if len(recover) == len(results) else 1
+    return out
 
 
-def _close_breaker(sandbox, host: str) -> None:
-    """Each drill is a new fault, not flapping: close the breaker (3 runs an hour) as people do."""
+def _variant(config_path: Path, fault: str) -> Path:
+    """The sandbox's config with what the README adds for ``fault``, and a state of its own."""
+    data = yaml.safe_load(config_path.read_text())
+    data["state"] = {"path": f"state/bench-{fault}.db"}
+    for key, value in CHANGES.get(fault, {}).items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    path = config_path.with_name(f"bench-{fault}.yaml")
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _forget(config_path: Path, host: str) -> None:
+    """Each drill is a new fault, not flapping: close the breakers as a person would, and end an
+    incident a drill left open so the next one on this host opens its own."""
+    from lazarus.model import IncidentState
     from lazarus.playbooks import Guards
+    from tasks.remediate import load_playbooks
     from tasks.runtime import load, open_store
 
-    store = open_store(load(sandbox.config_path))
+    config = load(config_path)
+    store = open_store(config)
     try:
-        Guards(store).reset_breaker(f"web@{host}", "service-down")
+        guards = Guards(store)
+        for incident in store.active():
+            for name in load_playbooks(config):
+                guards.reset_breaker(incident.target, name)
+            if incident.host == host and incident.state is not IncidentState.REMEDIATING:
+                store.transition(incident.id, IncidentState.RESOLVED, reason="bench: next drill")
+        for name in load_playbooks(config):
+            guards.reset_breaker(f"web@{host}", name)
     finally:
         store.close()
+
+
+class _Approver:
+    """The on-call who approves a paused recover run (a rollback) the moment it asks."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from prefect import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+        from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
+        from prefect.client.schemas.objects import StateType
+        from prefect.flow_runs import resume_flow_run
+
+        paused = FlowRunFilter(state=FlowRunFilterState(type=StateTypes(any_=[StateType.PAUSED])))
+        while not self._stop.wait(0.5):
+            try:
+                with get_client(sync_client=True) as client:
+                    runs = client.read_flow_runs(flow_run_filter=paused)
+                for run in runs:
+                    resume_flow_run(
+                        run.id,
+                        run_input={"approver": "bench", "decision": "approve", "comment": "bench"},
+                    )
+            except Exception as exc:  # the API is not up yet, or the run moved on
+                print(f"approver: {exc}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def report(
+    results: dict[str, dict[str, list[list[float | None]]]], args: argparse.Namespace
+) -> None:
+    modes = list(results)
+    print(f"\nwatch interval {args.interval:g}s, {args.runs} drills per fault and mode")
+    head = "".join(f" | {m + ' detect':>20} | {m + ' recover':>20}" for m in modes)
+    print(f"{'fault':12}{head}\n" + "-" * (12 + 46 * len(modes)))
+    for fault in args.faults.split(","):
+        cells = ""
+        for mode in modes:
+            runs = results[mode].get(fault, [])
+            for i in (0, 1):
+                values = [r[i] for r in runs if r[i] is not None]
+                ok = f"{len(values)}/{len(runs)}"
+                cells += (
+                    f" | {statistics.median(values):5.1f} / {max(values):5.1f}s {ok:>5}"
+                    if values
+                    else f" | {'-':>13} {ok:>5}"
+                )
+        print(f"{fault:12}{cells}")
+    print("(median / max seconds, and how many drills got that far)")
 
 
 if __name__ == "__main__":
