@@ -8,20 +8,22 @@ way a cycle first takes the shard's lease (tasks.cycles): one at a time, numbere
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 
 from prefect import flow, get_run_logger
+from prefect.context import SettingsContext
 from prefect.utilities.annotations import quote
 
 from flows.recover import run_recover
 from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
-from lazarus.incidents import remediable
+from lazarus.incidents import asks_approval, remediable
 from lazarus.shard import shard_config
 from tasks.changes import record_changes
-from tasks.collect import probe_services, query_sources
+from tasks.collect import probe_services, query_sources, reach_hosts
 from tasks.cycles import watch_cycle
 from tasks.databases import check_databases
 from tasks.detect import correlate, detect
@@ -49,6 +51,22 @@ def recover_all(incident_ids: list[int], config_path: str) -> list[str]:
             for i in incident_ids
         ]
         return [f.result() for f in futures]
+
+
+def recover_detached(incident_id: int, config_path: str) -> threading.Thread:
+    """A recover run of its own (no parent) on a thread that outlives this cycle, for a
+    playbook that waits for a person's approval: the watch goes on meanwhile (a process that
+    exits first leaves it to the stale-lease reconcile). It takes this run's settings (the API)
+    and nothing else."""
+    settings = SettingsContext.get().model_copy()
+
+    def run() -> None:
+        with settings:
+            run_recover(incident_id, config_path, actor="automation")
+
+    thread = threading.Thread(target=run, name=f"recover-{incident_id}", daemon=True)
+    thread.start()
+    return thread
 
 
 @flow(name="watch", log_prints=True)
@@ -91,24 +109,27 @@ def cycle(
     fleet = quote(config)
     observations = probe_services(fleet)
     samples = query_sources(fleet)
+    down = reach_hosts(fleet, observations)
     logs = collect_logs(fleet)
     record_changes(fleet)  # before diagnosis: a release switched this cycle is on record
-    anomalies = detect(fleet, observations, samples) + log_anomalies(fleet, logs)
+    anomalies = detect(fleet, observations, samples, down) + log_anomalies(fleet, logs)
     anomalies += check_databases(fleet)
-    found = correlate(fleet, anomalies, observations)
+    found = correlate(fleet, anomalies, observations, down)
     url = flow_run_url(config)
     deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify
     publish_board(config)  # the live incident board (tasks.oncall)
     emit_all(found.opened, "opened")
     emit_all(found.closed, "resolved")
     books = playbooks_for_watch(config) if remediate and auto_remediation() else {}
-    outcomes = recover_all(
-        [i.id for i in found.opened if remediable(config, books, i)], config_path
-    )
+    acting = [i for i in found.opened if remediable(config, books, i, found.hosts_down)]
+    for incident in (i for i in acting if asks_approval(books, i)):
+        recover_detached(incident.id, config_path)  # a person may take minutes to answer
+    outcomes = recover_all([i.id for i in acting if not asks_approval(books, i)], config_path)
     failed_deliveries = settle(deliveries)
     counts = {
         "instances": len(observations),
         "failing": sum(not o.ok for o in observations),
+        "metric_hosts": len({s.label("host") for s in samples} - {""}),
         "anomalies": len(anomalies),
         "opened": len(found.opened),
         "closed": len(found.closed),

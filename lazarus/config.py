@@ -100,20 +100,61 @@ class Host(Strict):
     clean_paths: list[str] = Field([], description="folders disk.clean may empty on this host")
 
 
+PROBE_KINDS = ("http", "tcp", "postgres", "command")
+
+
+def _url_template(template: str) -> str:
+    """A probe template may name only {host} and {address}; a typo is an error now, not in
+    every cycle."""
+    commandline.check_template([template], commandline.URL)
+    try:
+        template.format(host="h", address="a")
+    except (ValueError, IndexError, KeyError) as exc:
+        raise ValueError(f"not a URL template ({exc}); write braces as {{{{ }}}}") from None
+    return template
+
+
+Template = Annotated[str, AfterValidator(_url_template)]
+
+
 class Probe(Strict):
-    http: str = Field(description="URL template; {host} and {address} are filled per host")
+    """How one instance is checked every cycle: exactly one of the four kinds.
+
+    ``http`` GETs a URL and wants ``expect_status``; ``tcp`` connects to ``address:port``;
+    ``postgres`` connects to a DSN (a secret reference, e.g. ``env:ORDERS_DSN``, or a libpq
+    URI template) and runs ``SELECT 1``; ``command`` runs an argv on the host over SSH and
+    wants exit code 0. In templates ``{host}`` and ``{address}`` are the instance's host.
+    """
+
+    http: Template | None = Field(None, description="URL template")
+    tcp: Template | None = Field(None, description="'{address}:5432'")
+    postgres: str | None = Field(None, description="DSN: secret reference or libpq URI template")
+    command: list[str] | None = Field(None, min_length=1, description="argv, run over SSH")
     timeout: Duration = Field(2.0, gt=0)
     expect_status: int = Field(200, ge=100, le=599)
 
-    @field_validator("http")
+    @field_validator("command")
     @classmethod
-    def _known_placeholders(cls, value: str) -> str:
-        commandline.check_template([value], commandline.URL)
-        try:
-            value.format(host="h", address="a")
-        except (ValueError, IndexError, KeyError) as exc:
-            raise ValueError(f"not a URL template ({exc}); write braces as {{{{ }}}}") from None
+    def _argv_template(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            commandline.check_template(value, commandline.URL)
         return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Probe:
+        given = [k for k in PROBE_KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = f"; found {', '.join(given)}" if given else ""
+            raise ValueError(f"a probe needs exactly one of {', '.join(PROBE_KINDS)}{found}")
+        if self.tcp is not None and not re.fullmatch(r".+:(\d+|\{[a-z]+\})", self.tcp):
+            raise Located("a tcp probe is 'address:port', e.g. '{address}:5432'", ("tcp",))
+        if self.postgres is not None and not is_reference(self.postgres):
+            _url_template(self.postgres)
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in PROBE_KINDS if getattr(self, k) is not None)
 
 
 class Control(Strict):
@@ -162,7 +203,9 @@ class Service(Strict):
     probe: Probe
     control: Control = Field(default_factory=Control)
     labels: dict[str, str] = {}
-    depends_on: list[Name] = Field([], description="services this one needs (diagnosis graph)")
+    depends_on: list[Name] = Field(
+        [], description="services and databases this one needs (the diagnosis graph)"
+    )
     releases: Releases | None = Field(None, description="release folder: changes + rollback")
     watch_files: list[str] = Field([], description="files whose content change is a change")
     clean_paths: list[str] = Field([], description="folders disk.clean may empty on its hosts")
@@ -251,7 +294,7 @@ class Database(Strict):
     name: Name
     kind: Literal["postgres", "sqlite"]
     dsn: str = Field(description="secret reference (env:ORDERS_DSN) or a libpq URI / sqlite path")
-    host: Name | None = Field(None, description="inventory host the database runs on")
+    host: Name | None = Field(None, description="inventory host it runs on (required there)")
     snapshots: DatabaseSnapshots
     check: str | None = Field(None, description="SQL returning one truthy value when data is sane")
     tables: list[str] = Field([], description="tables whose row counts are checked and reported")
@@ -265,6 +308,27 @@ class Database(Strict):
     def _unique_checks(cls, checks: list[DbCheck]) -> list[DbCheck]:
         _reject_duplicates([c.name for c in checks], "check")
         return checks
+
+    probe: Probe | None = Field(None, description="default: postgres connects to dsn, SELECT 1")
+    control: Control | None = Field(None, description="how it is restarted on its host")
+    depends_on: list[Name] = []
+
+    def liveness(self) -> Probe | None:
+        """The probe the watch runs: the configured one, else ``SELECT 1`` over the DSN."""
+        if self.probe is not None or self.kind != "postgres":
+            return self.probe
+        return Probe(postgres=self.dsn)
+
+    def as_service(self) -> Service:
+        """The database as one more watched instance: probed, restarted and diagnosed like a
+        service, on its own host only."""
+        return Service(
+            name=self.name,
+            probe=self.liveness() or Probe(command=["true"]),
+            control=self.control or Control(unit=self.name),
+            labels={"kind": "database"},
+            depends_on=self.depends_on,
+        )
 
 
 class Inventory(Strict):
@@ -292,18 +356,57 @@ class Inventory(Strict):
         return services
 
     @model_validator(mode="after")
-    def _database_hosts_known(self) -> Inventory:
-        names = {h.name for h in self.hosts}
-        for index, db in enumerate(self.databases):
-            if db.host is not None and db.host not in names:
+    def _graph_holds(self) -> Inventory:
+        """Databases run on inventory hosts; ``depends_on`` names what exists, with no cycle."""
+        hosts = {h.name for h in self.hosts}
+        for i, db in enumerate(self.databases):
+            if db.host is None:
+                raise Located(
+                    "missing required field 'host': the inventory host the database runs on",
+                    ("databases", i),
+                )
+            if db.host not in hosts:
                 raise Located(
                     f"database {db.name!r} names host {db.host!r}, which is not in inventory.hosts",
-                    ("databases", index, "host"),
+                    ("databases", i, "host"),
+                )
+            if db.name in {s.name for s in self.services}:
+                raise Located(
+                    f"{db.name!r} is both a service and a database", ("databases", i, "name")
+                )
+        known = {s.name for s in self.services} | {d.name for d in self.databases}
+        for where, i, item in self._dependants():
+            for j, dep in enumerate(item.depends_on):
+                if dep not in known:
+                    raise Located(
+                        f"depends_on names {dep!r}, which is no service or database of the"
+                        " inventory",
+                        (where, i, "depends_on", j),
+                    )
+        needs = {item.name: item.depends_on for _, _, item in self._dependants()}
+        for where, i, item in self._dependants():
+            loop = _cycle_from(item.name, needs)
+            if loop:
+                raise Located(
+                    f"depends_on forms a cycle: {' -> '.join(loop)}", (where, i, "depends_on")
                 )
         return self
 
+    def _dependants(self) -> list[tuple[str, int, Service | Database]]:
+        return [
+            *(("services", i, s) for i, s in enumerate(self.services)),
+            *(("databases", i, d) for i, d in enumerate(self.databases)),
+        ]
+
+    def watched(self) -> list[Service]:
+        """Every instance kind the watch probes: the services, then the databases as services."""
+        return [*self.services, *(d.as_service() for d in self.databases if d.liveness())]
+
     def hosts_of(self, service: Service) -> list[Host]:
-        """The hosts whose labels match the service's selector."""
+        """The hosts a service runs on (its label selector), or a database's own host."""
+        db = self.database(service.name)
+        if db is not None:
+            return [h for h in self.hosts if h.name == db.host]
         return [
             h for h in self.hosts if all(h.labels.get(k) == v for k, v in service.hosts.items())
         ]
@@ -315,10 +418,32 @@ class Inventory(Strict):
         raise KeyError(name)
 
     def service(self, name: str) -> Service:
+        """A service by name; a database counts, as the service it is to the watch."""
         for service in self.services:
             if service.name == name:
                 return service
+        db = self.database(name)
+        if db is not None:
+            return db.as_service()
         raise KeyError(name)
+
+    def database(self, name: str) -> Database | None:
+        return next((d for d in self.databases if d.name == name), None)
+
+
+def _cycle_from(start: str, needs: dict[str, list[str]]) -> list[str]:
+    """The first dependency cycle through ``start`` (``[a, b, a]``), or ``[]``."""
+    stack = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        name, path = stack.pop()
+        for dep in needs.get(name, []):
+            if dep == start:
+                return [*path, dep]
+            if dep not in seen:
+                seen.add(dep)
+                stack.append((dep, [*path, dep]))
+    return []
 
 
 class PrometheusSource(Strict):
@@ -771,6 +896,15 @@ class Config(Strict):
             refs.append(("server.token", self.server.token))
         if self.state.url is not None:
             refs.append(("state.url", self.state.url))
+        for kind, items in (
+            ("services", self.inventory.services),
+            ("databases", self.inventory.databases),
+        ):
+            refs += [
+                (f"inventory.{kind}[{i}].probe.postgres", item.probe.postgres)
+                for i, item in enumerate(items)
+                if item.probe is not None and item.probe.postgres
+            ]
         return [(field, ref) for field, ref in refs if is_reference(ref)]
 
 

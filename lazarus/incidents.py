@@ -9,10 +9,11 @@ and is left alone: it decides resolved or escalated after verifying.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from lazarus import symptoms
 from lazarus.config import Config
+from lazarus.detect.hosts import HOST_DOWN, answering
 from lazarus.detect.threshold import PROBE_SYMPTOMS
 from lazarus.intake.intake import from_alert
 from lazarus.model import Anomaly, Incident, IncidentState, Observation
@@ -20,14 +21,24 @@ from lazarus.playbooks import Playbook, may_match
 from lazarus.store import Store
 
 log = logging.getLogger(__name__)
+ANSWER_CLEARS = PROBE_SYMPTOMS | {HOST_DOWN}  # resolved by an answer, not by quiet
 
 
 def open_incidents(store: Store, anomalies: Iterable[Anomaly]) -> list[Incident]:
-    """Incidents opened by this cycle's anomalies (ongoing ones are not returned again)."""
+    """Incidents opened by this cycle's anomalies (ongoing ones are not returned again).
+
+    An instance with an active probe incident is one fault: its probe failing another way
+    (refused, then "server disconnected" while it restarts) opens nothing new."""
     anomalies = list(anomalies)
     store.mark_seen(anomalies)
+    probed = {i.target: i.fingerprint for i in store.active() if i.symptom in PROBE_SYMPTOMS}
     opened = []
     for anomaly in anomalies:
+        if (
+            anomaly.symptom in PROBE_SYMPTOMS
+            and probed.get(anomaly.target, anomaly.fingerprint) != anomaly.fingerprint
+        ):
+            continue
         incident, created = store.open_incident(anomaly)
         if created:
             opened.append(incident)
@@ -43,17 +54,22 @@ def _check_promise(anomaly: Anomaly) -> None:
                   " that use them will fail", anomaly.fingerprint, ", ".join(lacking))  # fmt: skip
 
 
-def close_cleared(store: Store, observations: Iterable[Observation]) -> list[Incident]:
-    """Resolve probe incidents whose target answers healthy now and which nobody is acting on."""
-    healthy = {o.target for o in observations if o.ok}
+def close_cleared(
+    store: Store, observations: Iterable[Observation], answered: Iterable[str] = ()
+) -> list[Incident]:
+    """Resolve probe incidents whose target answers healthy now and which nobody is acting on;
+    a host that answers again (any probe, or SSH: ``answered``) resolves its ``host_down``."""
+    observations = list(observations)
+    healthy = {o.target for o in observations if o.ok} | answering(observations) | set(answered)
     closed = []
     for incident in store.active():
-        if incident.symptom not in PROBE_SYMPTOMS or incident.target not in healthy:
+        if incident.symptom not in ANSWER_CLEARS or incident.target not in healthy:
             continue
+        what = "the host answers again" if incident.symptom == HOST_DOWN else "the probe passes"
         done = store.transition(
             incident.id,
             IncidentState.RESOLVED,
-            reason="symptom cleared: the health probe passes again",
+            reason=f"symptom cleared: {what}",
             expect=(IncidentState.OPEN, IncidentState.NOTIFIED, IncidentState.ESCALATED),
         )
         if done is not None:
@@ -68,7 +84,7 @@ def close_quiet(store: Store, now: float, after: float) -> list[Incident]:
     closed = []
     for incident in store.active():
         seen = store.last_seen(incident.fingerprint) or incident.detected_at
-        if incident.symptom in PROBE_SYMPTOMS or from_alert(incident) or now - seen < after:
+        if incident.symptom in ANSWER_CLEARS or from_alert(incident) or now - seen < after:
             continue
         done = store.transition(
             incident.id,
@@ -81,6 +97,25 @@ def close_quiet(store: Store, now: float, after: float) -> list[Incident]:
     return closed
 
 
-def remediable(config: Config, books: Mapping[str, Playbook], incident: Incident) -> bool:
-    """Whether automatic recovery may act: enabled, and a playbook may match once diagnosed."""
+def remediable(
+    config: Config,
+    books: Mapping[str, Playbook],
+    incident: Incident,
+    hosts_down: Collection[str] = (),
+) -> bool:
+    """Whether automatic recovery may act: enabled, a playbook may match once diagnosed, and
+    the incident is not a service on a host that is down (its host_down's recovery acts)."""
+    if incident.service and incident.host in hosts_down:
+        return False
     return config.recovery.enabled and any(may_match(b, incident) for b in books.values())
+
+
+def asks_approval(books: Mapping[str, Playbook], incident: Incident) -> bool:
+    """Whether whichever playbook diagnosis picks for the incident waits for a person first."""
+    matching = [b for b in books.values() if may_match(b, incident)]
+    return bool(matching) and all(b.needs_approval() for b in matching)
+
+
+def hosts_down(store: Store) -> set[str]:
+    """Hosts with an active ``host_down`` incident."""
+    return {i.host for i in store.active() if i.symptom == HOST_DOWN}

@@ -91,9 +91,17 @@ def labels_named(names: Iterable[str]) -> list[str]:
 
 # --- the catalogue ----------------------------------------------------------------------------
 # Probes (lazarus/detect/threshold.py): the incident's host and service are its fields.
-register("service_down", raised_by="health probe: nothing answers (refused, no route)")
+register(
+    "service_down",
+    raised_by="probe (sources/probes.py): nothing answers (refused, no route, no answer to a"
+    " connect, a command probe's non-zero exit)",
+)
 register("service_unhealthy", raised_by="health probe: a wrong status, an error or a timeout")
-register("host_down", raised_by="host check: SSH and every probe of the host fail", labels=["host"])
+register(
+    "host_down",
+    raised_by="host check (detect/hosts.py): SSH and every probe of the host fail",
+    labels=["host", "address"],
+)
 register(
     "disk_full",
     raised_by="threshold rule {series: disk_used_ratio, above: 0.9, symptom: disk_full} on "

@@ -1,4 +1,5 @@
-"""Collect: probe every service instance and read every metrics source, once per cycle."""
+"""Collect: probe every watched instance, dial the hosts that answer no probe, and read every
+metrics source, once per cycle."""
 
 from __future__ import annotations
 
@@ -6,17 +7,22 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from lazarus.config import Config, PrometheusSource, SshMetricsSource
+from lazarus.detect.hosts import answering, suspects, unreachable
 from lazarus.errors import LazarusError
 from lazarus.model import Observation, Sample
-from lazarus.remote.ssh import SshExecutor
+from lazarus.remote.pool import shared_executor
 from lazarus.sources import clock, prometheus, ssh_metrics
-from lazarus.sources.http import probe_all, probe_targets
+from lazarus.sources.probes import check_all, instances
 
 
 @task(name="probe-services", cache_policy=NO_CACHE)
 def probe_services(config: Config) -> list[Observation]:
-    """One HTTP health probe per service instance, all at once."""
-    observations = probe_all(probe_targets(config.inventory))
+    """One probe per watched instance (services on their hosts, databases on theirs), all at
+    once; command probes share the process's warm SSH connections."""
+    executor = shared_executor(config.inventory.ssh, config.base_dir)
+    observations = check_all(instances(config.inventory), executor=executor)
+    for host in answering(observations):  # back: dial it again now, not when its back-off ends
+        executor.backoff.succeeded(host)
     failing = [f"{o.target}: {o.detail}" for o in observations if not o.ok]
     get_run_logger().info(
         "probed %d instances, %d failing%s",
@@ -57,5 +63,27 @@ def _read(config: Config, source: PrometheusSource | SshMetricsSource) -> list[S
         for h in config.inventory.hosts
         if all(h.labels.get(k) == v for k, v in source.hosts.items())
     ]
-    with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
-        return [s for host in hosts for s in ssh_metrics.collect(executor, host)]
+    executor = shared_executor(config.inventory.ssh, config.base_dir)
+    found = ssh_metrics.collect_all(executor, hosts, timeout=config.inventory.ssh.command_timeout)
+    if found.failed:
+        get_run_logger().warning(
+            "ssh_metrics: %d of %d hosts not read this cycle: %s",
+            len(found.failed),
+            len(hosts),
+            "; ".join(f"{h}: {why}" for h, why in sorted(found.failed.items())),
+        )
+    return found.samples
+
+
+@task(name="reach-hosts", cache_policy=NO_CACHE)
+def reach_hosts(config: Config, observations: list[Observation]) -> dict[str, str]:
+    """Hosts whose every probe failed, dialled over SSH: those that do not answer, with why.
+
+    Back-off keeps a dead host from being dialled every cycle; while it waits it counts as
+    still unreachable."""
+    executor = shared_executor(config.inventory.ssh, config.base_dir)
+    candidates = suspects(observations, config.inventory.hosts)
+    down = unreachable(executor, candidates, timeout=config.inventory.ssh.connect_timeout)
+    for name, why in sorted(down.items()):
+        get_run_logger().warning("host %s does not answer SSH: %s", name, why)
+    return down

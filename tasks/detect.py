@@ -11,9 +11,10 @@ from prefect.cache_policies import NO_CACHE
 from lazarus.config import Config
 from lazarus.dbwatch import hold_settling
 from lazarus.detect.cycle import detect_series
+from lazarus.detect.hosts import detect_hosts, suspects, unexplained
 from lazarus.detect.skew import JUDGED, skew_anomalies
 from lazarus.detect.threshold import detect_probes, detect_thresholds
-from lazarus.incidents import close_cleared, close_quiet, open_incidents
+from lazarus.incidents import close_cleared, close_quiet, hosts_down, open_incidents
 from lazarus.model import Anomaly, Incident, Observation, Sample
 from lazarus.store import Store
 from tasks.runtime import open_store
@@ -23,26 +24,39 @@ from tasks.runtime import open_store
 class Correlation:
     opened: list[Incident]
     closed: list[Incident]
+    hosts_down: set[str]
 
 
 @task(name="detect", cache_policy=NO_CACHE)
-def detect(config: Config, observations: list[Observation], samples: list[Sample]) -> list[Anomaly]:
+def detect(
+    config: Config,
+    observations: list[Observation],
+    samples: list[Sample],
+    down: dict[str, str] | None = None,
+) -> list[Anomaly]:
     """Run the detectors, carrying their state (for-N streaks, per-series statistics) over from
-    the previous cycle in the store."""
+    the previous cycle in the store; ``down``: hosts SSH could not reach (tasks.collect)."""
     store = open_store(config)
     try:
         streaks = store.streaks()
         probe_anomalies, probe_streaks = detect_probes(
             observations, streaks, config.detectors.probe_failures
         )
+        host_anomalies, host_streaks = detect_hosts(
+            observations,
+            config.inventory.hosts,
+            down or {},
+            streaks,
+            config.detectors.probe_failures,
+        )
         rule_anomalies, rule_streaks = detect_thresholds(samples, config.detectors.rules, streaks)
-        store.save_streaks({**probe_streaks, **rule_streaks})
+        store.save_streaks({**probe_streaks, **host_streaks, **rule_streaks})
         judged = [s for s in samples if s.series not in JUDGED]  # the skew detector's own
-        series_anomalies = _statistical(store, config, judged)
+        series_anomalies = unexplained(_statistical(store, config, judged), down or {})
     finally:
         store.close()
     skew = skew_anomalies(samples, config.detectors.clock.max_offset)
-    anomalies = probe_anomalies + rule_anomalies + series_anomalies + skew
+    anomalies = probe_anomalies + host_anomalies + rule_anomalies + series_anomalies + skew
     for anomaly in anomalies:
         get_run_logger().warning("anomaly %s: %s", anomaly.fingerprint, anomaly.summary)
     return anomalies
@@ -60,16 +74,22 @@ def _statistical(store: Store, config: Config, samples: list[Sample]) -> list[An
 
 @task(name="correlate", cache_policy=NO_CACHE)
 def correlate(
-    config: Config, anomalies: list[Anomaly], observations: list[Observation]
+    config: Config,
+    anomalies: list[Anomaly],
+    observations: list[Observation],
+    down: dict[str, str] | None = None,
 ) -> Correlation:
-    """Open incidents for new anomalies; resolve those whose symptom cleared on its own."""
+    """Open incidents for new anomalies; resolve those whose symptom cleared on its own.
+
+    ``down``: the hosts SSH could not reach this cycle; the other suspects answered SSH."""
     store = open_store(config)
     try:
-        cleared = close_cleared(store, observations)
+        dialled = {h.name for h in suspects(observations, config.inventory.hosts)}
+        cleared = close_cleared(store, observations, dialled - set(down or {}))
         anomalies, held = hold_settling(config, store, anomalies, time.time())
         opened = open_incidents(store, anomalies)  # marks this cycle's anomalies seen first:
         quiet = close_quiet(store, time.time(), config.detectors.resolve_after)  # never quiet
-        result = Correlation(opened, cleared + quiet)
+        result = Correlation(opened, cleared + quiet, hosts_down(store))
     finally:
         store.close()
     logger = get_run_logger()

@@ -15,8 +15,14 @@ ADAPTERS = {
     "paramiko": {"lazarus/remote/ssh.py"},
     "cryptography": {"lazarus/remote/ssh.py"},
     "apprise": {"lazarus/notify/deliver.py"},
-    # snapshots: the databases Lazarus guards; db.py: the PostgreSQL its own store lives in
-    "psycopg": {"lazarus/snapshots/postgres.py", "lazarus/snapshots/_pg.py", "lazarus/db.py"},
+    # snapshots: the databases Lazarus guards; db.py: the PostgreSQL its own store lives in;
+    # sources/postgres.py: a database's liveness probe
+    "psycopg": {
+        "lazarus/snapshots/postgres.py",
+        "lazarus/snapshots/_pg.py",
+        "lazarus/db.py",
+        "lazarus/sources/postgres.py",
+    },
     "httpx": {"lazarus/sources/http.py", "lazarus/sources/prometheus.py"},
 }
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from lazarus.sandbox import FAULTS, Sandbox, SandboxError
+from lazarus.sandbox import FAULTS, POWER, Sandbox, SandboxError
 
 DEFAULT_DIR = ".lazarus/sandbox"
 
@@ -33,7 +33,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     fault.add_argument("mode", choices=FAULTS, help="the fault to inject, or clear")
     fault.set_defaults(func=_fault)
 
-    for parser in (up, down, status, fault):
+    power = actions.add_parser(
+        "power", help="the hosts' out-of-band power switch (as IPMI): on, off or cycle"
+    )
+    power.add_argument("host", help="host name, e.g. web-2")
+    power.add_argument("action", choices=POWER, help="on, off or cycle (off, then on)")
+    power.set_defaults(func=_power)
+
+    for parser in (up, down, status, fault, power):
         parser.add_argument(
             "--dir",
             type=Path,
@@ -71,6 +78,16 @@ def _fault(args: argparse.Namespace) -> int:
         print(f"{args.host}: {args.mode} (health now {sb.health(args.host) or 'no answer'})")
 
     return _with_sandbox(args, inject)
+
+
+def _power(args: argparse.Namespace) -> int:
+    def switch(sb: Sandbox) -> None:
+        sb.power(args.host, args.action)
+        print(
+            f"{args.host}: power {args.action} (health now {sb.health(args.host) or 'no answer'})"
+        )
+
+    return _with_sandbox(args, switch)
 
 
 def _with_sandbox(args: argparse.Namespace, action: Callable[[Sandbox], None]) -> int:

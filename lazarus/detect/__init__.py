@@ -6,7 +6,8 @@
   ``cusum``: persistent changes in level or variance, and the rate of change.
 - ``robust``: rolling median/MAD z with a robust scale floor; ``esd``: seasonal decomposition +
   generalised ESD (causal S-H-ESD).
-- ``threshold``: bounds with ``for`` cycles and failing probes (the foundation's detectors).
+- ``threshold``: bounds with ``for`` cycles and failing probes (the foundation's detectors);
+  ``hosts``: a host whose SSH and every probe fail is ``host_down``.
 - ``csvfile``: NAB-format CSV in and out through the watch's own detector (`lazarus detect`,
   bench/nab.py).
 - ``explain``: which view fired and the band it expected, for an anomaly's summary.

@@ -22,18 +22,26 @@ def advance(streaks: Mapping[str, int], bad: Mapping[str, bool]) -> dict[str, in
 PROBE_SYMPTOMS = frozenset({"service_down", "service_unhealthy"})
 
 
+NOTHING_ANSWERS = ("refused", "unreachable", "down")
+
+
 def probe_symptom(observation: Observation) -> str:
-    """``service_down`` when nothing answers, ``service_unhealthy`` when it answers wrongly."""
-    return "service_down" if observation.detail.startswith("refused") else "service_unhealthy"
+    """``service_down`` when nothing answers (refused, no route or no answer to connect, a
+    command probe's non-zero exit), ``service_unhealthy`` when it answers wrongly or hangs."""
+    return "service_down" if observation.detail.startswith(NOTHING_ANSWERS) else "service_unhealthy"
 
 
 def detect_probes(
     observations: Iterable[Observation], streaks: Mapping[str, int], failures: int
 ) -> tuple[list[Anomaly], dict[str, int]]:
-    """Anomalies for instances whose probe failed ``failures`` cycles in a row; new streaks."""
+    """Anomalies for instances whose probe failed ``failures`` cycles in a row; new streaks.
+
+    Every anomaly of one cycle carries the cycle's first probe time: probes that fail together
+    are simultaneous, so diagnosis never reads a sub-millisecond gap as "began after"."""
     observations = list(observations)
     keys = {f"probe:{o.target}": o for o in observations}
     new = advance(streaks, {key: not o.ok for key, o in keys.items()})
+    cycle_at = min((o.at for o in observations), default=0.0)
     anomalies = [
         Anomaly(
             host=o.host,
@@ -41,7 +49,7 @@ def detect_probes(
             symptom=probe_symptom(o),
             severity="critical",
             summary=f"health probe failed {new[key]} times in a row: {o.detail}",
-            at=o.at,
+            at=cycle_at,
         )
         for key, o in keys.items()
         if new.get(key, 0) >= failures

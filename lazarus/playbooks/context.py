@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,10 +45,13 @@ class StepContext:
         raise self.fail(f"host {name!r} is not in the inventory")
 
     def service(self, name: str | None = None) -> Service:
+        """A service of the inventory, or a database as the service it is to the watch."""
         name = name or self.incident.service
-        for service in self.config.inventory.services if self.config else []:
-            if service.name == name:
-                return service
+        try:
+            if self.config is not None:
+                return self.config.inventory.service(name)
+        except KeyError:
+            pass
         raise self.fail(f"service {name!r} is not in the inventory")
 
     def database(self, name: str) -> Database:
@@ -95,9 +99,8 @@ class StepContext:
             "steps": self.memory.get("steps", {}),
         }
         if self.config is not None:
-            found = [s for s in self.config.inventory.services if s.name == inc.service]
-            if found:
-                scope["service"] = found[0].model_dump()
+            with contextlib.suppress(KeyError):
+                scope["service"] = self.config.inventory.service(inc.service).model_dump()
             hosts = [h for h in self.config.inventory.hosts if h.name == inc.host]
             if hosts:
                 scope["host"] = hosts[0].model_dump()

@@ -5,6 +5,6 @@
 
 from __future__ import annotations
 
-from lazarus.sandbox.core import FAULTS, Fault, Sandbox, SandboxError, SandboxHost
+from lazarus.sandbox.core import FAULTS, POWER, Fault, Power, Sandbox, SandboxError, SandboxHost
 
-__all__ = ["FAULTS", "Fault", "Sandbox", "SandboxError", "SandboxHost"]
+__all__ = ["FAULTS", "POWER", "Fault", "Power", "Sandbox", "SandboxError", "SandboxHost"]

@@ -97,3 +97,12 @@ def ssh_banner(address: str, port: int) -> bool:
             return s.recv(4).startswith(b"SSH-")
     except OSError:
         return False
+
+
+def port_open(address: str, port: int) -> bool:
+    """True when something accepts TCP connections on address:port."""
+    try:
+        with socket.create_connection((address, port), timeout=1.0):
+            return True
+    except OSError:
+        return False

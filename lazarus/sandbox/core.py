@@ -23,16 +23,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lazarus.errors import LazarusError
-from lazarus.sandbox import _proc, files, host_faults, network
+from lazarus.sandbox import _proc, database, files, host_faults, network
 
 Fault = Literal[
     "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release", "flap",
-    "skew",
+    "skew", "db-stop",
 ]  # fmt: skip
 FAULTS: tuple[str, ...] = (
     "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release", "flap",
-    "skew",
+    "skew", "db-stop",
 )  # fmt: skip
+Power = Literal["on", "off", "cycle"]
+POWER: tuple[str, ...] = ("on", "off", "cycle")
 SERVICE_PORT = 8080
 FALLBACK_SSH_PORT = 2222
 READY_TIMEOUT = 30.0
@@ -66,6 +68,8 @@ class Sandbox:
         self.hosts = [SandboxHost(**h) for h in state["hosts"]]
         self.smtp_port: int = state["smtp_port"]
         self.http_port: int = state["http_port"]
+        db = state.get("database")
+        self.database = database.SandboxDatabase(**db) if db else None
         self._pids: dict[str, list] = state.get("pids", {})  # key -> [pid, cmdline marker]
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -79,11 +83,13 @@ class Sandbox:
         hosts: int = 3,
         subnet: int = 213,
         netns: bool | None = None,
+        with_database: bool | None = None,
     ) -> Sandbox:
         """Start a sandbox of ``hosts`` hosts under ``root`` and wait until all of it answers.
 
         Leftovers of a sandbox with the same name go first, with its incidents and messages.
-        ``netns=None`` uses network namespaces when they can be made, else loopback addresses.
+        ``netns=None`` uses network namespaces when they can be made, else loopback addresses;
+        ``with_database=None`` runs PostgreSQL on the first host when it is installed.
         On failure everything started is stopped again and SandboxError says what did not come
         up.
         """
@@ -98,9 +104,10 @@ class Sandbox:
         for kept in ("state", "sinks"):
             shutil.rmtree(root / kept, ignore_errors=True)
         use_netns = network.netns_available() if netns is None else netns
+        use_db = database.available() if with_database is None else with_database
         sandbox = cls(root, _plan(name, hosts, subnet, use_netns))
         try:
-            sandbox._start(use_netns)
+            sandbox._start(use_netns, use_db)
         except BaseException as exc:
             sandbox.down()
             if isinstance(exc, SandboxError | KeyboardInterrupt):
@@ -127,6 +134,8 @@ class Sandbox:
         _proc.stop([(pid, marker) for pid, marker in self._pids.values()])
         _proc.stop([(pid, "") for h in self.hosts if h.netns for pid in network.pids_in(h.netns)])
         network.destroy(self.name)
+        if self.database is not None:
+            database.remove(self.database)
         self._pids = {}
         self.state_path.unlink(missing_ok=True)
 
@@ -191,14 +200,16 @@ class Sandbox:
     def fault(self, host: str, mode: Fault) -> None:
         """Break (or mend) one host: kill/hang/error its service, partition it, fill its disk,
         deploy its bad release, make its service crash soon after every start (flap), set its
-        clock 30 s ahead as SSH reads it (skew); ``clear`` ends hang/error/flap/skew, empties
-        the disk, puts the good release back and starts a killed service again, ``heal``
-        restores the network."""
+        clock 30 s ahead as SSH reads it (skew), stop its database (``db-stop``); ``clear``
+        ends hang/error/flap/skew, empties the disk, puts the good release back, starts a
+        stopped database and a killed service again, ``heal`` restores the network."""
         h = self.host(host)
         if mode == "clear":
             self._undo_host_faults(h)
             (self.host_dir(host) / files.FLAP_FILE).unlink(missing_ok=True)
             files.skew_clock(self.host_dir(host), None)
+            if self._db_on(host) and not self._db_ready():
+                self._db_control(host, "start")
         if mode in ("fill-disk", "bad-release"):
             self._host_fault(h, mode)
         elif mode == "skew":
@@ -221,6 +232,8 @@ class Sandbox:
                 urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=2.0)
             except OSError as exc:
                 raise SandboxError(f"{host}: the service did not take the fault: {exc}") from None
+        elif mode == "db-stop":
+            self._db_control(host, "stop")
         elif mode in ("partition", "heal"):
             self._set_reachable(h, mode == "heal")
             if mode == "heal" and not _proc.wait_for(
@@ -267,18 +280,57 @@ class Sandbox:
         for host in self.hosts:
             host_faults.mount_disk(self._sshd_pid(host), self.disk_dir(host.name))
 
-    def _start(self, use_netns: bool) -> None:
+    def power(self, host: str, action: Power) -> None:
+        """The sandbox's out-of-band power switch (what IPMI is to a real host): ``off`` cuts
+        the host off, ``on`` and ``cycle`` bring it back with its services freshly started."""
+        h = self.host(host)
+        if action not in POWER:
+            raise SandboxError(f"unknown power action {action!r}; one of {', '.join(POWER)}")
+        self._set_reachable(h, action != "off")
+        if action == "off":
+            return
+        conf = str(self.host_dir(host) / "supervisord.conf")
+        _proc.run(["supervisorctl", "-c", conf, "restart", "all"], timeout=60, check=False)
+        if not _proc.wait_for(
+            lambda: _proc.ssh_banner(h.address, h.ssh_port) and self.health(host) is not None,
+            READY_TIMEOUT,
+        ):
+            raise SandboxError(f"{host}: does not answer after power {action}")
+
+    def _db_on(self, host: str) -> bool:
+        return self.database is not None and self.database.host == host
+
+    def _db_control(self, host: str, verb: str) -> None:
+        """``supervisorctl stop|start postgres`` on the database's host; start waits for it."""
+        if not self._db_on(host):
+            where = f"it runs on {self.database.host}" if self.database else "there is none"
+            raise SandboxError(f"{host}: no database here ({where})")
+        conf = str(self.host_dir(host) / "supervisord.conf")
+        _proc.run(["supervisorctl", "-c", conf, verb, database.PROGRAM], timeout=30, check=False)
+        if verb == "start" and not _proc.wait_for(self._db_ready, READY_TIMEOUT):
+            raise SandboxError(f"{host}: the database does not accept connections after start")
+
+    def _db_ready(self) -> bool:
+        return self.database is not None and _proc.port_open(self.database.address, database.PORT)
+
+    def _start(self, use_netns: bool, use_db: bool = False) -> None:
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)
         files.keygen(self.root / "id_ed25519", f"lazarus@{self.name}")
         (self.root / "authorized_keys").write_text((self.root / "id_ed25519.pub").read_text())
         known = ""
+        if use_db:
+            first = self.hosts[0]
+            self.database = database.init(first.name, first.address, self.root)
+            self._save()
+        needs = f"{self.database.address}:{database.PORT}" if self.database else ""
         for host in self.hosts:
             d = self.host_dir(host.name)
             d.mkdir(parents=True, exist_ok=True)
             public = files.keygen(d / "ssh_host_ed25519_key", f"{host.name}@{self.name}")
             known += files.known_hosts_line(host.address, host.ssh_port, public)
             files.sshd_config(self.root, d, host.address, host.ssh_port)
-            files.supervisord_config(d, host.address, host.service_port)
+            extra = database.program(self.database, d) if self._db_on(host.name) else ""
+            files.supervisord_config(d, host.address, host.service_port, needs, extra)
             host_faults.make_releases(d)
         (self.root / "known_hosts").write_text(known)
         if use_netns:
@@ -297,6 +349,7 @@ class Sandbox:
         files.write_yaml(self.config_path, files.lazarus_config(
             self.root, [(h.name, h.address, h.ssh_port) for h in self.hosts],
             SERVICE_PORT, self.smtp_port, self.http_port,
+            database.config_entry(self.database, self.root) if self.database else None,
         ))  # fmt: skip
         self._wait_ready()
         self._mount_disks()
@@ -326,6 +379,8 @@ class Sandbox:
                 _proc.ssh_banner, h.address, h.ssh_port
             )
             pending[f"web on {h.name} (/health 200)"] = partial(self._healthy, h.name)
+        if self.database is not None:
+            pending[f"postgres on {self.database.host}"] = self._db_ready
 
         def progress() -> bool:
             for key, (pid, _) in self._pids.items():
@@ -385,7 +440,7 @@ class Sandbox:
         state = {
             "name": self.name, "subnet": self.subnet, "smtp_port": self.smtp_port,
             "http_port": self.http_port, "hosts": [asdict(h) for h in self.hosts],
-            "pids": self._pids,
+            "pids": self._pids, "database": asdict(self.database) if self.database else None,
         }  # fmt: skip
         self.state_path.write_text(json.dumps(state, indent=2))
 

@@ -1,6 +1,8 @@
 """A tiny web service whose faults can be switched on: what the sandbox hosts run.
 
 GET /health answers 200 "ok", 500 in ``error`` mode, and stalls (up to 600 s) in ``hang`` mode;
+with ``--db ADDRESS:PORT`` it also needs its database, and answers 500 (logging the refusal, as
+a real client library would) while nothing accepts connections there;
 GET /metrics is Prometheus text; POST /fault?mode=hang|error|clear switches the mode. The mode
 lives in memory only, so a restart clears it, as with a real wedged process. ``--release`` names
 the release it runs (a ``current`` link): a release whose ``health`` file says 500 starts in
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,7 +47,18 @@ class _State:
 
 class _Handler(BaseHTTPRequestHandler):
     state: _State
+    db: tuple[str, int] | None = None
     protocol_version = "HTTP/1.1"
+
+    def _db_error(self) -> str:
+        """Why the database cannot be reached ("" when it can, or when there is none)."""
+        if self.db is None:
+            return ""
+        try:
+            with socket.create_connection(self.db, timeout=0.5):
+                return ""
+        except OSError as exc:
+            return f"could not connect to server: {exc.strerror or exc} ({self.db[0]}:{self.db[1]})"
 
     def do_GET(self) -> None:
         with self.state.lock:
@@ -56,7 +70,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.state.released.wait(HANG_SECONDS)
             if mode == "error":  # what a real service logs: the log collector's error template
                 sys.stdout.write("ERROR health check failed: backend returned an error\n")
-            self._reply(500 if mode == "error" else 200, "error\n" if mode == "error" else "ok\n")
+            db_error = "" if mode == "error" else self._db_error()
+            if db_error:
+                sys.stdout.write(f"ERROR {db_error}\n")
+            failed = mode == "error" or bool(db_error)
+            self._reply(500 if failed else 200, "error\n" if failed else "ok\n")
         elif path == "/metrics":
             self._reply(200, self._metrics(mode), "text/plain; version=0.0.4")
         else:
@@ -101,11 +119,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--release", type=Path, help="the `current` link of its releases")
+    parser.add_argument("--db", default="", help="ADDRESS:PORT of the database it needs")
     args = parser.parse_args(argv)
     state = _State()
     if args.release and release_status(args.release) == 500:  # a broken release: always 500
         state.set_mode("error")
-    handler = type("Handler", (_Handler,), {"state": state})
+    address, _, port = args.db.rpartition(":")
+    db = (address, int(port)) if args.db else None
+    handler = type("Handler", (_Handler,), {"state": state, "db": db})
     server = ThreadingHTTPServer((args.host, args.port), handler)
     server.daemon_threads = True
     print(f"demo service on {args.host}:{args.port}", flush=True)

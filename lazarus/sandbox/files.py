@@ -64,13 +64,16 @@ def skew_clock(host_dir: Path, seconds: int | None) -> None:
     wrapper.chmod(0o755)
 
 
-def supervisord_config(host_dir: Path, address: str, service_port: int) -> Path:
-    """supervisord managing ``web``; autorestart off so a killed service stays down."""
+def supervisord_config(
+    host_dir: Path, address: str, service_port: int, db: str = "", extra: str = ""
+) -> Path:
+    """supervisord managing ``web`` (needing the database at ``db``, ADDRESS:PORT, if any) and
+    the ``extra`` program sections; autorestart off so a killed service stays down."""
     path = host_dir / "supervisord.conf"
     sock = host_dir / "supervisor.sock"
     command = (
         f"{sys.executable} -m lazarus.sandbox.demo_service --host {address} --port {service_port}"
-        f" --release {host_dir / 'releases' / 'current'}"
+        f" --release {host_dir / 'releases' / 'current'}" + (f" --db {db}" if db else "")
     )
     path.write_text(
         "[unix_http_server]\n"
@@ -94,7 +97,7 @@ def supervisord_config(host_dir: Path, address: str, service_port: int) -> Path:
         "startsecs=1\n"
         "stopwaitsecs=3\n"
         f"stdout_logfile={host_dir / 'web.log'}\n"
-        "redirect_stderr=true\n"
+        "redirect_stderr=true\n" + extra
     )
     return path
 
@@ -112,8 +115,10 @@ def lazarus_config(
     service_port: int,
     smtp_port: int,
     http_port: int,
+    database: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The lazarus.yaml of the sandbox: hosts (name, address, ssh port), web, notify to sinks."""
+    """The lazarus.yaml of the sandbox: hosts (name, address, ssh port), web (needing the
+    ``database`` entry, if any), notify to sinks, the sandbox's power switch as out of band."""
     entries = []
     for name, address, ssh_port in hosts:
         entry: dict[str, Any] = {"name": name, "address": address}
@@ -142,8 +147,10 @@ def lazarus_config(
                     },
                     "releases": {"dir": f"{root}/hosts/{{host}}/releases"},
                     "clean_paths": [f"{root}/hosts/{{host}}/disk/logs"],
+                    **({"depends_on": [database["name"]]} if database else {}),
                 }
             ],
+            **({"databases": [database]} if database else {}),
         },
         "notify": {
             "receivers": [
@@ -159,7 +166,21 @@ def lazarus_config(
             "route": {"receiver": "oncall", "group_wait": "0s"},
         },
         "watch": {"interval": "5s"},
-        "playbooks": {"dir": str(PLAYBOOKS)},
+        "playbooks": {
+            "dir": str(PLAYBOOKS),
+            # the sandbox's power switch, used the way an IPMI or cloud API command would be
+            "out_of_band": [
+                sys.executable,
+                "-m",
+                "lazarus.cli",
+                "sandbox",
+                "power",
+                "{host}",
+                "cycle",
+                "--dir",
+                str(root),
+            ],
+        },
         "state": {"path": "state/lazarus.db"},
     }
 

@@ -1,15 +1,12 @@
-"""HTTP health probes of every service instance, concurrently, each with its own timeout."""
+"""HTTP health probes, concurrently, each with its own timeout (sources.probes picks the kind)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httpx
 
-from lazarus.config import Inventory
 from lazarus.model import Observation
 
 
@@ -20,21 +17,6 @@ class ProbeTarget:
     url: str
     timeout: float
     expect_status: int
-
-
-def probe_targets(inventory: Inventory) -> list[ProbeTarget]:
-    """One probe per (service, host) the service runs on, with the URL filled in."""
-    return [
-        ProbeTarget(
-            host=host.name,
-            service=service.name,
-            url=service.probe.http.format(host=host.name, address=host.address),
-            timeout=service.probe.timeout,
-            expect_status=service.probe.expect_status,
-        )
-        for service in inventory.services
-        for host in inventory.hosts_of(service)
-    ]
 
 
 def probe(target: ProbeTarget, client: httpx.Client | None = None) -> Observation:
@@ -52,6 +34,8 @@ def probe(target: ProbeTarget, client: httpx.Client | None = None) -> Observatio
         detail = f"status {response.status_code}" if not ok else "ok"
     except httpx.ConnectError as exc:
         ok, detail = False, f"refused: {_reason(exc)}"
+    except httpx.ConnectTimeout:  # nothing answered the connect: the host, not the service
+        ok, detail = False, f"unreachable: no answer to connect within {target.timeout:g}s"
     except httpx.TimeoutException:
         ok, detail = False, f"timeout: no answer within {target.timeout:g}s"
     except httpx.HTTPError as exc:
@@ -70,23 +54,18 @@ def probe(target: ProbeTarget, client: httpx.Client | None = None) -> Observatio
 
 
 WORKERS = 256
+"""Probes at once (sources.probes.check_all). A hung target holds its thread for the whole
+timeout, so the pool is sized for many of them: with 32 threads, 100 hung of 1,000 targets
+took four timeouts in a row (bench/watch_cost.py); with 256, one. Threads waiting on sockets
+cost little; on loopback, where the probes are CPU-bound, 256 cost about the same as 32."""
 
 
-def probe_all(targets: Sequence[ProbeTarget], *, workers: int = WORKERS) -> list[Observation]:
-    """Probe every target at once, so a cycle costs the slowest probe, not the sum.
+Client = httpx.Client
 
-    A hung target holds its thread for the whole timeout, so the pool is sized for many of them:
-    with 32 threads, 100 hung of 1,000 targets took four timeouts in a row (bench/watch_cost.py);
-    with 256, one. Threads waiting on sockets cost little; on loopback, where the probes are
-    CPU-bound, 256 cost about the same as 32.
-    """
-    if not targets:
-        return []
-    with (
-        httpx.Client(limits=httpx.Limits(max_connections=workers)) as client,
-        ThreadPoolExecutor(max_workers=min(workers, len(targets))) as pool,
-    ):
-        return list(pool.map(lambda t: probe(t, client), targets))
+
+def client(workers: int = WORKERS) -> httpx.Client:
+    """One pooled client for a cycle's probes, sized for ``workers`` at once."""
+    return httpx.Client(limits=httpx.Limits(max_connections=workers))
 
 
 def _reason(exc: Exception) -> str:

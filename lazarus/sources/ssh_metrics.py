@@ -2,15 +2,23 @@
 
 The command is a constant (no value from config or the host reaches the shell), and each
 section is parsed on its own so a host without ``df`` still reports load and memory.
+Hosts are read side by side, each on its own: a hung or dead host costs its own timeout and
+leaves every other host's series whole.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from lazarus.config import Host
+from lazarus.errors import RemoteError
 from lazarus.model import Sample
 from lazarus.remote import Executor
+
+WORKERS = 32  # hosts read at once; each mostly waits on its socket
 
 _SEPARATOR = "--lazarus-section--"
 COMMAND = [
@@ -24,6 +32,35 @@ def collect(executor: Executor, host: Host, *, timeout: float = 10.0) -> list[Sa
     """Samples ``load1``, ``mem_available_ratio`` and ``disk_used_ratio`` (per mount) of a host."""
     result = executor.run(host, COMMAND, timeout=timeout)
     return parse(result.stdout, host=host.name, at=time.time())
+
+
+@dataclass(frozen=True)
+class Readings:
+    """One cycle's samples of every host that answered, and why each other host did not."""
+
+    samples: list[Sample]
+    failed: dict[str, str]
+
+
+def collect_all(
+    executor: Executor, hosts: Sequence[Host], *, timeout: float = 10.0, workers: int = WORKERS
+) -> Readings:
+    """Every host's samples, at most ``workers`` hosts at once; a failing host is noted in
+    ``failed`` and never stops the others."""
+
+    def one(host: Host) -> tuple[list[Sample], str]:
+        try:
+            return collect(executor, host, timeout=timeout), ""
+        except RemoteError as exc:
+            return [], f"{type(exc).__name__}: {exc}"
+
+    if not hosts:
+        return Readings([], {})
+    with ThreadPoolExecutor(max_workers=min(workers, len(hosts))) as pool:
+        results = list(pool.map(one, hosts))
+    samples = [s for found, _ in results for s in found]
+    failed = {h.name: why for h, (_, why) in zip(hosts, results, strict=True) if why}
+    return Readings(samples, failed)
 
 
 def parse(text: str, *, host: str, at: float) -> list[Sample]:

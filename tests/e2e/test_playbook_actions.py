@@ -135,7 +135,11 @@ def test_db_corrupt_playbook_restores_a_dropped_table(shop: Database, tmp_path: 
     _sql(shop.dsn, "DROP TABLE orders")
     config = Config.model_validate(
         {
-            "inventory": {"ssh": {"key": "k"}, "hosts": [], "databases": [shop.model_dump()]},
+            "inventory": {
+                "ssh": {"key": "k"},
+                "hosts": [{"name": "db-1", "address": "127.0.0.1"}],
+                "databases": [{**shop.model_dump(), "host": "db-1"}],
+            },
             "base_dir": str(tmp_path),
         }
     )

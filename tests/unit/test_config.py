@@ -67,3 +67,20 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_databases_are_watched_on_their_own_host(monkeypatch) -> None:
+    monkeypatch.setenv("LAZARUS_TEST_SSH_KEY", "k")
+    monkeypatch.setenv("LAZARUS_TEST_CHAT_URL", "json://127.0.0.1:9/chat")
+    inventory = load_config(FIXTURES / "good" / "full.yaml").inventory
+    watched = {s.name: s for s in inventory.watched()}
+    assert list(watched) == ["api", "cache", "worker", "orders-db"]
+    db = inventory.service("orders-db")
+    assert [h.name for h in inventory.hosts_of(db)] == ["web-2"]  # never every host
+    assert db.probe.kind == "postgres" and db.probe.postgres == inventory.databases[0].dsn
+    assert db.control.unit == "postgresql"
+    assert [watched[n].probe.kind for n in ("api", "cache", "worker")] == [
+        "http",
+        "tcp",
+        "command",
+    ]

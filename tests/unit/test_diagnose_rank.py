@@ -86,7 +86,7 @@ def test_a_cycle_ends_the_walk() -> None:
             [
                 {"name": "a", "depends_on": ["b"]},
                 {"name": "b", "depends_on": ["c"]},
-                {"name": "c", "depends_on": ["a"]},
+                {"name": "c", "labels": {"depends_on": "a"}},  # config refuses a cycle; labels
             ]
         )
     )

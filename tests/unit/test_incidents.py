@@ -31,3 +31,29 @@ def test_quiet_incidents_resolve_and_probe_or_busy_ones_stay(tmp_path: Path) -> 
     states = {i.id: i.state for i in store.recent()}
     assert states[down.id] is IncidentState.OPEN and states[busy.id] is IncidentState.REMEDIATING
     store.close()
+
+
+def test_host_down_resolves_when_the_host_answers_and_mutes_remediation_of_its_services(
+    tmp_path: Path,
+) -> None:
+    from lazarus.config import Config
+    from lazarus.incidents import close_cleared, hosts_down, remediable
+    from lazarus.model import Observation
+    from lazarus.playbooks import load_dir
+
+    store = Store(tmp_path / "s.db")
+    host = Anomaly("web-2", "", "host_down", "critical", "unreachable", T0, {"host": "web-2"})
+    service = open_incidents(store, [anomaly("service_down", T0, "web-2"), host])[0]
+    assert hosts_down(store) == {"web-2"}
+    config = Config.model_validate(
+        {"inventory": {"ssh": {"key": "k"}, "hosts": [{"name": "web-2", "address": "10.0.0.2"}]}}
+    )
+    books = load_dir(Path(__file__).parents[2] / "playbooks")
+    assert not remediable(config, books, service, hosts_down(store))  # nobody can reach it
+    down = [Observation("web-2", "api", False, "unreachable: no answer", T0)]
+    assert close_cleared(store, down) == []
+    closed = close_cleared(store, [], answered=["web-2"])  # SSH answers again
+    assert [(i.symptom, i.reason) for i in closed] == [
+        ("host_down", "symptom cleared: the host answers again")
+    ]
+    store.close()

@@ -45,6 +45,7 @@ CONFIG = Config.model_validate(
                     "control": {"kind": "supervisor"},
                     "labels": {"depends_on": "cache"},
                     "releases": {"dir": "/srv/app/{host}/releases"},
+                    "depends_on": ["cache"],
                 },
                 {
                     "name": "cache",
@@ -56,6 +57,7 @@ CONFIG = Config.model_validate(
                 {
                     "name": "orders",
                     "kind": "sqlite",
+                    "host": "web-1",
                     "dsn": "orders.db",
                     "snapshots": {"dir": "snaps"},
                 }
@@ -71,12 +73,12 @@ SETTINGS = PlaybookSettings(
 )
 
 
-def incident(symptom: str = "service_down", **labels: str) -> Incident:
+def incident(symptom: str = "service_down", service: str = "api", **labels: str) -> Incident:
     return Incident(
         1,
         "api@web-1/x",
         "web-1",
-        "api",
+        service,
         symptom,
         "critical",
         IncidentState.OPEN,
@@ -243,8 +245,22 @@ EXPECTED_PLANS = {
             ),
         ],
     ),
+    "dependency-down": (
+        incident("service_unhealthy"),
+        [
+            (
+                "steps",
+                "dependency",
+                "dependency.healthy",
+                "local",
+                ("wait for", "cache@web-1", "within 120s"),
+            ),
+            ("steps", "check", "http.check", "local", ("GET", DEAD_URL, "expect 200")),
+            ("verify", "cleared", "symptom.cleared", "local", ("GET", DEAD_URL, "expect probe ok")),
+        ],
+    ),
     "host-unreachable": (
-        incident("host_unreachable"),
+        incident("host_down", service=""),
         [
             (
                 "steps",
@@ -259,6 +275,13 @@ EXPECTED_PLANS = {
                 "host.reboot",
                 "local",
                 ("ipmitool", "-H", "web-1-bmc", "power", "cycle"),
+            ),
+            (
+                "verify",
+                "cleared",
+                "symptom.cleared",
+                "local",
+                ("ssh", "web-1", "true", "expect probe ok"),
             ),
         ],
     ),

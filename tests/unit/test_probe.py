@@ -9,11 +9,13 @@ from typing import ClassVar
 
 import pytest
 
+from lazarus.config import Host, Probe
 from lazarus.errors import ActionError
 from lazarus.model import Incident, IncidentState
 from lazarus.playbooks import StepContext
 from lazarus.playbooks.actions.basic import HttpCheckParams, poll
-from lazarus.sources.http import ProbeTarget, probe, probe_all
+from lazarus.sources.http import ProbeTarget, probe
+from lazarus.sources.probes import Instance, check_all
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -61,13 +63,10 @@ def test_probe_outcomes(server: int) -> None:
     assert probe(target(f"http://127.0.0.1:{free_port()}/health")).detail.startswith("refused")
 
 
-def test_probe_all_keeps_order_and_never_raises(server: int) -> None:
-    targets = [
-        target(f"http://127.0.0.1:{server}/health"),
-        target("http://127.0.0.1:1/x"),
-        target("not a url at all"),
-    ]
-    results = probe_all(targets)
+def test_check_all_keeps_order_and_never_raises(server: int) -> None:
+    host = Host(name="h1", address="127.0.0.1")
+    urls = [f"http://{{address}}:{server}/health", "http://127.0.0.1:1/x", "not a url at all"]
+    results = check_all([Instance(host, "web", Probe(http=url)) for url in urls])
     assert [r.ok for r in results] == [True, False, False]
 
 

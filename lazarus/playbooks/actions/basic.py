@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from pydantic import Field
 
-from lazarus.config import Duration
+from lazarus.config import Duration, Host
+from lazarus.detect.hosts import REACH_COMMAND
+from lazarus.errors import RemoteError
+from lazarus.model import Observation
 from lazarus.playbooks.actions import Action, Params, StepResult, register
 from lazarus.playbooks.context import StepContext
 from lazarus.sources.http import ProbeTarget, probe
+from lazarus.sources.probes import Instance, check
 
 
 class WaitParams(Params):
@@ -55,41 +61,90 @@ def poll(ctx: StepContext, params: HttpCheckParams, url: str) -> StepResult:
     target = ProbeTarget(
         ctx.incident.host, ctx.incident.service, url, params.timeout, params.expect_status
     )
-    deadline = ctx.clock() + params.within
-    attempts = 1 + int(params.within / max(params.interval, 0.001))
-    detail = ""
-    for _ in range(attempts):
-        seen = probe(target)
-        if seen.ok:
-            return StepResult(f"{url} answered {params.expect_status}")
-        detail = seen.detail
-        if ctx.clock() + params.interval > deadline:
-            break
-        ctx.sleep(params.interval)
-    raise ctx.fail(
-        f"{url} did not answer {params.expect_status} within {params.within:g}s (last: {detail})"
+    until_ok(
+        ctx,
+        params.within,
+        params.interval,
+        lambda: probe(target),
+        f"{url} did not answer {params.expect_status}",
     )
+    return StepResult(f"{url} answered {params.expect_status}")
 
 
-def probe_url(ctx: StepContext, url: str) -> str:
-    """The step's URL, or the incident's service probe filled for the incident's host."""
-    if url:
-        return url
+def until_ok(
+    ctx: StepContext,
+    within: float,
+    interval: float,
+    attempt: Callable[[], Observation],
+    failure: str,
+) -> Observation:
+    """Repeat ``attempt`` every ``interval`` until it is ok (returned) or ``within`` passes
+    (ActionError: ``failure`` and the last attempt's detail)."""
+    deadline = ctx.clock() + within
+    detail = ""
+    for _ in range(1 + int(within / max(interval, 0.001))):
+        seen = attempt()
+        if seen.ok:
+            return seen
+        detail = seen.detail
+        if ctx.clock() + interval > deadline:
+            break
+        ctx.sleep(interval)
+    raise ctx.fail(f"{failure} within {within:g}s (last: {detail})")
+
+
+def own_probe(ctx: StepContext) -> tuple[list[str], Callable[[], Observation]]:
+    """What the incident's own symptom is checked by (words for a plan) and the check: the
+    instance's probe of whatever kind, or for a host-level incident a command over SSH."""
     host = ctx.host()
-    return ctx.service().probe.http.format(host=host.name, address=host.address)
+    if not ctx.incident.service:
+        return ["ssh", host.name, *REACH_COMMAND], lambda: reach(ctx, host)
+    instance = Instance(host, ctx.incident.service, ctx.service().probe)
+    probe = instance.probe
+    words = {
+        "http": lambda: ["GET", instance.fill(probe.http or "")],
+        "tcp": lambda: ["connect", instance.fill(probe.tcp or "")],
+        "postgres": lambda: ["postgres", instance.service, "SELECT 1"],
+        "command": lambda: ["ssh", host.name, *(probe.command or [])],
+    }[probe.kind]()
+    return words, lambda: check(instance, executor=ctx.executor)
+
+
+def reach(ctx: StepContext, host: Host) -> Observation:
+    """Whether SSH runs a command on ``host`` now, as an Observation."""
+    started = ctx.clock()
+    try:
+        ctx.remote().run(host, REACH_COMMAND, timeout=ctx.timeout)
+    except RemoteError as exc:
+        return Observation(host.name, "", False, f"unreachable: {exc}", started)
+    return Observation(host.name, "", True, "SSH answers", started)
 
 
 @register
 class HttpCheck(Action):
+    """GET ``url`` until it answers ``expect_status``; with no ``url``, the incident's own
+    probe (of whatever kind: a database's ``SELECT 1``, a TCP connect) until it passes."""
+
     name = "http.check"
     acts = False
     Params = HttpCheckParams
 
     def describe(self, ctx: StepContext, params: HttpCheckParams) -> tuple[str, list[str]]:
-        return ("local", ["GET", probe_url(ctx, params.url), f"expect {params.expect_status}"])
+        if params.url:
+            return ("local", ["GET", params.url, f"expect {params.expect_status}"])
+        words, _ = own_probe(ctx)
+        return ("local", [*words, f"expect {params.expect_status}" if words[0] == "GET" else "ok"])
 
     def run(self, ctx: StepContext, params: HttpCheckParams) -> StepResult:
-        return poll(ctx, params, probe_url(ctx, params.url))
+        if params.url:
+            return poll(ctx, params, params.url)
+        return _own(ctx, params.within, params.interval)
+
+
+def _own(ctx: StepContext, within: float, interval: float) -> StepResult:
+    words, attempt = own_probe(ctx)
+    until_ok(ctx, within, interval, attempt, f"{' '.join(words)} did not pass")
+    return StepResult(f"{' '.join(words)}: passes")
 
 
 class ClearedParams(Params):
@@ -99,24 +154,17 @@ class ClearedParams(Params):
 
 @register
 class SymptomCleared(Action):
-    """The incident's own probe passes again: the verify step of most playbooks."""
+    """The incident's own probe passes again (for a host: SSH answers): most playbooks' verify."""
 
     name = "symptom.cleared"
     acts = False
     Params = ClearedParams
 
     def describe(self, ctx: StepContext, params: ClearedParams) -> tuple[str, list[str]]:
-        return ("local", ["GET", probe_url(ctx, ""), "expect probe ok"])
+        return ("local", [*own_probe(ctx)[0], "expect probe ok"])
 
     def run(self, ctx: StepContext, params: ClearedParams) -> StepResult:
-        probe_cfg = ctx.service().probe
-        check = HttpCheckParams(
-            within=params.within,
-            interval=params.interval,
-            timeout=probe_cfg.timeout,
-            expect_status=probe_cfg.expect_status,
-        )
-        return poll(ctx, check, probe_url(ctx, ""))
+        return _own(ctx, params.within, params.interval)
 
 
 class NestedParams(Params):
