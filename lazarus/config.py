@@ -282,10 +282,19 @@ class StuckLimits(Strict):
 
 
 class Pitr(Strict):
-    """Point-in-time recovery: where base backups go and where the server archives its WAL."""
+    """Point-in-time recovery: where base backups go and where the server archives its WAL.
+    Both are absolute paths on the machine Lazarus runs on (the server's archive_command names
+    the same folder), readable by the OS user ``postgres`` that runs the side copies."""
 
-    base_backups: str = Field(description="folder of pg_basebackup copies (relative to config)")
-    wal_archive: str = Field(description="folder the server's archive_command copies WAL into")
+    base_backups: str = Field(description="absolute folder of pg_basebackup copies")
+    wal_archive: str = Field(description="absolute folder the server's archive_command fills")
+
+    @field_validator("base_backups", "wal_archive")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not Path(value).is_absolute():
+            raise ValueError(f"{value!r} must be an absolute path")
+        return value
 
 
 class Database(Strict):

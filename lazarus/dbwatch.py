@@ -108,6 +108,8 @@ def _corrupt(db: Database, state: dict[str, CheckState], now: float) -> Anomaly 
     }
     if first.good_at is not None:
         labels["good_at"] = f"{first.good_at:.3f}"
+    if db.pitr is not None:  # WAL is archived: interval recovery is possible
+        labels["pitr"] = "on"
     return Anomaly(host_of(db), db.name, "db_corrupt", "critical", f"{db.name}: {summary}",
                    now, labels)  # fmt: skip
 
@@ -135,7 +137,8 @@ def hold_settling(
     config: Config, store: Store, anomalies: Iterable[Anomaly], now: float
 ) -> tuple[list[Anomaly], list[Anomaly]]:
     """(kept, held): after a data recovery resolved an incident of a database, metrics that lag
-    the restore (anomalies on its host or naming it) are held off for its ``settle`` time."""
+    the restore (anomalies on its host or naming it) are held off for its ``settle`` time;
+    the database's own checks are never held."""
     settling = []
     for incident in store.recent(200):
         db = _database(config, incident.labels.get("database", ""))
@@ -149,7 +152,8 @@ def hold_settling(
             settling.append(db)
     kept, held = [], []
     for anomaly in anomalies:
-        hit = any(
+        own = anomaly.symptom in DB_SYMPTOMS and anomaly.service == anomaly.labels.get("database")
+        hit = not own and any(  # a database's own checks read the live data: never lagging
             anomaly.labels.get("database") == db.name
             or (db.host is not None and anomaly.host == db.host)
             for db in settling

@@ -20,6 +20,7 @@ ADAPTERS = {
     "psycopg": {
         "lazarus/snapshots/postgres.py",
         "lazarus/snapshots/_pg.py",
+        "lazarus/snapshots/interval.py",
         "lazarus/db.py",
         "lazarus/sources/postgres.py",
     },

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from lazarus.config import Database, DbCheck
 from lazarus.errors import ActionError
-from lazarus.snapshots import files, postgres, sqlite
+from lazarus.snapshots import files, postgres, sidecopy, sqlite
 from lazarus.snapshots.checks import CheckResult
 from lazarus.snapshots.files import Reason, RestoreReport, Snapshot, list_snapshots, prune
 from lazarus.snapshots.pitr import (
@@ -61,7 +61,10 @@ def snapshot(db: Database, snapshot_dir: Path, *, reason: Reason = "scheduled") 
 
 
 def take(db: Database, snapshot_dir: Path) -> Snapshot:
-    """A scheduled snapshot, verified on a scratch copy at once: its sidecar says good or bad."""
+    """A scheduled snapshot, verified on a scratch copy at once: its sidecar says good or bad.
+    With ``pitr`` set, a base backup of the cluster is taken too (point-in-time recovery)."""
+    if db.pitr is not None and db.kind == "postgres":
+        sidecopy.take_base_backup(db, Path(db.pitr.base_backups))
     return verify_on_scratch(db, snapshot(db, snapshot_dir))
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from lazarus.errors import ActionError, LazarusError
 from lazarus.secrets import Secret, resolve
@@ -47,6 +47,18 @@ class Server:
 
     def __repr__(self) -> str:
         return f"Server(dbname={self.dbname!r})"
+
+    def moved(self, host: str, port: int) -> Server:
+        """The same database, user and password on another server (a side copy)."""
+        other = object.__new__(Server)
+        other.__dict__.update(self.__dict__)
+        other._params = {**self._params, "host": host, "port": port}
+        other._params.pop("hostaddr", None)
+        return other
+
+    def conninfo(self) -> str:
+        """The libpq connection string (holds the password: hand it on, never show it)."""
+        return make_conninfo(**self._params)
 
     def env(self, dbname: str | None = None) -> dict[str, str]:
         """Connection settings for a pg tool, as environment variables (never argv)."""

@@ -173,8 +173,9 @@ def test_lagging_alerts_on_a_recovered_databases_host_are_held_for_its_settle_ti
         closed = store.get(incident.id).closed_at
         lagging = Anomaly("db-1", "", "orders_low", "warning", "7000 < 9500", 2.0, {})
         elsewhere = Anomaly("web-1", "api", "service_down", "critical", "down", 2.0, {})
-        kept, held = hold_settling(config, store, [lagging, elsewhere], closed + 10)
-        assert (kept, held) == ([elsewhere], [lagging])
+        again = Anomaly("db-1", "shop", "db_corrupt", "critical", "y", 2.0, {"database": "shop"})
+        kept, held = hold_settling(config, store, [lagging, elsewhere, again], closed + 10)
+        assert (kept, held) == ([elsewhere, again], [lagging])
         kept, held = hold_settling(config, store, [lagging], closed + shop.settle + 1)
         assert (kept, held) == ([lagging], [])
     finally:
@@ -240,3 +241,25 @@ def test_retention_keeps_n_daily_weekly_and_removes_leftovers(shop: Database) ->
     # week before (9 days); the 31 h, 10 d and 40 d ones go
     assert left == {taken[0].path, taken[1].path, taken[3].path, taken[5].path}
     assert partial in removed and orphan in removed and foreign.exists()
+
+
+def test_interval_diff_reapplies_only_what_the_interval_did_and_lists_conflicts() -> None:
+    from lazarus.snapshots.interval import _diff
+
+    start = {("1",): "a", ("2",): "b", ("3",): "c", ("4",): "d", ("5",): "e"}
+    end = {("1",): "a", ("3",): "C", ("4",): "D", ("6",): "new"}  # 2, 5 deleted; 3, 4 changed
+    now = {
+        ("1",): "a2",
+        ("3",): "C",
+        ("4",): "D again",
+        ("5",): "redone",
+        ("6",): "new",
+        ("7",): "later",
+    }
+
+    plan = _diff("orders", ["id"], start, end, now)
+
+    assert plan.inserts == [["2"]]  # deleted by the interval, not recreated since
+    assert (plan.updates, plan.expected) == ([["3"]], ["C"])
+    assert plan.conflicts == [["4"], ["5"]]  # touched again after t2: left alone
+    # 1 changed only after t2, 6 inserted by the interval, 7 after it: none of its business

@@ -30,7 +30,7 @@ def config(tmp_path: Path) -> Path:
 
 def test_check_shipped_and_bad(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["playbook", "check", str(ROOT / "playbooks")]) == 0
-    assert "ok (8 playbooks)" in capsys.readouterr().out
+    assert "ok (10 playbooks)" in capsys.readouterr().out
     assert main(["playbook", "check", str(BAD)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == sum(len(p.read_text().splitlines()) for p in BAD.glob("*.err"))

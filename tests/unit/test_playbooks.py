@@ -198,6 +198,59 @@ EXPECTED_PLANS = {
             ),
         ],
     ),
+    "db-interval": (
+        incident("db_corrupt", database="orders", pitr="on"),
+        [
+            (
+                "steps",
+                "keep-damaged",
+                "db.snapshot",
+                "orders",
+                ("snapshot", "sqlite", "damaged", "/srv/lazarus/snaps"),
+            ),
+            (
+                "steps",
+                "diff",
+                "db.interval_diff",
+                "local",
+                ("db.interval_diff", "database=orders", "start=", "end="),
+            ),
+            (
+                "steps",
+                "re-apply",
+                "db.interval_apply",
+                "orders",
+                ("re-apply", "the rows db.interval_diff finds"),
+            ),
+            (
+                "verify",
+                "checks-pass",
+                "db.check",
+                "local",
+                ("db.check", "database=orders", "within=60.0", "interval=1.0"),
+            ),
+        ],
+    ),
+    "db-point-in-time": (
+        incident("db_corrupt", database="orders", pitr="on"),
+        [
+            (
+                "steps",
+                "keep-damaged",
+                "db.snapshot",
+                "orders",
+                ("snapshot", "sqlite", "damaged", "/srv/lazarus/snaps"),
+            ),
+            ("steps", "point-in-time", "db.pitr", "local", ("db.pitr", "database=orders", "at=")),
+            (
+                "verify",
+                "checks-pass",
+                "db.check",
+                "local",
+                ("db.check", "database=orders", "within=60.0", "interval=1.0"),
+            ),
+        ],
+    ),
     "db-stuck-transaction": (
         incident("db_stuck_transaction", database="orders"),
         [

@@ -73,7 +73,7 @@ def register(cls: type[Action]) -> type[Action]:
 
 def load_builtin() -> dict[str, Action]:
     """Import the shipped action modules (each registers itself) and return the registry."""
-    from lazarus.playbooks.actions import basic, db, dependency, ssh  # noqa: F401
+    from lazarus.playbooks.actions import basic, db, dependency, pitr, ssh  # noqa: F401
 
     return REGISTRY
 

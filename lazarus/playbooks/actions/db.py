@@ -22,7 +22,7 @@ class SnapshotParams(DbParams):
     reason: Literal["scheduled", "damaged"] = "damaged"  # taken during an incident: damaged
 
 
-def _dir(ctx: StepContext, db: Database) -> Path:
+def snapshot_dir(ctx: StepContext, db: Database) -> Path:
     assert ctx.config is not None  # ctx.database() already failed without a config
     return ctx.config.path(db.snapshots.dir)
 
@@ -38,14 +38,14 @@ class DbSnapshot(Action):
 
     def describe(self, ctx: StepContext, params: SnapshotParams) -> tuple[str, list[str]]:
         db = ctx.database(params.database)
-        return (params.database, ["snapshot", db.kind, params.reason, str(_dir(ctx, db))])
+        return (params.database, ["snapshot", db.kind, params.reason, str(snapshot_dir(ctx, db))])
 
     def run(self, ctx: StepContext, params: SnapshotParams) -> StepResult:
         db = ctx.database(params.database)
         if params.reason == "scheduled":
-            snap = snapshots.take(db, _dir(ctx, db))
+            snap = snapshots.take(db, snapshot_dir(ctx, db))
         else:
-            snap = snapshots.snapshot(db, _dir(ctx, db), reason=params.reason)
+            snap = snapshots.snapshot(db, snapshot_dir(ctx, db), reason=params.reason)
         ctx.memory.setdefault("taken", set()).add(snap.path)
         return StepResult(
             f"{params.reason} snapshot {snap.path.name} ({snap.size} bytes)",
@@ -66,14 +66,19 @@ class DbRestore(Action):
         db = ctx.database(params.database)
         return (
             params.database,
-            ["restore", db.kind, "newest good snapshot that passes its checks", str(_dir(ctx, db))],
+            [
+                "restore",
+                db.kind,
+                "newest good snapshot that passes its checks",
+                str(snapshot_dir(ctx, db)),
+            ],
         )
 
     def run(self, ctx: StepContext, params: DbParams) -> StepResult:
         db = ctx.database(params.database)
         exclude = ctx.memory.get("taken", set())
         try:
-            report = snapshots.restore_newest_good(db, _dir(ctx, db), exclude=exclude)
+            report = snapshots.restore_newest_good(db, snapshot_dir(ctx, db), exclude=exclude)
         except LazarusError as exc:
             raise ctx.fail(str(exc)) from exc
         refused = f" after refusing {len(report.tried)}" if report.tried else ""
