@@ -143,6 +143,20 @@ def book(steps: list[dict], **extra: object) -> Playbook:
 # --- shipped playbooks: each validates and its dry-run plan is exactly this ------------------
 
 SUP = ("supervisorctl", "restart", "api")
+KEEP_DAMAGED = (
+    "steps",
+    "keep-damaged",
+    "db.snapshot",
+    "orders",
+    ("snapshot", "sqlite", "damaged", "/srv/lazarus/snaps"),
+)
+CHECKS_PASS = (
+    "verify",
+    "checks-pass",
+    "db.check",
+    "local",
+    ("db.check", "database=orders", "within=60.0", "interval=1.0"),
+)
 EXPECTED_PLANS = {
     "service-down": (
         incident(),
@@ -170,13 +184,7 @@ EXPECTED_PLANS = {
     "db-corrupt": (
         incident("db_corrupt", database="orders"),
         [
-            (
-                "steps",
-                "keep-damaged",
-                "db.snapshot",
-                "orders",
-                ("snapshot", "sqlite", "damaged", "/srv/lazarus/snaps"),
-            ),
+            KEEP_DAMAGED,
             (
                 "steps",
                 "restore",
@@ -189,25 +197,13 @@ EXPECTED_PLANS = {
                     "/srv/lazarus/snaps",
                 ),
             ),
-            (
-                "verify",
-                "checks-pass",
-                "db.check",
-                "local",
-                ("db.check", "database=orders", "within=60.0", "interval=1.0"),
-            ),
+            CHECKS_PASS,
         ],
     ),
     "db-interval": (
         incident("db_corrupt", database="orders", pitr="on"),
         [
-            (
-                "steps",
-                "keep-damaged",
-                "db.snapshot",
-                "orders",
-                ("snapshot", "sqlite", "damaged", "/srv/lazarus/snaps"),
-            ),
+            KEEP_DAMAGED,
             (
                 "steps",
                 "diff",
@@ -222,33 +218,15 @@ EXPECTED_PLANS = {
                 "orders",
                 ("re-apply", "the rows db.interval_diff finds"),
             ),
-            (
-                "verify",
-                "checks-pass",
-                "db.check",
-                "local",
-                ("db.check", "database=orders", "within=60.0", "interval=1.0"),
-            ),
+            CHECKS_PASS,
         ],
     ),
     "db-point-in-time": (
         incident("db_corrupt", database="orders", pitr="on"),
         [
-            (
-                "steps",
-                "keep-damaged",
-                "db.snapshot",
-                "orders",
-                ("snapshot", "sqlite", "damaged", "/srv/lazarus/snaps"),
-            ),
+            KEEP_DAMAGED,
             ("steps", "point-in-time", "db.pitr", "local", ("db.pitr", "database=orders", "at=")),
-            (
-                "verify",
-                "checks-pass",
-                "db.check",
-                "local",
-                ("db.check", "database=orders", "within=60.0", "interval=1.0"),
-            ),
+            CHECKS_PASS,
         ],
     ),
     "db-stuck-transaction": (
