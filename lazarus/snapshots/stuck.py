@@ -2,7 +2,9 @@
 
 A session idle inside a transaction keeps its locks and its snapshot until it ends, so past the
 limit it is terminated. A query that others have waited on past the limit is cancelled; when the
-blocker sits idle in its transaction a cancel does nothing, so it is terminated instead.
+blocker sits idle in its transaction a cancel does nothing, so it is terminated instead. A
+session that itself waits on a lock is a victim in a queue (writers behind one row lock wait on
+each other), never a blocker to end: ending the head of the queue frees them all.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ WITH waits AS (
 )
 SELECT a.pid, coalesce(a.usename, ''), coalesce(a.state, ''), left(a.query, 200),
        coalesce(extract(epoch FROM now() - a.state_change), 0)::float8,
-       (SELECT max(waited) FROM waits WHERE blocker = a.pid)::float8
+       (SELECT max(waited) FROM waits WHERE blocker = a.pid)::float8,
+       coalesce(a.wait_event_type = 'Lock', false)
 FROM pg_stat_activity a
 WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
   AND a.backend_type = 'client backend'
@@ -40,6 +43,7 @@ class Session:
     query: str
     idle_s: float
     blocking_s: float | None
+    waiting: bool = False  # itself waiting on a lock
 
 
 class EndedBackend(BaseModel):
@@ -65,7 +69,11 @@ def plan(
     if idle_tx and session.idle_s >= idle_in_transaction_for:
         age, reason = session.idle_s, f"{session.state} for {session.idle_s:.1f}s"
         action: Literal["terminate", "cancel"] = "terminate"
-    elif session.blocking_s is not None and session.blocking_s >= blocking_for:
+    elif (
+        session.blocking_s is not None
+        and session.blocking_s >= blocking_for
+        and not session.waiting
+    ):
         age, reason = session.blocking_s, f"blocking others for {session.blocking_s:.1f}s"
         action = "terminate" if idle_tx else "cancel"
     else:

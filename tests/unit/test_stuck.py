@@ -41,3 +41,10 @@ def test_plan(state: str, idle_s: float, blocking_s: float | None, expected: tup
         assert planned is not None and (planned.action, planned.age_s) == expected
         assert planned.pid == 42 and planned.query == "UPDATE t SET x = 1"
         assert not planned.ended  # planned, not yet done
+
+
+def test_a_waiting_writer_at_the_head_of_a_lock_queue_is_never_ended() -> None:
+    from dataclasses import replace
+
+    head = replace(session("active", blocking_s=30.0), waiting=True)
+    assert plan(head, idle_in_transaction_for=60, blocking_for=10) is None
