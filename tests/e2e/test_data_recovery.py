@@ -119,7 +119,7 @@ def watch_approving(config: Path, meanwhile: Callable[[], None] = lambda: None) 
         time.sleep(1)
     assert paused is not None, f"no approval was asked; the watch cycle ended with {outcome}"
     meanwhile()
-    resume_flow_run(paused, run_input={"approve": True, "comment": "go ahead"})
+    resume_flow_run(paused, run_input={"approver": "ana", "decision": "approve", "comment": "go"})
     thread.join(timeout=300)
     assert not thread.is_alive(), "the watch cycle did not finish"
     return outcome

@@ -102,6 +102,7 @@ class DbChecksPass(Action):
     """The database's checks pass on the live data: the verify step of data recovery. Change
     limits are left out (their baseline is the damaged run); a check that errors fails."""
 
+    acts = False  # reads only: not counted by the circuit breaker
     name = "db.check"
     Params = CheckParams
 
@@ -167,6 +168,7 @@ class DbRollbackStuck(Action):
 class DbBlockedCleared(Action):
     """No session of the database waits on a lock any more: the blocked writers moved."""
 
+    acts = False  # reads only: not counted by the circuit breaker
     name = "db.blocked_cleared"
     Params = CheckParams
 

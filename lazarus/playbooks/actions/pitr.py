@@ -71,6 +71,7 @@ class DbIntervalDiff(Action):
     """Compare the tables at the interval's start and end with live; save what to re-apply.
     Changes nothing: its counts are what the approval of db.interval_apply shows."""
 
+    acts = False  # reads only: not counted by the circuit breaker
     name = "db.interval_diff"
     Params = IntervalParams
 
