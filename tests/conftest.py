@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-# Property tests draw the same examples on every run: a red CI is a real regression, not a dice roll.
-settings.register_profile("lazarus", derandomize=True)
-settings.load_profile("lazarus")
-
 from lazarus.sandbox import Sandbox
 from lazarus.sandbox.postgres import PG_BIN, PostgresServer
 from lazarus.sandbox.sinks import SinkProcess
+
+# Property tests draw the same examples on every run: a red CI is a regression, not a dice roll.
+settings.register_profile("lazarus", derandomize=True)
+settings.load_profile("lazarus")
 
 
 @pytest.fixture(scope="session")
