@@ -16,6 +16,7 @@ from lazarus.model import Incident, IncidentState
 from lazarus.store import Store
 
 ACK, APPROVE, REJECT = "oncall.ack", "oncall.approve", "oncall.reject"
+NOBODY = "nobody yet"  # not "-": the UI's table renders markdown, where that is a bullet
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,8 @@ def board_rows(store: Store, now: float) -> list[dict[str, str]]:
             "symptom": incident.symptom,
             "severity": incident.severity,
             "age": age(s["age_s"]),
-            "acked by": s["acked_by"] or "-",
-            "approved by": s["approved_by"] or "-",
+            "acked by": s["acked_by"] or NOBODY,
+            "approved by": s["approved_by"] or NOBODY,
             "recover run": _link(incident.flow_run_url),
         })  # fmt: skip
     return rows

@@ -3,8 +3,11 @@
 Written against the UI bundled with Prefect 3.9.1 (the default Vue UI, not "Switch to V2 UI").
 A real `prefect server start` (SQLite) and a process worker run the deployed Lazarus. Watch opens
 the incident (auto-remediation is off); the operator starts recover from the deployment's
-"Run -> Custom run" form, approves the paused run with the Approval form behind "Resume", and
-finds the incident report among the run's artifacts. Screenshots go to test-output/ui/.
+"Run -> Custom run" form, finds the run by its name (``recover #N service_down web@host``), sees
+the incident on the board artifact, approves the paused run with the Approval form behind
+"Resume" (the plan above it, a name and a decision typed in), and finds the incident report
+among the run's artifacts. A second incident's run, rejected from a shell, shows `Failed` with
+the reason. Screenshots go to test-output/ui/.
 
 The playbook is the shipped service-down with a release rollback first: a destructive step, so
 the engine asks for approval before it; a rollback of a scratch releases folder is harmless
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +28,14 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import variant
-from tests.e2e.prefect_server import actions, lazarus, prefect_server, wait_incident, worker
+from tests.e2e.prefect_server import (
+    actions,
+    lazarus,
+    prefect_server,
+    run_deployment,
+    wait_incident,
+    worker,
+)
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -125,10 +136,10 @@ def _submit(page: Any, submit: Any, endpoint: str) -> None:
     page.mouse.move(0, 0)
 
 
-def _start_recover(page: Any, incident_id: int) -> str:
+def _start_recover(page: Any, incident: Any) -> str:
     """Deployments -> recover -> Run -> Custom run (the UI's own form); returns the run's name.
 
-    Ends on the new run's page, found by the name the operator gave it.
+    Ends on the new run's page, found by the name Lazarus gives it once it starts.
     """
     page.goto(f"{UI}/deployments")
     recover = page.get_by_role("link", name="recover", exact=True)
@@ -136,14 +147,13 @@ def _start_recover(page: Any, incident_id: int) -> str:
     _shot(page, "1-deployment")
     page.get_by_role("button", name="Run", exact=True).click()
     page.get_by_text("Custom run", exact=True).click()
-    name = f"approve-incident-{incident_id}"
-    page.locator(".p-label").filter(has_text="Run Name").get_by_role("textbox").fill(name)
     field = page.locator(".schema-form-property").filter(
         has=page.get_by_text("incident_id", exact=True)
     )
-    field.get_by_role("spinbutton").fill(str(incident_id))
+    field.get_by_role("spinbutton").fill(str(incident.id))
     _shot(page, "2-custom-run")
     _submit(page, page.get_by_role("button", name="Submit"), "/create_flow_run")
+    name = f"recover #{incident.id} {incident.symptom} {incident.target}"
     _open_listed_run(page, name)
     return name
 
@@ -161,15 +171,34 @@ def _open_listed_run(page: Any, name: str) -> None:
     link.click()
 
 
-def _approve(page: Any, comment: str) -> None:
-    """Resume opens the Approval form of tasks/remediate.py: approve, say why, submit."""
+def _approve(page: Any, name: str, comment: str) -> None:
+    """Resume opens the Approval form of tasks/remediate.py: the plan, then a name, a decision
+    and a comment; submitting it unchanged is not possible (no defaults)."""
     page.get_by_role("button", name="Resume").click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_role("switch").click()
-    expect(dialog.get_by_role("switch")).to_have_attribute("aria-checked", "true")
-    dialog.get_by_role("textbox").fill(comment)
+    expect(dialog.get_by_text("release.rollback on web-1").first).to_be_visible(timeout=LOG_MS)
+    approver, comment_box = (
+        dialog.get_by_role("textbox").nth(0),
+        dialog.get_by_role("textbox").nth(1),
+    )
+    approver.fill(name)
+    decision = dialog.locator(".p-select").first  # the design library's select: by keyboard
+    decision.click()
+    decision.press("ArrowDown")
+    decision.press("Enter")
+    expect(decision).to_contain_text("approve")
+    comment_box.fill(comment)
     _shot(page, "4-approval-form")
     _submit(page, dialog.get_by_role("button", name="Submit"), "/resume")
+
+
+def _open_board(page: Any, incident: Any) -> None:
+    """Artifacts -> incident-board: the open incident is listed, with its state."""
+    page.goto(f"{UI}/artifacts/key/incident-board")
+    page.locator("a[href^='/artifacts/artifact/']").first.click()  # the newest version
+    expect(page.get_by_text(f"#{incident.id}", exact=True).first).to_be_visible(timeout=WAIT_MS)
+    expect(page.get_by_text(incident.target, exact=True).first).to_be_visible()
+    _shot(page, "3b-incident-board")
 
 
 def _open_report(page: Any, incident_id: int) -> None:
@@ -181,7 +210,7 @@ def _open_report(page: Any, incident_id: int) -> None:
     report.click()
     heading = page.get_by_role("heading", name=re.compile(rf"Incident #{incident_id}:"))
     expect(heading).to_be_visible()
-    expect(page.get_by_text("resolved", exact=True)).to_be_visible()
+    expect(page.get_by_text("resolved", exact=True).first).to_be_visible()
     _shot(page, "7-incident-report")
 
 
@@ -199,7 +228,7 @@ def test_operator_recovers_and_approves_in_the_prefect_ui(
     try:
         with worker(server, tmp_path):
             incident = wait_incident(db, host, ("open", "notified"))
-            name = _start_recover(page, incident.id)
+            name = _start_recover(page, incident)
             # the run pauses before the rollback; nothing has changed yet
             state = page.locator(".state-badge").first
             expect(state).to_have_text("Paused", timeout=WAIT_MS)
@@ -208,22 +237,52 @@ def test_operator_recovers_and_approves_in_the_prefect_ui(
             _shot(page, "3-paused")
             assert os.readlink(releases / "current") == "r2"
             assert actions(db, incident.id) == []
+            run_page = page.url
+            _open_board(page, incident)
+            page.goto(run_page)
 
-            _approve(page, "approved in the browser test")
+            _approve(page, "ana", "approved in the browser test")
             expect(state).to_have_text("Completed", timeout=WAIT_MS)
-            logged = page.get_by_text("approval: True (approved in the browser test)")
+            logged = page.get_by_text("approval: approve by ana (approved in the browser test)")
             expect(logged).to_be_visible(timeout=LOG_MS)
             _shot(page, "5-completed")
             resolved = wait_incident(db, host, ("resolved", "escalated"), limit=30)
             assert resolved.id == incident.id
             assert resolved.state == "resolved", resolved.reason
+            assert ("oncall.approve", "ana", True) in actions(db, incident.id)
             assert ("release.rollback", "operator", True) in actions(db, incident.id)
             assert os.readlink(releases / "current") == "r1"
             assert sandbox.health(host) == 200
             _open_report(page, incident.id)
             named = {"flow_runs": {"name": {"any_": [name]}}}
             runs = httpx.post(f"{API}/flow_runs/filter", json=named, timeout=10).json()
-            assert len(runs) == 1  # a click again after a 503 made no second run
+            # a click again after a 503 made no second run (the automation's, left alone as
+            # auto-remediation is off, bears the incident's name too)
+            assert [r["state_name"] for r in runs].count("Completed") == 1
+            _rejected_run_fails(page, server, config, sandbox, releases)
     except Exception:
         _shot(page, "failed-here")  # where the UI stood when the test gave up
         raise
+
+
+def _rejected_run_fails(
+    page: Any, env: dict[str, str], config: Path, sandbox: Any, releases: Path
+) -> None:
+    """A second incident, its run rejected from a shell: the UI shows it Failed, with why."""
+    host = sandbox.hosts[1].name
+    sandbox.fault(host, "kill")
+    incident = wait_incident(sandbox.root / STATE, host, ("open", "notified"))
+    run_deployment(env, "recover/recover", incident_id=incident.id)
+    for _ in range(60):
+        done = lazarus(env, "reject", "-c", str(config), str(incident.id), "--as", "ana")
+        if done.returncode == 0 or "waits for approval" not in done.stderr:
+            break
+        time.sleep(2)
+    assert done.returncode == 0, done.stderr + done.stdout
+    page.goto(f"{UI}/runs")
+    _open_listed_run(page, f"recover #{incident.id} {incident.symptom} {incident.target}")
+    state = page.locator(".state-badge").first
+    expect(state).to_have_text("Failed", timeout=WAIT_MS)
+    expect(page.get_by_text("not approved").first).to_be_visible(timeout=LOG_MS)
+    _shot(page, "8-escalated-failed")
+    assert os.readlink(releases / "current") == "r1"  # nothing ran
