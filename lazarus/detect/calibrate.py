@@ -6,12 +6,19 @@ CPU gauge), so each value is ranked against the series' own history: with ``k`` 
 after 10,000 points is 1.0). The history is a log-binned histogram per series (16 bins a decade
 from 0.01 to 1000), so the state is O(bins) and one point costs O(1) to rank.
 
+The history fades with a ``memory`` of points (the ensemble's ``span``): each count weighs
+``(1 - 1/memory)`` less per point since. The ranks then follow the series' current regime, as
+the level statistics do, and a record is worth about the same on a long series as on a short
+one (at most ``log10(memory) / 4``), so one threshold fits series whatever their length.
+
 Points are ranked against the histogram as it stood at the start of their block of 64 (blocks
 aligned to the series' point count), so batch and point-by-point updates give the same scores;
 every score still uses only earlier points.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -33,10 +40,12 @@ def bin_of(values: np.ndarray) -> np.ndarray:
 class TailRank:
     """Per-series history of one feature; ``update`` ranks new values against it."""
 
-    def __init__(self, n_series: int, warmup: int = 0):
+    def __init__(self, n_series: int, warmup: int = 0, memory: float = math.inf):
         # above[j, s]: how many of series s's values fell in bin BINS-1-j or higher (bins from
-        # the top, bins x series, so the cumulative sum runs down contiguous rows).
-        self.above = np.zeros((BINS, n_series), dtype=np.int32)
+        # the top, bins x series, so the cumulative sum runs down contiguous rows), faded.
+        self.above = np.zeros((BINS, n_series), dtype=np.float32)
+        self.logs = np.zeros((BINS, n_series), dtype=np.float32)  # log10(above + 1) / 4
+        self.keep = 1.0 - 1.0 / memory  # weight a count keeps per point
         self.columns = np.arange(n_series)
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []  # (index, valid) of this block
         self.seen = 0
@@ -63,8 +72,7 @@ class TailRank:
 
     def _rank(self, index: np.ndarray, valid: np.ndarray) -> np.ndarray:
         k = self.above[-1]
-        logs = _log_table(int(k.max(initial=0)) + 1)  # log10(n + 1) / 4 by lookup, not per point
-        surprise = np.take(logs, k) - np.take(logs, np.take(self.above, index))
+        surprise = self.logs[-1] - np.take(self.logs, index)
         if k.min(initial=0) < self.warmup:
             return np.where(valid & (k >= self.warmup), surprise, 0.0)
         if not valid.all():
@@ -80,18 +88,17 @@ class TailRank:
         counts = np.bincount(index.ravel(), minlength=self.above.size)
         if not valid.all():  # gaps are rare: count them, then take them out again
             np.subtract.at(counts, index[~valid], 1)
-        self.above += running(np.add, counts.astype(np.int32).reshape(self.above.shape))
+        if self.keep < 1.0:
+            self.above *= np.float32(self.keep ** len(index))
+        self.above += running(np.add, counts.astype(np.float32).reshape(self.above.shape))
+        np.log10(self.above + 1.0, out=self.logs)
+        self.logs /= 4.0
         self.pending = []
 
-
-_LOGS = np.zeros(1, dtype=np.float32)
-
-
-def _log_table(size: int) -> np.ndarray:
-    """``log10(n + 1) / 4`` for n < size, grown geometrically and shared by every TailRank."""
-    global _LOGS
-    table = _LOGS  # one read: another thread may swap in a (smaller) table meanwhile
-    if len(table) < size:
-        table = (np.log10(np.arange(1, 2 * size + 1, dtype=np.float64)) / 4.0).astype(np.float32)
-        _LOGS = table
-    return table
+    def __setstate__(self, state: dict) -> None:
+        """A history stored before it faded (integer counts) carries over and never fades."""
+        self.__dict__.update(state)
+        if "keep" not in state:
+            self.above = self.above.astype(np.float32)
+            self.logs = np.log10(self.above + 1.0) / np.float32(4.0)
+            self.keep = 1.0

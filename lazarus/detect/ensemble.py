@@ -6,13 +6,14 @@ Per series it runs, causally and with O(new points) state:
 - the seasonal residual z (``seasonal``), when a period is given;
 - records: a value above every earlier one (or below), worth ``log10(k + 1) / 4`` after k points.
 
-Each feature is ranked against the series' own history (``calibrate``), the evidence of a point
-is the mean of its two largest surprises (two views must agree: on NAB this beat taking the
-largest by 5 points, mostly fewer false alarms on spiky series), and ``suppress`` keeps only the
-first point of an episode. Before ``warmup`` points the score is 0, but the say-it-once memory
-already sees that stretch, so the end of the warm-up does not look like a new episode. The default
-parameters were chosen on the *kind* of data in NAB (minutely to hourly operations metrics) and
-need no per-series tuning; see bench/README.md for the score.
+Each feature is ranked against the series' own history, fading over ``span`` points
+(``calibrate``), the evidence of a point is the mean of its two largest surprises (two views
+must agree: on NAB this beat taking the largest by 5 points, mostly fewer false alarms on spiky
+series), and ``suppress`` keeps only the first point of an episode. Before ``warmup`` points the
+score is 0, but the say-it-once memory already sees that stretch, so the end of the warm-up does
+not look like a new episode. The default parameters were chosen on the *kind* of data in NAB
+(minutely to hourly operations metrics) and need no per-series tuning; see bench/README.md for
+the score.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class Ensemble:
         self.seasonal = Seasonal(n_series, p.season, p.span) if p.season > 0 else None
         self.seasonal_moving = MovingMean(n_series, p.smooth)
         n_features = 3 if self.seasonal else 2
-        self.ranks = [TailRank(n_series) for _ in range(n_features)]
+        self.ranks = [TailRank(n_series, memory=p.span) for _ in range(n_features)]
         self.high = np.full(n_series, -np.inf)
         self.low = np.full(n_series, np.inf)
         self.count = np.zeros(n_series, dtype=np.int64)

@@ -143,14 +143,14 @@ def _z(ewm: Ewm, col: int, value: float, floor: float) -> tuple[float, float, fl
 
 def _surprise(above: np.ndarray, z: float) -> float:
     """``TailRank``'s surprise of ``z`` against one series' histogram."""
-    k = int(above[-1])
-    ge = int(above[BINS - 1 - int(bin_of(np.array([z]))[0])])
+    k = float(above[-1])
+    ge = float(above[BINS - 1 - int(bin_of(np.array([z]))[0])])
     return (math.log10(k + 1) - math.log10(ge + 1)) / 4.0
 
 
 def _usual_z(above: np.ndarray) -> float:
     """The z below which all but ``USUAL`` of the series' past values of a view fell."""
-    k = int(above[-1])
+    k = float(above[-1])
     if not k:
         return FALLBACK_Z
     # above[j] counts values in bin BINS-1-j or higher: the first bin from the top whose

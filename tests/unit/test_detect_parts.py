@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -151,3 +153,24 @@ def test_seasonal_ring_matches_one_pass_in_any_slicing(
     ring = Seasonal(2, period, 50)
     parts = [ring.update(x[part], valid[part], floor[part]) for part in slices(200, sizes)]
     np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_a_faded_history_values_a_record_by_its_memory_not_its_length() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.exponential(1.0, (RANK_BLOCK * 200, 1))
+    x[-1] = 1e4
+    out = TailRank(1, memory=1000).update(x, np.ones_like(x, bool))
+    assert np.log10(900) / 4 < out[-1, 0] < np.log10(1100) / 4  # not log10(12,800) / 4
+
+
+def test_a_history_stored_before_fading_carries_over() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.exponential(1.0, (RANK_BLOCK * 4, 1))
+    valid = np.ones_like(x, bool)
+    old = TailRank(1)
+    old.update(x, valid)
+    stored = {k: copy.deepcopy(v) for k, v in vars(old).items() if k not in ("keep", "logs")}
+    stored["above"] = stored["above"].astype(np.int32)  # as the released version kept it
+    restored = TailRank.__new__(TailRank)
+    restored.__setstate__(stored)
+    np.testing.assert_array_equal(restored.update(x, valid), old.update(x, valid))
