@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from lazarus.commands import UsageError, add_config, add_json, config_path, load
+from lazarus.config import Config
 
 
 def prefect_environment(home: Path | None = None) -> None:
@@ -141,6 +142,7 @@ def _recover(args: argparse.Namespace) -> int:
         raise UsageError(
             f"no playbook named {args.playbook!r}; there are: {', '.join(sorted(books)) or '-'}"
         )
+    _known_incident(config, args.incident)
     need_server("recover")
     from flows.recover import run_recover
 
@@ -153,7 +155,26 @@ def _recover(args: argparse.Namespace) -> int:
         print_json({"incident": args.incident, "outcome": outcome})
     else:
         print(outcome)
-    return 0 if outcome == "resolved" or outcome.startswith(("dry-run", "skipped")) else 1
+    # 0 only when it acted and the symptom cleared: "skipped", "paused", "no playbook" and
+    # "escalated" all leave the incident to a person
+    return 0 if outcome == "resolved" or outcome.startswith("dry-run") else 1
+
+
+def _known_incident(config: Config, incident_id: int) -> None:
+    """UsageError (exit 2, one line) for an id the store does not hold, before a flow starts."""
+    from lazarus.store import Store
+
+    state = config.path(config.state.path)
+    if state.exists():
+        store = Store(state)
+        try:
+            store.get(incident_id)
+            return
+        except KeyError:
+            pass
+        finally:
+            store.close()
+    raise UsageError(f"no incident {incident_id} in {state}: `lazarus incidents` lists them")
 
 
 def _auto_remediation(args: argparse.Namespace) -> int:

@@ -15,7 +15,9 @@ service and host. Call it through :func:`run_recover` to get the outcome as a wo
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -29,13 +31,14 @@ from lazarus.notify.silences import remediation_paused
 from lazarus.notify.state import NotifyState
 from lazarus.oncall import APPROVE, REJECT, approved_by, record_step
 from lazarus.playbooks import Playbook, PlaybookResult, StepContext, plan, select
+from lazarus.playbooks.leases import RecoveryLease
 from lazarus.playbooks.runs import run_context
 from lazarus.store import Store
 from tasks.diagnose import diagnose, diagnosis_artifact
 from tasks.events import emit_incident
 from tasks.notify import notify, settle
 from tasks.oncall import publish_board, publish_report
-from tasks.remediate import Approval, describe, load_playbooks, remediate
+from tasks.remediate import Approval, describe, load_playbooks, reconcile_interrupted, remediate
 from tasks.runtime import flow_run_url, label_run, load, open_store
 from tasks.switch import auto_remediation
 
@@ -53,6 +56,7 @@ def recover(
     config = load(config_path)
     store = open_store(config)
     try:
+        reconcile_interrupted(config, store)
         incident = store.get(incident_id)
         label_run(run_name(incident), run_tags(incident))
         books = load_playbooks(config)
@@ -84,7 +88,22 @@ def recover(
         store.set_flow_run_url(incident_id, url)
         publish_board(config)  # the board links the run from now on
         sure = diagnosis.top.confidence if diagnosis.top and book.on_cause else 1.0
-        final, lines = _run(config, store, books, book, claimed, actor, url, sure)
+        with RecoveryLease(
+            store, incident_id, owner=url or f"pid {os.getpid()}", ttl=config.playbooks.lease
+        ) as lease:
+            try:
+                final, lines = _run(
+                    config, store, books, book, claimed, actor, url, sure, lease.at_step
+                )
+            except Exception as exc:  # never leave the incident remediating: say where it broke
+                reason = f"{book.name} stopped: {type(exc).__name__}: {exc}"
+                store.transition(
+                    incident_id,
+                    IncidentState.ESCALATED,
+                    reason=reason,
+                    expect=(IncidentState.REMEDIATING,),
+                )
+                raise
         emit_incident(final, final.state.value)
         if decided := approved_by(store, final):
             lines = [f"approval: {decided}", *lines]
@@ -159,6 +178,7 @@ def _run(
     actor: str,
     url: str,
     confidence: float,
+    at_step: Callable[[str], None],
 ) -> tuple[Incident, list[str]]:
     """The playbook's run and the incident's end: resolved only when its verify passed."""
 
@@ -186,6 +206,7 @@ def _run(
                 request_approval=request_approval,
                 on_decision=decided,
                 confidence=confidence,
+                at_step=at_step,
             )
     except LazarusError as exc:  # a guard said no, before anything ran
         reason = f"{book.name} not run: {type(exc).__name__}: {exc}"

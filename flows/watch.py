@@ -31,7 +31,7 @@ from tasks.events import emit_all, publish_summary
 from tasks.logs import collect_logs, log_anomalies
 from tasks.notify import dispatch, settle
 from tasks.oncall import publish_board
-from tasks.remediate import playbooks_for_watch
+from tasks.remediate import playbooks_for_watch, reconcile_interrupted
 from tasks.runtime import flow_run_url, load, open_store
 from tasks.switch import auto_remediation
 
@@ -86,6 +86,7 @@ def watch(
         for _ in range(2):
             with watch_cycle(store, key, holder, interval=config.watch.interval) as got:
                 if not isinstance(got, Skipped):
+                    reconcile_interrupted(config, store)  # what a killed recover run left
                     return cycle(config, config_path, got.number, shard, shards, remediate)
             if not got.wait:
                 break

@@ -759,6 +759,9 @@ class PlaybookSettings(Strict):
         "10%", description="hosts (int) or percent of a service's hosts"
     )
     fleet_wait: Duration = Field(300.0, description="how long a run waits for a free slot")
+    lease: Duration = Field(
+        60.0, gt=0, description="a recover run silent this long is dead: its incident escalates"
+    )
     per_target: RunWindow = Field(default_factory=RunWindow)
     error_rate: ErrorRate = Field(default_factory=ErrorRate)
     allow_commands: list[AllowedCommand] = []

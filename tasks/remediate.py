@@ -31,8 +31,11 @@ from lazarus.playbooks import (
     run_guarded,
 )
 from lazarus.playbooks.actions import StepResult
+from lazarus.playbooks.leases import reconcile
 from lazarus.playbooks.schema import StepBase
 from lazarus.store import Store
+from tasks.events import emit_incident
+from tasks.notify import notify, settle
 
 MAX_ANSWERS = 5  # answers by people who may not approve, before the run gives up asking
 
@@ -67,6 +70,17 @@ def run_step(label: str, call: Callable[[], StepResult]) -> StepResult:
     return call()
 
 
+def reconcile_interrupted(config: Config, store: Store) -> list[Incident]:
+    """Escalate incidents a killed run left remediating (lazarus.playbooks.leases) and page
+    the on-call with the step each stopped at; the watch does this every cycle."""
+    stuck = reconcile(store, ttl=config.playbooks.lease)
+    for incident in stuck:
+        get_run_logger().error("incident #%d: %s", incident.id, incident.reason)
+        emit_incident(incident, incident.state.value)
+        settle(notify(config, incident, incident.state.value, actions=[incident.reason]))
+    return stuck
+
+
 def describe(planned: list[PlannedStep]) -> list[str]:
     """One line per planned step: where it runs and the exact argv."""
     return [f"{p.block}/{p.id}: {p.action} on {p.host}: {' '.join(p.argv)}" for p in planned]
@@ -93,12 +107,14 @@ def remediate(
     request_approval: Callable[[list[str]], None],
     on_decision: Callable[[Approval], None] = lambda answer: None,
     confidence: float = 1.0,
+    at_step: Callable[[str], None] = lambda where: None,
 ) -> PlaybookResult:
     """Run ``book`` for ``ctx.incident`` under the breaker, error-rate and fleet-cap guards.
 
     ``books`` answers nested run_playbook steps; ``confidence`` is the diagnosis' (a trigger's
-    min_confidence above it asks a person first). Raises Throttled before anything runs when a
-    guard says no.
+    min_confidence above it asks a person first); ``at_step`` hears each step's
+    ``block/id`` before it runs (the recovery lease). Raises Throttled before anything runs when
+    a guard says no.
     """
     logger = get_run_logger()
     incident: Incident = ctx.incident
@@ -143,6 +159,7 @@ def remediate(
     hooks = Hooks(
         approve=approve,
         audit=audit,
+        before=lambda block, step: at_step(f"{block}/{step.id}"),
         step_runner=lambda step, call: run_step(f"{step.id} ({step.action})", call),
         playbooks=books,
         confidence=confidence,

@@ -38,6 +38,14 @@ MAX_CANDIDATES = 256
 MAX_KEYS = 200_000
 # Known keys written with the state (the most recent ones; older keys re-join on sight).
 SAVED_KEYS = 10_000
+# Characters of templates compared with one new key, at most, over every bucket it may join: a
+# line unlike anything seen (binary noise) costs a bounded time, however many templates noise
+# made. Comparing costs about a character's work; 8,192 covers 80 templates of 100 characters.
+MAX_COMPARED_CHARS = 8192
+# Templates kept at most; past this a key that joins none is counted under OVERFLOW_ID, so a
+# stream of noise cannot grow the state (or the time of the siblings' walk) without end.
+MAX_TEMPLATES = 20_000
+OVERFLOW_ID = "T-overflow"
 # Plain-word positions turn variable when this many templates (of three tokens or more)
 # differ only there.
 PLAIN_WORD_SIBLINGS = 4
@@ -88,6 +96,7 @@ class TemplateMiner:
         self._by_key: dict[Key, Cluster] = {}
         self._buckets: dict[tuple[int, str], list[Cluster]] = defaultdict(list)
         self._variable_after: set[str] = set()
+        self._budget = MAX_COMPARED_CHARS
 
     def add(self, message: str, at: float | None = None) -> Match:
         """Assign ``message`` to a template, learning a new one if nothing fits."""
@@ -123,7 +132,10 @@ class TemplateMiner:
     def _learn(self, key: Key, message: str) -> tuple[Cluster, bool]:
         # the same length; then a template with pure variables this key lacks (the variable
         # was masked away here); then one without a partly variable token this key has
+        self._budget = MAX_COMPARED_CHARS
         known = self._best(key) or self._longer(key) or self._shorter(key)
+        if known is None and len(self.clusters) >= MAX_TEMPLATES:
+            return self._overflow(), False
         if known is not None:
             self._by_key[key] = known
             bucket = self._buckets[_bucket_of(known.key)]
@@ -143,7 +155,7 @@ class TemplateMiner:
     def _best(self, key: Key) -> Cluster | None:
         """The template of ``key``'s bucket that joins it with most equal tokens, widened."""
         best, best_score = None, -1
-        for cand in self._buckets.get(_bucket_of(key), ())[-MAX_CANDIDATES:]:
+        for cand in self._candidates(_bucket_of(key)):
             if join(cand.key, key) is not None:
                 score = sum(a == b for a, b in zip(cand.key, key, strict=True))
                 if score > best_score:
@@ -156,7 +168,7 @@ class TemplateMiner:
         """A template with up to ``MAX_GAP`` more tokens, pure variables, that ``key`` lacks."""
         length, anchor = _bucket_of(key)
         for gap in range(1, MAX_GAP + 1):
-            for cand in self._buckets.get((length + gap, anchor), ())[-MAX_CANDIDATES:]:
+            for cand in self._candidates((length + gap, anchor)):
                 if covers(cand.key, key):
                     return cand
         return None
@@ -172,6 +184,25 @@ class TemplateMiner:
                 if found is not None:
                     return found
         return None
+
+    def _candidates(self, bucket: tuple[int, str]) -> list[Cluster]:
+        """The most recently used templates of ``bucket``, as many as the budget still allows."""
+        if self._budget <= 0:
+            return []
+        found = self._buckets.get(bucket, [])[-MAX_CANDIDATES:]
+        taken = []
+        for cand in reversed(found):  # most recently used first
+            taken.append(cand)
+            self._budget -= len(cand.text)
+            if self._budget <= 0:
+                break
+        return taken[::-1]
+
+    def _overflow(self) -> Cluster:
+        """The one template that counts what came past MAX_TEMPLATES (not cached by key)."""
+        if OVERFLOW_ID not in self.clusters:
+            self.clusters[OVERFLOW_ID] = Cluster(OVERFLOW_ID, [WILDCARD], [WILDCARD], [0])
+        return self.clusters[OVERFLOW_ID]
 
     def _generalise(self, cluster: Cluster, key: list[str]) -> None:
         """Widen ``cluster`` to ``key`` and absorb the other templates it now covers."""

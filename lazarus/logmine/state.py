@@ -44,6 +44,8 @@ def load(cls: type[T], path: str | Path) -> T:
     path = Path(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON object was expected, not {type(data).__name__}")
         return cls.from_dict(data)
     except FileNotFoundError:
         pass

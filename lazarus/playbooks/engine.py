@@ -66,6 +66,7 @@ class Hooks:
 
     approve: Callable[[StepBase, list[PlannedStep]], bool] = lambda step, plan: False
     audit: Callable[[StepBase, bool, str], None] = lambda step, ok, detail: None
+    before: Callable[[str, StepBase], None] = lambda block, step: None  # e.g. the lease's step
     step_runner: StepRunner | None = None
     rng: random.Random = field(default_factory=random.Random)
     confidence: float = 1.0
@@ -135,7 +136,10 @@ def plan(book: Playbook, ctx: StepContext) -> list[PlannedStep]:
 
 
 def _attempt(step: StepBase, ctx: StepContext, hooks: Hooks) -> tuple[StepResult, int]:
-    """Run one step; retry TransientError with backoff and jitter, never anything else."""
+    """Run one step; retry TransientError with backoff and jitter, never anything else.
+
+    Any other exception (a bug, a library's error) fails the step as an ActionError, so a
+    run always ends with a state, never with its incident stuck mid-way."""
     attempts = step.retries + 1 if step.retry_on == "transient" else 1
     for attempt in range(attempts):
         try:
@@ -147,6 +151,10 @@ def _attempt(step: StepBase, ctx: StepContext, hooks: Hooks) -> tuple[StepResult
                 raise
             delay = step.delay(attempt)
             ctx.sleep(hooks.rng.uniform(delay / 2, delay))
+        except LazarusError:
+            raise
+        except Exception as exc:  # see the docstring
+            raise ActionError(step.id, f"unexpected {type(exc).__name__}: {exc}") from exc
     raise AssertionError("unreachable: the loop returns or raises")
 
 
@@ -174,6 +182,7 @@ def _run_block(
             if not hooks.approve(step, plan(book, ctx)):
                 raise ApprovalRejected(f"{book.name}: step {step.id!r} was not approved")
             approved[0] = True
+        hooks.before(block, step)
         try:
             outcome, attempts = _attempt(step, ctx, hooks)
         except LazarusError as exc:

@@ -135,8 +135,12 @@ class Guards:
         try:
             yield
         finally:
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM fleet_leases WHERE service=? AND host=?", (service, host))
+            self.release(service, host)
+
+    def release(self, service: str, host: str) -> None:
+        """Free the slot ``host`` holds for ``service`` (also a crashed run's: leases.reconcile)."""
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM fleet_leases WHERE service=? AND host=?", (service, host))
 
 
 def _check_breaker(db, target: str, playbook: str, window: RunWindow, now: float) -> None:
