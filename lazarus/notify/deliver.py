@@ -2,7 +2,9 @@
 
 A receiver's URLs are secret references (or literals), resolved here at the point of use. They
 never leave this module unmasked: results and errors name each URL by apprise's own
-``url(privacy=True)``, and a filter on apprise's logger masks every URL apprise would log.
+``url(privacy=True)`` less its path and query (``json://`` keeps a webhook token in its path
+even there), and a filter on apprise's logger masks every URL apprise would log and every
+fragment of a secret URL sent so far (its WARNINGs quote Slack tokens without a scheme).
 Retrying belongs to the Prefect task layer, so a failed send is not an exception: it returns
 ``ok=False`` with the reason. Only configuration apprise cannot use raises DeliveryError.
 """
@@ -16,9 +18,10 @@ from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 import apprise
-from apprise import AppriseAsset, AppriseResultStatus, NotifyBase, NotifyResult
+from apprise import AppriseAsset, AppriseResultStatus, NotifyBase, NotifyFormat, NotifyResult
 
 from lazarus.errors import DeliveryError, SecretError
+from lazarus.notify.message import as_html
 from lazarus.secrets import Secret, is_reference, resolve
 
 _URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*)://[^\s'\"]+")
@@ -32,13 +35,18 @@ SMS_SCHEMES = frozenset(
 _ASSET = AppriseAsset(app_id="Lazarus", secure_logging=True, storage_mode="memory")
 
 
+_SEEN_FRAGMENTS: set[str] = set()  # pieces of every secret URL resolved in this process
+
+
 class _MaskUrls(logging.Filter):
-    """apprise logs some URLs as given (``Unparseable URL …``): keep only their scheme."""
+    """apprise logs some URLs as given (``Unparseable URL …``) and some tokens bare: keep only
+    the scheme of a URL, and mask every fragment of a secret URL this process resolved."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if "://" in message:
-            record.msg, record.args = _URL.sub(r"\1://***", message), None
+        masked = _scrub(_URL.sub(r"\1://***", message), _SEEN_FRAGMENTS)
+        if masked != message:
+            record.msg, record.args = masked, None
         return True
 
 
@@ -97,10 +105,13 @@ def deliver(
         _plugin(receiver_name, position, ref, secret, timeout)
         for position, (ref, secret) in enumerate(zip(urls, secrets, strict=True), 1)
     ]
-    fragments = _secret_fragments(secrets, [p.url(privacy=True) for p in plugins])
+    fragments = _secret_fragments(secrets, [shown(p.url(privacy=True)) for p in plugins])
+    _SEEN_FRAGMENTS.update(fragments)
     sms = {i for i, secret in enumerate(secrets) if short_body is not None and _is_sms(secret)}
+    html = {i for i, p in enumerate(plugins) if body_format == "markdown" and _shows_html(p)}
     batches = (
-        ([p for i, p in enumerate(plugins) if i not in sms], title, body, body_format),
+        ([p for i, p in enumerate(plugins) if i not in sms | html], title, body, body_format),
+        ([p for i, p in enumerate(plugins) if i in html - sms], title, as_html(body), "html"),
         ([p for i, p in enumerate(plugins) if i in sms], "", short_body or "", "text"),
     )
     per_url: tuple[UrlResult, ...] = ()
@@ -115,7 +126,7 @@ def deliver(
         ) as result:
             per_url += tuple(
                 UrlResult(
-                    service.url,
+                    shown(service.url),
                     bool(service),
                     "" if service else _scrub(_reason(service, timeout), fragments),
                 )
@@ -124,6 +135,21 @@ def deliver(
     failed = [f"{r.url.partition('?')[0]}: {r.error}" for r in per_url if not r.ok]
     ok = bool(per_url) and not failed
     return Delivery(receiver_name, ok, per_url, "; ".join(failed) if per_url else "nothing sent")
+
+
+def shown(private_url: str) -> str:
+    """How a URL is printed anywhere: apprise's privacy form without query and path."""
+    scheme, _, rest = private_url.partition("://")
+    host, _, path = rest.partition("?")[0].partition("/")
+    return f"{scheme}://{host}/***" if path.strip("/") else f"{scheme}://{host}"
+
+
+def _shows_html(plugin: NotifyBase) -> bool:
+    """Whether the service renders HTML first (mail): it gets our escaped HTML, not apprise's
+    markdown conversion, which passes raw HTML in the text through."""
+    preferred = plugin.notify_format
+    first = preferred[0] if isinstance(preferred, tuple | list) else preferred
+    return first == NotifyFormat.HTML
 
 
 def _is_sms(secret: Secret) -> bool:

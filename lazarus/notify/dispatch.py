@@ -20,7 +20,14 @@ from lazarus.notify.inhibit import inhibited
 from lazarus.notify.message import render_group, render_reminder, short
 from lazarus.notify.route import Grouping, routes_for
 from lazarus.notify.silences import active_silences, due_reminders, mute_reason
-from lazarus.notify.state import Alert, Notification, NotifyState, alert_row, dumps
+from lazarus.notify.state import (
+    Alert,
+    Notification,
+    NotifyState,
+    alert_row,
+    claim_undelivered,
+    dumps,
+)
 
 
 def groupings(notify: Notify, labels: dict[str, str]) -> list[Grouping]:
@@ -118,6 +125,7 @@ def flush(state: NotifyState, notify: Notify, now: float) -> list[Notification]:
         ]  # fmt: skip
         out += escalation.due_pages(db, notify, muted, now)
         out += _reminders(db, notify, now)
+        out += claim_undelivered(db, now)  # what no receiver took last time
         db.execute(
             "DELETE FROM notify_alerts WHERE status = 'resolved' AND fingerprint NOT IN"
             " (SELECT fingerprint FROM notify_members)"

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
+import markdown
+
 from lazarus.model import Incident, target_name
 from lazarus.notify.state import Alert, Silence
 
@@ -151,6 +153,16 @@ def short(message: Message) -> str:
     parts = (message.title, message.summary) if message.summary else (message.title,)
     text = " ".join(": ".join(parts).split()).replace("—", "-")
     return text if len(text) <= SMS_LIMIT else text[: SMS_LIMIT - 3].rstrip() + "..."
+
+
+def as_html(body: str) -> str:
+    """The markdown body as HTML, for receivers that show HTML (mail). Raw HTML in it is text:
+    a label ``host="web-1<img src=x onerror=…>"`` or a quoted log line is escaped, never
+    rendered. Plain-text receivers get the markdown as it is."""
+    converter = markdown.Markdown()
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    return converter.convert(body)
 
 
 def _utc(timestamp: float) -> str:

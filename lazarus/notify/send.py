@@ -2,8 +2,10 @@
 
 ``attempt`` makes one try; the Prefect task retries it with backoff and passes ``final`` on its
 last try, when a failure goes to the fallback receiver instead (and so does a message the
-receiver's rate limit refuses, at once). Every try lands in ``notify_sends`` with its reason,
-and in the store's per-incident delivery record, so ``lazarus incidents --show`` tells the story.
+receiver's rate limit refuses, at once). A message that the fallback did not take either is
+kept and sent again by the next flush (a message counts as sent only once delivered). Every try
+lands in ``notify_sends`` with its reason, and in the store's per-incident delivery record, so
+``lazarus incidents --show`` tells the story.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import replace
 from lazarus.config import Notify
 from lazarus.errors import DeliveryError
 from lazarus.notify.deliver import Delivery, deliver
-from lazarus.notify.state import Notification, NotifyState
+from lazarus.notify.state import Notification, NotifyState, keep_undelivered
 
 Deliver = Callable[..., Delivery]
 RATE_LIMITED = "rate limited"
@@ -34,11 +36,15 @@ def attempt(
     outcome = _try(state, notify, notification, notification.receiver, now, send)
     limited = outcome.error.startswith(RATE_LIMITED)
     fallback = notify.fallback
-    if outcome.ok or not (final or limited) or not fallback or fallback == notification.receiver:
+    if outcome.ok or not (final or limited):
         return outcome
-    note = f"\n\n_(fallback for {notification.receiver}: {outcome.error})_"
-    moved = replace(notification, receiver=fallback, body=notification.body + note)
-    return _try(state, notify, moved, fallback, now, send)
+    if fallback and fallback != notification.receiver:
+        note = f"\n\n_(fallback for {notification.receiver}: {outcome.error})_"
+        moved = replace(notification, receiver=fallback, body=notification.body + note)
+        outcome = _try(state, notify, moved, fallback, now, send)
+    if not outcome.ok and final and not outcome.error.startswith(RATE_LIMITED):
+        keep_undelivered(state, notification, now)
+    return outcome
 
 
 def deliver_with_retries(

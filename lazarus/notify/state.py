@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from lazarus.model import Incident
@@ -74,6 +74,12 @@ _SCHEMA = (
         at REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS notify_sends_by_receiver ON notify_sends (receiver, at)",
+    """CREATE TABLE IF NOT EXISTS notify_undelivered (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        key TEXT NOT NULL,
+        notification TEXT NOT NULL,
+        first_at REAL NOT NULL
+    )""",
 )
 
 Status = Literal["firing", "resolved"]
@@ -133,6 +139,17 @@ class Notification:
     labels: dict[str, str] = field(default_factory=dict)
     event: str = ""
     sms: str = ""
+    first_at: float | None = None  # when it first failed: kept while it waits for delivery
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Notification:
+        data = json.loads(text)
+        for name in ("firing", "resolved"):
+            data[name] = tuple(Alert(**a) for a in data[name])
+        return cls(**data)
 
 
 class NotifyState:
@@ -155,6 +172,29 @@ class NotifyState:
             return db.execute(
                 "SELECT * FROM notify_sends WHERE receiver = ? ORDER BY id", (receiver,)
             ).fetchall()
+
+
+UNDELIVERED_FOR = 86400.0  # a message undelivered for a day is dropped (its send log stays)
+
+
+def keep_undelivered(state: NotifyState, notification: Notification, now: float) -> None:
+    """Keep a message that no receiver took, for the next flush (lazarus.notify.send)."""
+    first = notification.first_at or now
+    with state.tx() as db:
+        db.execute(
+            "INSERT INTO notify_undelivered (key, notification, first_at) VALUES (?, ?, ?)",
+            (notification.key, replace(notification, first_at=first).to_json(), first),
+        )
+
+
+def claim_undelivered(db: sqlite3.Connection, now: float) -> list[Notification]:
+    """Every kept message younger than UNDELIVERED_FOR, taken out to be sent again."""
+    rows = db.execute(
+        "SELECT notification FROM notify_undelivered WHERE first_at > ? ORDER BY id",
+        (now - UNDELIVERED_FOR,),
+    ).fetchall()
+    db.execute("DELETE FROM notify_undelivered")
+    return [Notification.from_json(r["notification"]) for r in rows]
 
 
 def alert_row(row: sqlite3.Row) -> Alert:

@@ -8,6 +8,7 @@ system, so a canary made on a host or on the Lazarus machine is seen here.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,25 @@ def test_config_refuses_a_hostile_unit_and_address(config: Config) -> None:
         )
     with pytest.raises(ValidationError, match="unknown placeholder"):
         PlaybookSettings(out_of_band=["ipmitool", "-H", "{addr}"])
+
+
+def test_a_hostile_label_reaches_mail_as_text_not_html(sinks: Any, mark: str) -> None:
+    from lazarus.notify.deliver import deliver
+    from lazarus.notify.message import render
+
+    hostile = _incident(host=f"web-1<img src=x onerror=alert('{mark}')>")
+    hostile = replace(hostile, summary="log: <script>steal()</script> & <b>bold</b>")
+    message = render(hostile, "opened", actions=["<a href='javascript:x'>click</a>"])
+    url = f"mailto://127.0.0.1:{sinks.smtp_port}?from=l@x.test&to=o@x.test"
+    chat = f"json://127.0.0.1:{sinks.http_port}/hook"
+    assert deliver("oncall", [url, chat], f"{mark} {message.title}", message.body, timeout=10)
+    [mail] = [m for m in sinks.messages("mail") if mark in m["subject"]]
+    assert (
+        "<img" not in mail["html"]
+        and "<script" not in mail["html"]
+        and "<a href='" not in mail["html"]
+    )
+    assert "&lt;img src=x onerror=alert" in mail["html"] and "&lt;script&gt;" in mail["html"]
+    assert "<strong>" in mail["html"]  # the message's own markdown still renders
+    [posted] = [m for m in sinks.messages("http") if mark in str(m)]
+    assert "<script>steal()</script>" in str(posted)  # plain text stays plain

@@ -254,3 +254,25 @@ def test_without_send_resolved_an_alert_that_fires_again_is_news(state: NotifySt
     record(state, cfg, [alert("web-1", "api"), alert("web-1", "db")], T0 + 130, complete=True)
     (n,) = flush(state, cfg, T0 + 180)
     assert n.title.startswith("[FIRING:2]") and not n.repeat
+
+
+def test_a_message_no_receiver_took_is_sent_again_at_the_next_flush(state: NotifyState):
+    from lazarus.notify.deliver import Delivery
+    from lazarus.notify.send import attempt
+
+    cfg = notify(route={"group_wait": "0s"}, fallback="boss")
+    up = {"ops": False, "boss": False}
+
+    def send(receiver: str, urls: Any, title: str, body: str, **kw: Any) -> Delivery:
+        return Delivery(receiver, up[receiver], (), "" if up[receiver] else "connection refused")
+
+    record(state, cfg, [alert("web-1", "api")], T0)
+    [first] = flush(state, cfg, T0)
+    assert not attempt(state, cfg, first, T0, final=True, send=send)  # ops, then boss: down
+    up["ops"] = True  # SMTP is back
+    [again] = flush(state, cfg, T0 + 5)  # not at repeat_interval: at the next flush
+    assert (again.key, again.title, again.receiver) == (first.key, first.title, "ops")
+    assert attempt(state, cfg, again, T0 + 5, final=True, send=send)
+    assert flush(state, cfg, T0 + 10) == []  # delivered: sent once, not again
+    tried = [(r["receiver"], r["ok"]) for r in state.sends()]
+    assert tried == [("ops", 0), ("boss", 0), ("ops", 1)]
