@@ -142,8 +142,8 @@ def hostile_files() -> list[tuple[str, str, bytes]]:
 
 def _argv(command: str, path: Path, tmp: Path) -> list[str]:
     return {
-        "check": ["check", str(path)],
-        "playbook": ["playbook", "check", str(path)],
+        "check": ["check", "-c", str(path)],
+        "playbook": ["playbook", "check", str(path.parent)],
         "detect": ["detect", "--input", str(path), "--output", str(tmp / "out.csv")],
         "logs": ["logs", "parse", "--input", str(path), "--output", str(tmp / "out.csv")],
         "logs-state": [
@@ -163,7 +163,8 @@ def hostile_input(tmp: Path) -> tuple[int, int, list[str]]:
     tried = handled = 0
     failures = []
     for command, case, text in hostile_files():
-        path = tmp / ("book.yaml" if command == "playbook" else f"in-{tried}")
+        path = tmp / "books" / "book.yaml" if command == "playbook" else tmp / f"in-{tried}"
+        path.parent.mkdir(exist_ok=True)
         path.write_bytes(text)
         out, err = io.StringIO(), io.StringIO()
         start = time.perf_counter()
@@ -300,8 +301,8 @@ def secrets(tmp: Path) -> tuple[int, int]:
         outcome = attempt(NotifyState(store), cfg.notify, message, 1.0, final=True)
         store.close()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            lazarus(["check", str(path)])
-            lazarus(["incidents", str(path), "--show", str(incident.id)])
+            lazarus(["check", "-c", str(path)])
+            lazarus(["incidents", "-c", str(path), "--show", str(incident.id)])
     finally:
         logging.getLogger().removeHandler(handler)
         logging.getLogger().setLevel(logging.WARNING)

@@ -28,6 +28,7 @@ from tasks.cycles import watch_cycle
 from tasks.databases import check_databases
 from tasks.detect import correlate, detect
 from tasks.events import emit_all, publish_summary
+from tasks.heartbeat import send_heartbeat
 from tasks.logs import collect_logs, log_anomalies
 from tasks.notify import dispatch, settle
 from tasks.oncall import publish_board
@@ -140,4 +141,5 @@ def cycle(
         "cycle": number,
     }
     publish_summary(counts, anomalies, shard=shard, shards=shards)
+    send_heartbeat(config)  # the dead-man's switch: beats stop when cycles stop
     return counts

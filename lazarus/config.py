@@ -667,6 +667,12 @@ class Recovery(Strict):
 
 class Watch(Strict):
     interval: Duration = Field(15.0, gt=0)
+    heartbeat: str | None = Field(
+        None, description="URL (or secret reference) pinged after every completed cycle"
+    )
+    dead_after: int = Field(
+        3, ge=1, description="intervals without a completed cycle before the dead-man pages"
+    )
 
 
 class State(Strict):
@@ -899,6 +905,8 @@ class Config(Strict):
         refs = [("inventory.ssh.key", self.inventory.ssh.key)]
         if self.inventory.ssh.passphrase:
             refs.append(("inventory.ssh.passphrase", self.inventory.ssh.passphrase))
+        if self.watch.heartbeat:
+            refs.append(("watch.heartbeat", self.watch.heartbeat))
         for i, receiver in enumerate(self.notify.receivers):
             refs += [(f"notify.receivers[{i}].urls[{j}]", u) for j, u in enumerate(receiver.urls)]
         refs += [

@@ -94,8 +94,9 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], Lines]:
     """The document (a mapping) and its line map; ConfigError for unreadable or invalid YAML,
     and for files past the size, nesting and alias-expansion caps (which guard memory)."""
     text = _read_text(path)
-    loader = _LineLoader(text)
+    loader: _LineLoader | None = None
     try:
+        loader = _LineLoader(text)  # its reader refuses control characters at once
         node = loader.get_single_node()
         if node is not None:
             _check_shape(node, path)
@@ -109,7 +110,8 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], Lines]:
     except RecursionError:
         raise ConfigError(f"nested deeper than {MAX_DEPTH} levels", path=str(path)) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict) or node is None:
         raise ConfigError("the top level must be a mapping", path=str(path), line=1)
     return data, Lines.of(node) or Lines(1, {})

@@ -92,14 +92,16 @@ def test_a_recover_run_killed_mid_step_is_escalated_with_its_step_and_frees_its_
         try:
             _wait(
                 "the recover run to reach its wait step",
-                lambda: store._db.execute(
-                    "SELECT 1 FROM recovery_leases WHERE incident_id = ? AND step = ?",
-                    (incident.id, "steps/pause"),
-                ).fetchone()
-                if store._db.execute(
-                    "SELECT 1 FROM sqlite_master WHERE name = 'recovery_leases'"
-                ).fetchone()
-                else None,
+                lambda: (
+                    store._db.execute(
+                        "SELECT 1 FROM recovery_leases WHERE incident_id = ? AND step = ?",
+                        (incident.id, "steps/pause"),
+                    ).fetchone()
+                    if store._db.execute(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'recovery_leases'"
+                    ).fetchone()
+                    else None
+                ),
                 limit=120,
             )
         finally:
@@ -125,3 +127,38 @@ def test_a_recover_run_killed_mid_step_is_escalated_with_its_step_and_frees_its_
         assert sb.health("web-2") == 200  # checked on the host, not through Lazarus
     finally:
         store.close()
+
+
+def test_the_dead_mans_page_and_heartbeat_need_neither_store_nor_watch(
+    sinks: Any, mark: str, tmp_path: Path
+) -> None:
+    from lazarus.config import Config
+    from lazarus.notify.deadman import page
+    from lazarus.sources.heartbeat import beat
+
+    mail = f"mailto://127.0.0.1:{sinks.smtp_port}?from=l@x.test&to=o@x.test"
+    config = Config.model_validate(
+        {
+            "inventory": {"ssh": {"key": "k"}, "hosts": []},
+            "notify": {
+                "receivers": [
+                    {"name": "chat", "urls": ["json://127.0.0.1:9/down"]},  # refused
+                    {"name": "mail", "urls": [mail]},
+                ],
+                "route": {"receiver": "chat"},
+                "fallback": "mail",
+            },
+            "watch": {"interval": f"{len(mark)}s", "dead_after": 3},
+            "state": {"path": str(tmp_path / "gone" / "lazarus.db")},
+            "base_dir": str(tmp_path),
+        }
+    )
+    sent = page(config, 3 * len(mark))
+    assert [(o.receiver, o.ok) for o in sent] == [("chat", False), ("mail", True)]
+    assert any(
+        f"no completed cycle for {3 * len(mark)}s" in m["subject"] for m in sinks.messages("mail")
+    )
+    assert not (tmp_path / "gone").exists()  # it never touched the store
+    assert beat(f"http://127.0.0.1:{sinks.http_port}/beat/{mark}", timeout=5)
+    assert any(mark in str(m) for m in sinks.messages("http"))
+    assert not beat("http://127.0.0.1:9/beat", timeout=2)

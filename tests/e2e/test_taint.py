@@ -8,6 +8,7 @@ system, so a canary made on a host or on the Lazarus machine is seen here.
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -161,3 +162,51 @@ def test_a_hostile_label_reaches_mail_as_text_not_html(sinks: Any, mark: str) ->
     assert "<strong>" in mail["html"]  # the message's own markdown still renders
     [posted] = [m for m in sinks.messages("http") if mark in str(m)]
     assert "<script>steal()</script>" in str(posted)  # plain text stays plain
+
+
+def test_a_hostile_disk_clean_path_never_deletes_outside_clean_paths(
+    tmp_path: Path, config: Config, ex: SshExecutor
+) -> None:
+    """seams' canonicalisation on the host, tried with hostile label values."""
+    clean, victim = tmp_path / "clean", tmp_path / "victim"
+    clean.mkdir()
+    victim.mkdir()
+    (victim / "precious").write_text("keep me")
+    os.utime(victim / "precious", (0, 0))  # old enough to be deleted, were it reached
+    (clean / "escape").symlink_to(victim)
+    canary = tmp_path / "canary"
+    settings = config.playbooks.model_copy(update={"clean_paths": [str(clean)]})
+    book = _book(
+        {
+            "id": "c",
+            "action": "disk.clean",
+            "with": {"path": "{{ incident.labels.mount }}", "older_than": "1m"},
+        }
+    )
+    values = [v.format(canary=canary) for v in HOSTILE] + [
+        f"{clean}/../victim",
+        str(victim),
+        f"{clean}/escape",
+        f"{clean}/escape/",
+        "/",
+        "-delete",
+    ]
+    for value in values:
+        ctx = StepContext(_incident(mount=value), config, settings=settings, executor=ex)
+        result = run(book, ctx)
+        assert result.status == "failed" or "freed 0.0 MiB" in result.steps[0].detail, value
+        assert (victim / "precious").read_text() == "keep me", value
+        assert not canary.exists(), value
+
+
+def test_a_rollback_folder_never_comes_from_a_label() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="never from the incident"):
+        _book(
+            {
+                "id": "rb",
+                "action": "release.rollback",
+                "with": {"releases": "{{ incident.labels.releases }}"},
+            }
+        )

@@ -121,7 +121,7 @@ def test_check_refuses_bounds_that_would_crash_a_cycle(
 BOOK = {
     "version": 1,
     "name": "bad-book",
-    "trigger": {"matchers": ['symptom="disk_full"']},
+    "trigger": {"matchers": ['symptom="disk_full"', 'releases=~".+"']},
 }
 STEPS: list[tuple[dict, str]] = [
     ({"id": "w", "action": "wait", "with": {"duration": float("inf")}}, "at most"),
@@ -142,6 +142,14 @@ STEPS: list[tuple[dict, str]] = [
     ({"id": "r", "action": "ssh.restart", "with": {"host": "-oProxyCommand=x"}}, "pattern"),
     ({"id": "r", "action": "ssh.restart", "with": {"service": "a b"}}, "pattern"),
     ({"id": "h", "action": "http.check", "with": {"interval": 0}}, "greater than 0"),
+    (
+        {
+            "id": "rb",
+            "action": "release.rollback",
+            "with": {"releases": "{{ incident.labels.releases }}"},
+        },
+        "never from the incident",
+    ),
 ]
 
 
@@ -160,7 +168,7 @@ def test_lazarus_check_exits_2_without_a_traceback(name: str, tmp_path: Path) ->
     path = tmp_path / "bad.yaml"
     path.write_bytes(RAW[name][0])
     done = subprocess.run(
-        [sys.executable, "-m", "lazarus.cli", "check", str(path)],
+        [sys.executable, "-m", "lazarus.cli", "check", "-c", str(path)],
         capture_output=True,
         text=True,
         timeout=120,

@@ -78,8 +78,8 @@ def test_a_planted_secret_shows_nowhere(
     assert not outcome.ok and outcome.error
     store.close()
 
-    assert main(["check", str(config)]) == 0
-    assert main(["incidents", str(config), "--show", str(incident.id)]) == 0
+    assert main(["check", "-c", str(config)]) == 0
+    assert main(["incidents", "-c", str(config), "--show", str(incident.id)]) == 0
     printed = capsys.readouterr()
     db = sqlite3.connect(tmp_path / "state.db")
     stored = [

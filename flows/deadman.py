@@ -1,0 +1,20 @@
+"""Page that Lazarus itself stopped: run by the automation ``lazarus deploy`` creates when no
+watch run completed for ``watch.dead_after`` intervals (lazarus.notify.deadman)."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from lazarus.notify.deadman import page
+from tasks.runtime import load
+
+
+@flow(name="deadman", log_prints=True)
+def deadman(config_path: str = "lazarus.yaml") -> bool:
+    """Send the dead-man's page; True when a receiver took it."""
+    config = load(config_path)
+    silent = config.watch.dead_after * config.watch.interval
+    sent = page(config, silent)
+    for outcome in sent:
+        get_run_logger().info("dead-man page to %s: %s", outcome.receiver, outcome.error or "ok")
+    return any(o.ok for o in sent)
