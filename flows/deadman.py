@@ -1,5 +1,6 @@
-"""Page that Lazarus itself stopped: run by the automation ``lazarus deploy`` creates when no
-watch run completed for ``watch.dead_after`` intervals (lazarus.notify.deadman)."""
+"""Page that Lazarus itself stopped (lazarus.notify.deadman): a flow for a Prefect automation
+whose proactive trigger expects a completed watch run every ``watch.dead_after`` intervals.
+``lazarus deploy`` does not create that automation yet; ``watch.heartbeat`` covers the case."""
 
 from __future__ import annotations
 

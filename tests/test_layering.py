@@ -24,7 +24,11 @@ ADAPTERS = {
         "lazarus/db.py",
         "lazarus/sources/postgres.py",
     },
-    "httpx": {"lazarus/sources/http.py", "lazarus/sources/prometheus.py"},
+    "httpx": {
+        "lazarus/sources/http.py",
+        "lazarus/sources/prometheus.py",
+        "lazarus/sources/heartbeat.py",
+    },
 }
 
 

@@ -143,6 +143,9 @@ def detect_file(
             raise ValueError(
                 f"{src}:{reader.line_num}: not a timestamp,value row ({exc})"
             ) from None
+    if not rows:  # a header alone: nothing to score
+        dst.write_text(",".join([*header, "anomaly_score"]) + "\n")
+        return []
     stamps = [_stamp(row[0], f"{src}:{n}") for n, row in rows]
     values = [row[1] if len(row) > 1 else "" for _, row in rows]
     scores = score_values(values, stamps, params)

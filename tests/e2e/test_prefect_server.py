@@ -54,13 +54,10 @@ def test_deploy_schedule_automation_and_manual_recover(
         assert (run.stdout + run.stderr).count("Looks like you") <= 1
     assert first.returncode == 0, first.stderr
     ids = _ids(first.stdout)
-    assert len(ids) == 6  # watch, recover, acknowledge, backtest, deadman, drill
+    assert len(ids) == 5  # watch, recover, acknowledge, backtest, drill
     assert _ids(second.stdout) == ids
     automations = api(server, "automations/filter", {})
-    assert sorted(a["name"] for a in automations) == [
-        "lazarus: page when the watch stops",
-        "lazarus: recover each opened incident",
-    ]
+    assert [a["name"] for a in automations] == ["lazarus: recover each opened incident"]
 
     assert lazarus(server, "auto-remediation", "off").returncode == 0
     first_host, second_host = sandbox.hosts[1].name, sandbox.hosts[2].name
