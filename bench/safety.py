@@ -270,6 +270,7 @@ def secrets(tmp: Path) -> tuple[int, int]:
                     "databases": [
                         {
                             "name": "app",
+                            "host": "web-1",
                             "kind": "postgres",
                             "dsn": "env:LAZ_BENCH_DSN",
                             "snapshots": {"dir": "snaps"},
