@@ -69,6 +69,7 @@ def test_three_starters_never_overlap_and_streaks_count_cycles(
         )
         loop.start()
         skipped = [watch(str(config)) for _ in range(2)]  # a person, twice
+        _wait(lambda: sb.service_pid(HOST) is not None, 60, f"{HOST}'s service to run")
         sb.fault(HOST, "kill")
         fault_at = time.time()
         skipped += [watch(str(config)) for _ in range(2)]
