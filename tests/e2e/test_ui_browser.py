@@ -283,6 +283,7 @@ def _rejected_run_fails(
     _open_listed_run(page, f"recover #{incident.id} {incident.symptom} {incident.target}")
     state = page.locator(".state-badge").first
     expect(state).to_have_text("Failed", timeout=WAIT_MS)
+    page.get_by_text("Details", exact=True).click()  # the state message: why it escalated
     expect(page.get_by_text("not approved").first).to_be_visible(timeout=LOG_MS)
     _shot(page, "8-escalated-failed")
     assert os.readlink(releases / "current") == "r1"  # nothing ran
