@@ -33,6 +33,7 @@ from tests.e2e.prefect_server import (
     lazarus,
     prefect_server,
     run_deployment,
+    wait_for,
     wait_incident,
     worker,
 )
@@ -279,8 +280,15 @@ def _rejected_run_fails(
             break
         time.sleep(2)
     assert done.returncode == 0, done.stderr + done.stdout
-    page.goto(f"{UI}/runs")
-    _open_listed_run(page, f"recover #{incident.id} {incident.symptom} {incident.target}")
+    # the automation's run bears the same name and was left alone: open the one that failed
+    named = {"flow_runs": {"name": {"any_": [f"recover #{incident.id} {incident.symptom} "
+                                              f"{incident.target}"]}}}  # fmt: skip
+
+    def failed() -> str | None:
+        runs = httpx.post(f"{API}/flow_runs/filter", json=named, timeout=10).json()
+        return next((r["id"] for r in runs if r["state_type"] == "FAILED"), None)
+
+    page.goto(f"{UI}/runs/flow-run/{wait_for('the rejected run to fail', failed)}")
     state = page.locator(".state-badge").first
     expect(state).to_have_text("Failed", timeout=WAIT_MS)
     page.get_by_text("Details", exact=True).click()  # the state message: why it escalated
