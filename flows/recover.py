@@ -192,7 +192,8 @@ def _run(
         """A person's answer: in the audit, as an event, and on the board."""
         step = APPROVE if answer.decision == "approve" else REJECT
         record_step(store, incident, step, answer.approver, answer.comment)
-        emit_incident(incident, f"{answer.decision}d", by=answer.approver, comment=answer.comment)
+        kind = "approved" if answer.decision == "approve" else "rejected"
+        emit_incident(incident, kind, by=answer.approver, comment=answer.comment)
         publish_board(config)
 
     try:
