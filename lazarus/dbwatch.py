@@ -62,7 +62,11 @@ def host_of(db: Database) -> str:
 
 
 def watch_databases(config: Config, store: Store, now: float) -> DbWatch:
-    """Run the due checks of every database and look for stuck sessions."""
+    """Run the due checks of every database and look for stuck sessions.
+
+    A check is due in the cycle nearest its time: cycles jitter by up to half an interval, and
+    a check every ``watch.interval`` must run every cycle, not every other one."""
+    slack = config.watch.interval / 2
     anomalies: list[Anomaly] = []
     failed: list[CheckResult] = []
     errors: list[str] = []
@@ -72,7 +76,7 @@ def watch_databases(config: Config, store: Store, now: float) -> DbWatch:
             due = [
                 c
                 for c in db.checks
-                if c.name not in state or now - state[c.name].ran_at >= c.interval
+                if c.name not in state or now - state[c.name].ran_at >= c.interval - slack
             ]
             previous = {n: s.good_value for n, s in state.items() if s.good_value is not None}
             results = snapshots.run_checks(db, due, previous) if due else []
