@@ -22,7 +22,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -116,13 +115,10 @@ def drills(args: argparse.Namespace) -> dict[str, list[list[float | None]]]:
     rng = random.Random(args.seed)
     out: dict[str, list[list[float | None]]] = {}
     sandbox = Sandbox.up(args.dir.resolve(), name="bench", hosts=3, subnet=215)
-    approver = None
     try:
         for fault in args.faults.split(","):
             config = _variant(sandbox.config_path, fault)
             warm_up(config, cycles=1)
-            if fault == "bad-release" and approver is None:  # a rollback asks a person first
-                approver = _Approver()
             out[fault] = []
             for i in range(args.runs):
                 host = sandbox.hosts[i % len(sandbox.hosts)].name
@@ -139,8 +135,6 @@ def drills(args: argparse.Namespace) -> dict[str, list[list[float | None]]]:
                 _forget(config, host)
             print("RESULT " + json.dumps(out), flush=True)  # so far: a stopped run still counts
     finally:
-        if approver is not None:
-            approver.stop()
         sandbox.down()
     return out
 
@@ -177,39 +171,6 @@ def _forget(config_path: Path, host: str) -> None:
             guards.reset_breaker(f"web@{host}", name)
     finally:
         store.close()
-
-
-class _Approver:
-    """The on-call who approves a paused recover run (a rollback) the moment it asks."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from prefect import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
-        from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
-        from prefect.client.schemas.objects import StateType
-        from prefect.flow_runs import resume_flow_run
-
-        paused = FlowRunFilter(state=FlowRunFilterState(type=StateTypes(any_=[StateType.PAUSED])))
-        while not self._stop.wait(0.5):
-            try:
-                with get_client(sync_client=True) as client:
-                    runs = client.read_flow_runs(flow_run_filter=paused)
-                for run in runs:
-                    resume_flow_run(
-                        run.id,
-                        run_input={"approver": "bench", "decision": "approve", "comment": "bench"},
-                    )
-            except Exception as exc:  # the API is not up yet, or the run moved on
-                print(f"approver: {exc}", file=sys.stderr)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
 
 def report(

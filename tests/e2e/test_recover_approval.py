@@ -1,8 +1,8 @@
-"""Approval of a destructive step, through the recover flow on a real Prefect API.
+"""Approval, through the recover flow on a real Prefect API.
 
-A release rollback (destructive) pauses the flow run with the Approval form; the test answers
-it as `lazarus approve INCIDENT --as NAME` does (``resume_flow_run(run_input=...)``, the call
-the UI's resume form makes). Only a listed approver's answer counts; the decision lands in the
+A release rollback under ``approval: {required: always}`` pauses the flow run with the Approval
+form; the test answers it as `lazarus approve INCIDENT --as NAME` does
+(``resume_flow_run(run_input=...)``, the call the UI's resume form makes). Only a listed approver's answer counts; the decision lands in the
 audit, the report and the outcome message. An approval that never comes rejects, escalates and
 changes nothing.
 """
@@ -37,7 +37,7 @@ def _setup(sandbox: Any, tmp_path: Path, name: str, timeout: str) -> tuple[Path,
     books = tmp_path / "playbooks"
     books.mkdir()
     book = yaml.safe_load((ROOT / "playbooks" / "bad-release.yaml").read_text())
-    book["approval"] = {"timeout": timeout, "approvers": ["ana"]}
+    book["approval"] = {"required": "always", "timeout": timeout, "approvers": ["ana"]}
     (books / "bad-release.yaml").write_text(yaml.safe_dump(book))
     config = variant(sandbox, name, {
         "state.path": f"state/{name}.db", "playbooks.dir": str(books),

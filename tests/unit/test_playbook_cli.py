@@ -92,6 +92,6 @@ def test_plan_of_bad_release_rolls_back_the_inventory_folder(
     argv = ["playbook", "plan", "--dir", str(config.parent / "books"), "--config", str(config)]
     assert main([*argv, "--incident-json", incident, "--cause", "bad_release"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "playbook bad-release (approval required)"
+    assert out[0] == "playbook bad-release (approval no)"
     assert out[1].startswith("  steps/rollback: release.rollback on web-1: ")
-    assert out[1].endswith('"/srv/api/releases", "current"] [destructive]')
+    assert out[1].endswith('"/srv/api/releases", "current"]')

@@ -383,7 +383,8 @@ def test_select_matches_trigger_on_facts_and_cause() -> None:
 
 def test_destructive_needs_approval_and_low_confidence_too() -> None:
     books = load_dir(ROOT / "playbooks")
-    assert books["bad-release"].needs_approval()  # auto + destructive
+    assert books["db-corrupt"].needs_approval()  # auto + destructive (db.restore)
+    assert not books["bad-release"].needs_approval()  # a rollback is reversible: no person
     assert not books["service-down"].needs_approval(confidence=1.0)
     low = book(
         [{"id": "a", "action": "ssh.restart"}],

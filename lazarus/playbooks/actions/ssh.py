@@ -90,11 +90,16 @@ class RollbackParams(ControlParams):
 
 @register
 class ReleaseRollback(Action):
-    """Point ``current`` at the release before the one it points to, atomically, then restart."""
+    """Point ``current`` at the release before the one it points to, atomically, then restart.
+
+    Not destructive: both releases stay on disk and the flip is one atomic rename, so a wrong
+    rollback is undone the same way. A bad release then heals from the watch without waiting
+    for a person (its trigger needs a diagnosed ``bad_release``: a release change recorded on
+    that service just before it broke); a playbook that wants a person says
+    ``approval: {required: always}``."""
 
     name = "release.rollback"
     Params = RollbackParams
-    destructive = True
 
     def _argv(self, ctx: StepContext, params: RollbackParams) -> list[str]:
         folder, link = params.releases, "current"
