@@ -2,9 +2,9 @@
 
 A release rollback under ``approval: {required: always}`` pauses the flow run with the Approval
 form; the test answers it as `lazarus approve INCIDENT --as NAME` does
-(``resume_flow_run(run_input=...)``, the call the UI's resume form makes). Only a listed approver's answer counts; the decision lands in the
-audit, the report and the outcome message. An approval that never comes rejects, escalates and
-changes nothing.
+(``resume_flow_run(run_input=...)``, the call the UI's resume form makes). Only a listed
+approver's answer counts; the decision lands in the audit, the report and the outcome message.
+An approval that never comes rejects, escalates and changes nothing.
 """
 
 from __future__ import annotations
