@@ -44,7 +44,8 @@ def _two_services(sandbox: Any) -> dict[str, Any]:
     """orders-db = the web service on web-3 only; api = the one on web-1, needing orders-db."""
     data = yaml.safe_load(sandbox.config_path.read_text())["inventory"]
     hosts = [{**h, "labels": {**h["labels"], "name": h["name"]}} for h in data["hosts"]]
-    web = data["services"][0]
+    # the sandbox's own database and web's need of it stay out: here orders-db is a web service
+    web = {k: v for k, v in data["services"][0].items() if k != "depends_on"}
     services = [
         {**web, "name": "orders-db", "hosts": {"name": "web-3"}},
         {**web, "name": "api", "hosts": {"name": "web-1"}, "depends_on": ["orders-db"]},
@@ -53,6 +54,7 @@ def _two_services(sandbox: Any) -> dict[str, Any]:
         "state.path": f"state/{NAME}.db",
         "inventory.hosts": hosts,
         "inventory.services": services,
+        "inventory.databases": [],
         "recovery": {"enabled": False},
     }
 
