@@ -1,4 +1,4 @@
-"""`lazarus snapshot take|list|verify|prune CONFIG [DATABASE]`: the snapshots restore relies on.
+"""`lazarus snapshot take|list|verify|prune [-c CONFIG] [DATABASE]`: what restore relies on.
 
 ``take`` snapshots and at once verifies on a scratch copy (the sidecar says good or bad);
 ``verify`` re-checks existing ones; ``prune`` applies retention (keep, daily, weekly) and
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from cronsim import CronSim
 
 from lazarus import snapshots
-from lazarus.commands import print_errors
-from lazarus.config import Config, Database, load_config
+from lazarus.commands import add_config, load, print_errors
+from lazarus.config import Config, Database
 from lazarus.errors import ConfigError, LazarusError
 
 
@@ -29,7 +29,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         ("prune", _prune, "apply retention; remove partial and orphaned files"),
     ):
         p = cmds.add_parser(name, help=text)
-        p.add_argument("config", help="path of the YAML config")
+        add_config(p)
         p.add_argument("database", nargs="?", help="one database (default: all of them)")
         p.set_defaults(func=func)
 
@@ -48,7 +48,7 @@ def selected(config: Config, name: str | None) -> list[Database]:
 
 def _each(args: argparse.Namespace, work) -> int:
     try:
-        config = load_config(args.config)
+        config = load(args)
         dbs = selected(config, args.database)
     except ConfigError as error:
         return print_errors(error)

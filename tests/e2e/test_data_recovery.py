@@ -92,7 +92,7 @@ def sandbox_databases(sandbox: Any) -> list[dict[str, Any]]:
 def take(config: Path, name: str) -> None:
     from lazarus.cli import main
 
-    assert main(["snapshot", "take", str(config), name]) == 0
+    assert main(["snapshot", "take", "-c", str(config), name]) == 0
 
 
 def watch_once(config: Path) -> dict[str, int]:
