@@ -131,14 +131,22 @@ def shop(postgres: Any, tmp_path: Path) -> Iterator[Database]:
 def test_db_corrupt_playbook_restores_a_dropped_table(shop: Database, tmp_path: Path) -> None:
     from lazarus import snapshots
 
-    snapshots.snapshot(shop, Path(shop.snapshots.dir))  # the scheduled, good snapshot
+    snapshots.take(shop, Path(shop.snapshots.dir))  # the scheduled snapshot, verified good
     _sql(shop.dsn, "DROP TABLE orders")
     config = Config.model_validate(
         {
             "inventory": {
                 "ssh": {"key": "k"},
                 "hosts": [{"name": "db-1", "address": "127.0.0.1"}],
-                "databases": [{**shop.model_dump(), "host": "db-1"}],
+                "databases": [
+                    {
+                        **shop.model_dump(),
+                        "host": "db-1",  # verify: the table is back, whole
+                        "checks": [
+                            {"name": "orders", "sql": "SELECT count(*) FROM orders", "min": 100}
+                        ],
+                    }
+                ],
             },
             "base_dir": str(tmp_path),
         }
