@@ -242,7 +242,7 @@ def test_backtest_replays_a_fault_from_prometheus_history(
         last = _wait_scrape(prom, last)
     parser = argparse.ArgumentParser()
     backtest.add_parsers(parser.add_subparsers())
-    argv = ["backtest", str(config.base_dir / "prom-backtest.yaml"), "--step", "1s"]
+    argv = ["backtest", "-c", str(config.base_dir / "prom-backtest.yaml"), "--step", "1s"]
     args = parser.parse_args([*argv, "--from", str(start), "--to", str(last)])
     assert backtest.run(args) == 0
     lines = capsys.readouterr().out.splitlines()
