@@ -44,6 +44,16 @@ def alert(host: str, service: str = "", symptom: str = "service_down", **kw: Any
     return Alert(f"{target}/{symptom}", labels, f"{target} {symptom}", T0, **kw)
 
 
+def stored(state: NotifyState, host: str, service: str) -> int:
+    """A real incident's id: deliveries reference incidents (PostgreSQL enforces the key)."""
+    from lazarus.model import Anomaly
+
+    incident, _ = state.store.open_incident(
+        Anomaly(host, service, "service_down", "critical", "down", T0)
+    )
+    return incident.id
+
+
 @pytest.fixture
 def state(tmp_path: Path) -> Iterator[NotifyState]:
     store = Store(tmp_path / "lazarus.db")
@@ -213,12 +223,13 @@ def test_an_acknowledged_alert_stops_escalating_and_repeating(state: NotifyState
         route={"group_wait": "0s", "repeat_interval": "1h"},
         escalation=[{"levels": [{"receiver": "pager", "after": "5m"}]}],
     )
-    a = alert("web-1", "api", incident_id=7)
+    number = stored(state, "web-1", "api")
+    a = alert("web-1", "api", incident_id=number)
     record(state, cfg, [a], T0)
     assert [n.kind for n in flush(state, cfg, T0)] == ["group"]
-    acked = acknowledge(state, 7, AckInput(acknowledged_by="ana", comment="on it"), T0 + 60)
+    acked = acknowledge(state, number, AckInput(acknowledged_by="ana", comment="on it"), T0 + 60)
     assert acked is not None and acked.acked_by == "ana (on it)"
-    assert acknowledge(state, 8, AckInput(acknowledged_by="ana"), T0 + 60) is None
+    assert acknowledge(state, number + 1, AckInput(acknowledged_by="ana"), T0 + 60) is None
     assert flush(state, cfg, T0 + 7200) == []  # no page, no repeat
 
 
@@ -266,7 +277,7 @@ def test_a_message_no_receiver_took_is_sent_again_at_the_next_flush(state: Notif
     def send(receiver: str, urls: Any, title: str, body: str, **kw: Any) -> Delivery:
         return Delivery(receiver, up[receiver], (), "" if up[receiver] else "connection refused")
 
-    record(state, cfg, [alert("web-1", "api")], T0)
+    record(state, cfg, [alert("web-1", "api", incident_id=stored(state, "web-1", "api"))], T0)
     [first] = flush(state, cfg, T0)
     assert not attempt(state, cfg, first, T0, final=True, send=send)  # ops, then boss: down
     up["ops"] = True  # SMTP is back
