@@ -42,7 +42,9 @@ PORT = 4394
 SHARDS = 2
 WORKERS = ("scale-a", "scale-b")
 # a worker logs this only once the server let it move the run to PENDING, i.e. it runs it
-STARTED = re.compile(r"Flow run '([^']+)' submitted to infrastructure")
+# By id: a recover run renames itself ("recover #12 ...") after the worker logged its first name.
+SUBMITTING = re.compile(r"submitting flow run '([0-9a-f-]{36})'")
+ABORTED = re.compile(r"Aborted submission of flow run '([0-9a-f-]{36})'")
 
 
 @pytest.fixture
@@ -81,15 +83,16 @@ def _new_final(env: dict[str, str], deployment_id: str, earlier: set[str]) -> di
     return new[0] if new and new[0]["state_type"] in FINAL else None
 
 
-def _started(logs: dict[str, Path], names: set[str]) -> Counter[tuple[str, str]] | None:
-    """How often each (worker, flow run name) start appears in the workers' logs, once every
-    run in ``names`` appears there."""
-    seen = Counter(
-        (name, m.group(1))
-        for name, path in logs.items()
-        for m in STARTED.finditer(path.read_text())
-    )
-    return seen if names <= {run for _, run in seen} else None
+def _started(logs: dict[str, Path], ids: set[str]) -> Counter[tuple[str, str]] | None:
+    """How often each worker started each flow run (its submissions less those the server
+    aborted because the other worker had it), once every run in ``ids`` appears there."""
+    seen: Counter[tuple[str, str]] = Counter()
+    for name, path in logs.items():
+        text = path.read_text()
+        seen.update((name, run) for run in SUBMITTING.findall(text))
+        seen.subtract((name, run) for run in ABORTED.findall(text))
+    seen = +seen  # only positive counts: runs this worker really started
+    return seen if ids <= {run for _, run in seen} else None
 
 
 def _online(env: dict[str, str]) -> set[str]:
@@ -159,8 +162,8 @@ def test_two_workers_two_shards_each_incident_handled_once(
         # both workers serve the pool, and each recover run was started by exactly one of them
         assert _online(server) == set(WORKERS)
         logs = dict(zip(WORKERS, (log_a, log_b), strict=True))
-        names = {r["name"] for r in recovers}
-        started = wait_for("the workers' logs of the recover runs", lambda: _started(logs, names))
+        run_ids = {r["id"] for r in recovers}
+        started = wait_for("the workers' logs of the recover runs", lambda: _started(logs, run_ids))
         for r in recovers:
-            by = [w for (w, name), n in started.items() if name == r["name"] for _ in range(n)]
+            by = [w for (w, run), n in started.items() if run == r["id"] for _ in range(n)]
             assert len(by) == 1, (r["name"], by)
