@@ -93,7 +93,8 @@ def test_release_rollback_flips_a_real_symlink(
     approved: list[str] = []
     result = run(book, ctx, Hooks(approve=lambda s, p: approved.append(s.id) or True))
     assert result.status == "resolved", result
-    assert approved == ["rb"] and os.readlink(releases / "current") == "2026-11-15"
+    assert approved == [], "a rollback is reversible: nobody is asked"
+    assert os.readlink(releases / "current") == "2026-11-15"
     assert "2026-11-28 -> 2026-11-15" in result.steps[0].detail
     assert not (releases / ".current.tmp").exists() and sandbox.health("web-1") == 200
 
