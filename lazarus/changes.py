@@ -23,19 +23,6 @@ from lazarus.store import Store
 log = logging.getLogger(__name__)
 KEEP_S = 7 * 86400.0  # changes older than this are forgotten
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS change_seen (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-)""",
-    """CREATE TABLE IF NOT EXISTS changes (
-    at DOUBLE PRECISION NOT NULL,
-    host TEXT NOT NULL,
-    service TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    description TEXT NOT NULL
-)""",
-)
 # $1 the releases folder ('' = none), $2 its link's name, then the watched files. Constant text:
 # paths ride as arguments. Each line: kind, mtime, value, name.
 _READ = (
@@ -99,8 +86,6 @@ def record(store: Store, seen: Iterable[Seen], now: float | None = None) -> list
     now = time.time() if now is None else now
     new: list[Change] = []
     with store.transaction() as db:
-        for statement in _SCHEMA:
-            db.execute(statement)
         for s in seen:
             row = db.execute("SELECT value FROM change_seen WHERE key = ?", (s.key,)).fetchone()
             if row is not None and row[0] != s.value:
@@ -128,8 +113,6 @@ def record(store: Store, seen: Iterable[Seen], now: float | None = None) -> list
 def since(store: Store, at: float) -> list[Change]:
     """Changes recorded at or after ``at``, oldest first."""
     with store.transaction() as db:
-        for statement in _SCHEMA:
-            db.execute(statement)
         rows = db.execute(
             "SELECT at, service, kind, description, host FROM changes WHERE at >= ? ORDER BY at",
             (at,),

@@ -26,17 +26,6 @@ from lazarus.store import Store
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS watch_cycles (
-    shard TEXT NOT NULL,
-    cycle INTEGER NOT NULL,
-    holder TEXT NOT NULL,
-    started REAL NOT NULL,
-    expires REAL NOT NULL,
-    finished REAL,
-    PRIMARY KEY (shard, cycle)
-)
-"""
 KEEP = 2000  # cycles of history kept per shard: a few hours at a 5 s interval
 
 
@@ -73,17 +62,11 @@ def holder_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _ensure(store: Store) -> None:
-    with store.transaction() as db:
-        db.execute(_SCHEMA)
-
-
 def begin(
     store: Store, shard: str, holder: str, *, min_gap: float, ttl: float, now: float | None = None
 ) -> Cycle | Skipped:
     """Take the next cycle of ``shard`` for ``holder``, or say why not."""
     now = time.time() if now is None else now
-    _ensure(store)
     with store.transaction() as db:
         last = db.execute(
             "SELECT cycle, holder, started, expires, finished FROM watch_cycles"
@@ -146,7 +129,6 @@ def finish(store: Store, cycle: Cycle, now: float | None = None) -> None:
 
 def history(store: Store, shard: str) -> list[CycleRecord]:
     """The shard's recent cycles, oldest first."""
-    _ensure(store)
     with store.transaction() as db:
         found = db.execute(
             "SELECT shard, cycle, holder, started, finished FROM watch_cycles"

@@ -23,20 +23,6 @@ from lazarus.store import Store
 LOCAL_HOST = "local"  # a database with no inventory host (an SQLite file beside Lazarus)
 DB_SYMPTOMS = ("db_corrupt", "db_stuck_transaction")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS db_checks (
-    database TEXT NOT NULL,
-    name TEXT NOT NULL,
-    ran_at DOUBLE PRECISION NOT NULL,
-    value DOUBLE PRECISION,
-    good_value DOUBLE PRECISION,
-    good_at DOUBLE PRECISION,
-    broken TEXT NOT NULL DEFAULT '',
-    broken_at DOUBLE PRECISION,
-    PRIMARY KEY (database, name)
-)
-"""
-
 
 @dataclass(frozen=True)
 class CheckState:
@@ -172,7 +158,6 @@ def _database(config: Config, name: str) -> Database | None:
 
 def _load(store: Store, database: str) -> dict[str, CheckState]:
     with store.transaction() as db:
-        db.execute(_SCHEMA)
         rows = db.execute(
             "SELECT name, ran_at, value, good_value, good_at, broken, broken_at FROM db_checks"
             " WHERE database = ? ORDER BY name",
@@ -185,7 +170,6 @@ def _save(store: Store, database: str, results: list[CheckResult], now: float) -
     """Record this cycle's runs: a good run moves the baseline, a failed query changes no
     verdict (it says nothing about the data), a broken bound keeps the first time it broke."""
     with store.transaction() as db:
-        db.execute(_SCHEMA)
         for r in results:
             db.execute(
                 "INSERT INTO db_checks (database, name, ran_at) VALUES (?, ?, ?)"

@@ -6,10 +6,10 @@ are compare-and-set (``claim`` answers True to exactly one caller). ``state: {ur
 postgresql://…}`` puts the same tables on PostgreSQL through ``lazarus.db``, which speaks the
 same SQL there and serialises writers with an advisory lock, so this code is the one path.
 
-Schema versions: plain numbered SQL in ``_MIGRATIONS``, recorded in ``lazarus_schema``. The store
-is hand-written DB-API SQL, so Alembic would bring SQLAlchemy and a second description of every
-table; a numbered list applied in one transaction each is all it needs. Feature modules that keep
-their own tables create them idempotently on first use through the same translator.
+Schema versions: plain numbered SQL in ``lazarus.schema``, recorded in ``lazarus_schema``, for
+every table of every module. The store is hand-written DB-API SQL, so Alembic would bring
+SQLAlchemy and a second description of every table; a numbered list applied in one transaction
+each is all it needs.
 """
 
 from __future__ import annotations
@@ -27,64 +27,11 @@ from typing import TYPE_CHECKING, Any
 from lazarus.db import PostgresConnection, is_url
 from lazarus.errors import LazarusError
 from lazarus.model import Anomaly, Incident, IncidentState
+from lazarus.schema import MIGRATIONS, statements
 
 if TYPE_CHECKING:
     from lazarus.config import Config
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS incidents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    fingerprint TEXT NOT NULL,
-    host TEXT NOT NULL,
-    service TEXT NOT NULL,
-    symptom TEXT NOT NULL,
-    severity TEXT NOT NULL,
-    state TEXT NOT NULL,
-    summary TEXT NOT NULL,
-    labels TEXT NOT NULL,
-    detected_at REAL NOT NULL,
-    notified_at REAL,
-    action_at REAL,
-    verified_at REAL,
-    closed_at REAL,
-    reason TEXT NOT NULL DEFAULT '',
-    flow_run_url TEXT NOT NULL DEFAULT ''
-);
-CREATE UNIQUE INDEX IF NOT EXISTS one_active_incident
-    ON incidents (fingerprint) WHERE state <> 'resolved';
-CREATE TABLE IF NOT EXISTS deliveries (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    incident_id INTEGER NOT NULL REFERENCES incidents(id),
-    event TEXT NOT NULL,
-    receiver TEXT NOT NULL,
-    ok INTEGER NOT NULL,
-    error TEXT NOT NULL DEFAULT '',
-    attempt INTEGER NOT NULL,
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS actions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    incident_id INTEGER NOT NULL REFERENCES incidents(id),
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    ok INTEGER NOT NULL,
-    detail TEXT NOT NULL DEFAULT '',
-    at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS streaks (
-    key TEXT PRIMARY KEY,
-    count INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS last_seen (
-    fingerprint TEXT PRIMARY KEY,
-    at REAL NOT NULL
-);
-"""
-
-_VERSION = "SELECT COALESCE(MAX(version), 0) FROM lazarus_schema"
-# Version n's statements, applied once each in order; version 1 is the schema above.
-_MIGRATIONS: tuple[str, ...] = (_SCHEMA,)
 
 # Which states may follow which. Escalated stays active (no new incident every cycle) until the
 # symptom clears or a person starts a recovery by hand.
@@ -197,14 +144,14 @@ class Store:
                 "CREATE TABLE IF NOT EXISTS lazarus_schema"
                 " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
             )
-        for version, script in enumerate(_MIGRATIONS, start=1):
+        for version, script in enumerate(MIGRATIONS, start=1):
             with self._tx() as db:
                 (done,) = db.execute(
                     "SELECT COALESCE(MAX(version), 0) FROM lazarus_schema"
                 ).fetchone()
                 if done >= version:
                     continue
-                for statement in filter(str.strip, script.split(";")):
+                for statement in statements(script):
                     db.execute(statement)
                 db.execute(
                     "INSERT INTO lazarus_schema (version, applied_at) VALUES (?, ?)",

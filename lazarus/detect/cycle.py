@@ -49,7 +49,6 @@ from lazarus.detect.ensemble import params_for
 from lazarus.detect.explain import Before, Why
 from lazarus.detect.extras import EXTRAS, Cohort, CohortSpec
 from lazarus.detect.peers_cycle import Latest, Outlier, peer_outliers
-from lazarus.detect.rings import SCHEMA as RINGS_SCHEMA
 from lazarus.detect.rings import stored_rings
 from lazarus.model import Anomaly, Sample
 from lazarus.store import Store
@@ -57,14 +56,6 @@ from lazarus.store import Store
 log = logging.getLogger(__name__)
 
 FORGET = 1000  # silent cycles before a series is dropped (churned pods, removed hosts)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS detector_series (
-    key TEXT PRIMARY KEY, series TEXT NOT NULL, labels TEXT NOT NULL,
-    cohort INTEGER NOT NULL, col INTEGER NOT NULL, last_at REAL NOT NULL, silent INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS detector_cohorts (id INTEGER PRIMARY KEY, state BLOB NOT NULL)
-"""
 
 
 def series_key(series: str, labels: Iterable[tuple[str, str]]) -> str:
@@ -90,9 +81,6 @@ class SeriesTable:
 
     def __init__(self, db: sqlite3.Connection):
         self.db = db
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            db.execute(statement)
-        db.execute(RINGS_SCHEMA)
         (self._last_id,) = db.execute(
             "SELECT COALESCE(MAX(id), 0) FROM detector_cohorts"
         ).fetchone()

@@ -39,12 +39,6 @@ PEER_LABELS = ("host", "instance")  # the labels that tell peers apart; all othe
 TYPICAL = 0.05  # weight of this cycle's MAD in a group's typical spread (~20 cycles)
 FORGET_GROUP = 86400.0  # seconds without a report before a group's typical spread is dropped
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS detector_peers (key TEXT PRIMARY KEY, streak INTEGER NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS detector_peer_groups"
-    " (grp TEXT PRIMARY KEY, spread REAL NOT NULL, at REAL NOT NULL)",
-)
-
 
 @dataclass(frozen=True)
 class Latest:
@@ -103,8 +97,6 @@ class _PeerState:
 
     @classmethod
     def load(cls, db: sqlite3.Connection) -> _PeerState:
-        for statement in _SCHEMA:
-            db.execute(statement)
         db.execute("DELETE FROM detector_peers WHERE key NOT IN (SELECT key FROM detector_series)")
         return cls(
             dict(db.execute("SELECT key, streak FROM detector_peers")),

@@ -23,10 +23,6 @@ from lazarus.detect.seasonal import Ring, Ringed
 
 log = logging.getLogger(__name__)
 
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS detector_ring_slots (cohort INTEGER NOT NULL, ring TEXT NOT NULL,"
-    " slot INTEGER NOT NULL, row BLOB NOT NULL, PRIMARY KEY (cohort, ring, slot))"
-)
 BATCH = 500  # slots per query (SQLite's limit on bound parameters is higher, but finite)
 
 

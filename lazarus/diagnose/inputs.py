@@ -16,20 +16,11 @@ from lazarus.store import Store
 
 KEEP_LINES = 500
 
-_SCHEMA = """CREATE TABLE IF NOT EXISTS recent_lines (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    at DOUBLE PRECISION NOT NULL,
-    host TEXT NOT NULL,
-    service TEXT NOT NULL,
-    line TEXT NOT NULL
-)"""
-
 
 def remember_lines(store: Store, batch: LogBatch) -> int:
     """Keep this cycle's lines; forget those past the look-back or the per-stream cap."""
     kept = 0
     with store.transaction() as db:
-        db.execute(_SCHEMA)
         for f in batch.files:
             rows = [(batch.at, f.host, f.service, line) for line in f.lines[-KEEP_LINES:]]
             db.executemany(
@@ -51,7 +42,6 @@ def diagnosis_inputs(store: Store, incident: Incident) -> tuple[list[LogLine], l
     host, from ``BEFORE_S`` before onset; and the changes recorded over that span."""
     start = incident.detected_at - BEFORE_S
     with store.transaction() as db:
-        db.execute(_SCHEMA)
         where = "service = ?" if incident.service else "host = ?"
         rows = db.execute(
             f"SELECT host, service, line FROM recent_lines WHERE {where} AND at >= ? ORDER BY id",

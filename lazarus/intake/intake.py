@@ -21,14 +21,6 @@ from lazarus.store import Store
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS intake_alerts (
-    fingerprint TEXT NOT NULL,
-    starts_at TEXT NOT NULL,
-    incident_id INTEGER NOT NULL REFERENCES incidents(id),
-    PRIMARY KEY (fingerprint, starts_at)
-)
-"""
 
 # Labels Lazarus sets itself from the inventory; the alert's own values are kept under alert_*.
 _OWN = ("host", "service", "symptom", "severity")
@@ -60,8 +52,6 @@ class AlertIntake:
 
     def __init__(self, config: Config, store: Store, source: str):
         self.config, self.store, self.source = config, store, source
-        with store.transaction() as db:
-            db.execute(_SCHEMA)
 
     def receive(self, alerts: list[Alert]) -> IntakeResult:
         result = IntakeResult()

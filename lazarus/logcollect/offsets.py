@@ -11,14 +11,6 @@ from dataclasses import dataclass
 from lazarus.logcollect.tail import Cursor
 from lazarus.store import Store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS log_offsets (
-    host TEXT NOT NULL, path TEXT NOT NULL, inode INTEGER, pos INTEGER NOT NULL DEFAULT 0,
-    skipping INTEGER NOT NULL DEFAULT 0, cut INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '', at REAL NOT NULL, PRIMARY KEY (host, path)
-);
-"""
-
 
 @dataclass(frozen=True)
 class FileState:
@@ -37,9 +29,6 @@ class Offsets:
 
     def __init__(self, store: Store):
         self.store = store
-        with store.transaction() as db:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
 
     def get(self, host: str, path: str) -> Cursor | None:
         state = self._row(host, path)
@@ -90,14 +79,6 @@ def _state(row: tuple) -> FileState:
     return FileState(host, path, cursor, int(cut), error, float(at))
 
 
-_JOURNAL_SCHEMA = """
-CREATE TABLE IF NOT EXISTS journal_cursors (
-    host TEXT NOT NULL, unit TEXT NOT NULL, cursor TEXT, restarts INTEGER NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '', at REAL NOT NULL, PRIMARY KEY (host, unit)
-)
-"""
-
-
 @dataclass(frozen=True)
 class JournalState:
     """One unit's row: its cursor (None until first read, '' = from the oldest entry), how often
@@ -116,8 +97,6 @@ class JournalCursors:
 
     def __init__(self, store: Store):
         self.store = store
-        with store.transaction() as db:
-            db.execute(_JOURNAL_SCHEMA)
 
     def get(self, host: str, unit: str) -> str | None:
         with self.store.transaction() as db:

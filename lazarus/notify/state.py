@@ -17,71 +17,6 @@ from typing import Literal
 from lazarus.model import Incident
 from lazarus.store import Store
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS notify_alerts (
-        fingerprint TEXT PRIMARY KEY,
-        incident_id INTEGER,
-        labels TEXT NOT NULL,
-        summary TEXT NOT NULL,
-        status TEXT NOT NULL,
-        starts_at REAL NOT NULL,
-        ends_at REAL,
-        flow_run_url TEXT NOT NULL DEFAULT '',
-        acked_by TEXT NOT NULL DEFAULT '',
-        acked_at REAL
-    )""",
-    """CREATE TABLE IF NOT EXISTS notify_groups (
-        key TEXT PRIMARY KEY,
-        receiver TEXT NOT NULL,
-        labels TEXT NOT NULL,
-        wait REAL NOT NULL,
-        interval REAL NOT NULL,
-        repeat REAL NOT NULL,
-        created_at REAL NOT NULL,
-        flushed_at REAL,
-        sent TEXT NOT NULL DEFAULT '[]'
-    )""",
-    """CREATE TABLE IF NOT EXISTS notify_members (
-        group_key TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        PRIMARY KEY (group_key, fingerprint)
-    )""",
-    """CREATE TABLE IF NOT EXISTS notify_silences (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        matchers TEXT NOT NULL,
-        starts_at REAL NOT NULL,
-        ends_at REAL NOT NULL,
-        comment TEXT NOT NULL,
-        created_by TEXT NOT NULL,
-        pause_remediation INTEGER NOT NULL DEFAULT 0,
-        reminded INTEGER NOT NULL DEFAULT 0
-    )""",
-    """CREATE TABLE IF NOT EXISTS notify_escalations (
-        fingerprint TEXT PRIMARY KEY,
-        policy INTEGER NOT NULL,
-        level INTEGER NOT NULL,
-        pages INTEGER NOT NULL,
-        next_at REAL NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS notify_sends (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        receiver TEXT NOT NULL,
-        alerts INTEGER NOT NULL,
-        ok INTEGER,
-        error TEXT NOT NULL DEFAULT '',
-        at REAL NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS notify_sends_by_receiver ON notify_sends (receiver, at)",
-    """CREATE TABLE IF NOT EXISTS notify_undelivered (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        key TEXT NOT NULL,
-        notification TEXT NOT NULL,
-        first_at REAL NOT NULL
-    )""",
-)
-
 Status = Literal["firing", "resolved"]
 
 
@@ -157,9 +92,6 @@ class NotifyState:
 
     def __init__(self, store: Store):
         self.store = store
-        with store.transaction() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
 
     def tx(self) -> AbstractContextManager[sqlite3.Connection]:
         return self.store.transaction()

@@ -24,23 +24,6 @@ from lazarus.playbooks.engine import Hooks, PlaybookResult, run
 from lazarus.playbooks.schema import Playbook, StepBase
 from lazarus.store import Store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS playbook_runs (
-    target TEXT NOT NULL, playbook TEXT NOT NULL, at REAL NOT NULL, ok INTEGER,
-    counted INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS playbook_runs_key ON playbook_runs (playbook, target, at);
-CREATE TABLE IF NOT EXISTS breaker_acts (
-    target TEXT NOT NULL, playbook TEXT NOT NULL, action TEXT NOT NULL, at REAL NOT NULL,
-    counted INTEGER NOT NULL DEFAULT 1
-);
-CREATE INDEX IF NOT EXISTS breaker_acts_key ON breaker_acts (playbook, target, at);
-CREATE TABLE IF NOT EXISTS fleet_leases (
-    service TEXT NOT NULL, host TEXT NOT NULL, at REAL NOT NULL, PRIMARY KEY (service, host)
-);
-"""
-
-
 LEASE_STALE = 3600.0
 LEASE_POLL = 1.0
 
@@ -55,9 +38,6 @@ class Guards:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.store, self.clock, self.sleep = store, clock, sleep
-        with store.transaction() as db:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
-                db.execute(statement)
 
     def start_run(self, target: str, playbook: str, window: RunWindow, rate: ErrorRate) -> int:
         """Record a run, or raise Throttled if the breaker is open or the error rate too high."""

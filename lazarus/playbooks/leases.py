@@ -18,19 +18,8 @@ from lazarus.model import Incident, IncidentState
 from lazarus.playbooks.guards import Guards
 from lazarus.store import Store
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS recovery_leases (
-    incident_id INTEGER PRIMARY KEY, owner TEXT NOT NULL, step TEXT NOT NULL, until REAL NOT NULL
-)
-"""
-
 LEASE_TTL = 60.0  # a run that has not renewed for this long is gone
 RENEW_EVERY = 10.0
-
-
-def _schema(store: Store) -> None:
-    with store.transaction() as db:
-        db.execute(_SCHEMA)
 
 
 class RecoveryLease:
@@ -53,7 +42,6 @@ class RecoveryLease:
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, daemon=True, name="recovery-lease")
-        _schema(store)
 
     def __enter__(self) -> RecoveryLease:
         with self.store.transaction() as db:
@@ -100,7 +88,6 @@ class RecoveryLease:
 def reconcile(store: Store, now: float | None = None, ttl: float = LEASE_TTL) -> list[Incident]:
     """Escalate every incident left ``remediating`` by a run whose lease ran out (or that never
     took one and started longer than ``ttl`` ago); free its fleet-cap slot. Returns them."""
-    _schema(store)
     now = time.time() if now is None else now
     stuck = []
     for incident in store.active():

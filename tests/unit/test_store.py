@@ -111,3 +111,69 @@ def test_streaks_persist(store: Store) -> None:
     assert store.streaks() == {"probe:a": 2, "probe:c": 1}
     store.save_streaks({"probe:a": 0})
     assert store.streaks() == {"probe:c": 1}
+
+
+def _schema(store: Store) -> dict[str, list[tuple[str, str]]]:
+    """Each table's (column, type) in order, and each index's table, on either dialect."""
+    with store.transaction() as db:
+        if store.dialect == "sqlite":
+            names = db.execute(
+                "SELECT name, type, tbl_name FROM sqlite_master"
+                " WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+            ).fetchall()
+            return {
+                name: [(c[1], c[2]) for c in db.execute(f'PRAGMA table_info("{name}")')]
+                if kind == "table"
+                else [("index on", table)]
+                for name, kind, table in names
+            }
+        columns = db.execute(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns"
+            " WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
+        ).fetchall()
+        indexes = db.execute(
+            "SELECT indexname, tablename FROM pg_indexes WHERE schemaname = 'public'"
+        ).fetchall()
+    found: dict[str, list[tuple[str, str]]] = {}
+    for table, column, kind in columns:
+        found.setdefault(table, []).append((column, kind))
+    for index, table in indexes:
+        found[index] = [("index on", table)]
+    return found
+
+
+def test_a_migrated_old_store_ends_with_the_schema_of_a_fresh_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lazarus import schema
+    from lazarus import store as store_module
+
+    # A store of version 1, whose modules created some of their tables on first use.
+    with monkeypatch.context() as patch:
+        patch.setattr(store_module, "MIGRATIONS", schema.MIGRATIONS[:1])
+        old = Store(tmp_path / "old.db")
+    incident, _ = old.open_incident(anomaly())
+    with old.transaction() as db:
+        for statement in schema.statements(schema.MIGRATIONS[1])[:2]:  # watch_cycles, notify_alerts
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO watch_cycles (shard, cycle, holder, started, expires)"
+            " VALUES ('1/1', 7, 'h', 1.0, 2.0)"
+        )
+    old.close()
+
+    migrated, fresh = Store(tmp_path / "old.db"), Store(tmp_path / "fresh.db")
+    assert _schema(migrated) == _schema(fresh)
+    assert {"watch_cycles", "notify_alerts", "recovery_leases", "detector_series"} <= set(
+        _schema(fresh)
+    )
+    for store in (migrated, fresh):
+        with store.transaction() as db:
+            assert db.execute("SELECT MAX(version) FROM lazarus_schema").fetchone()[0] == len(
+                schema.MIGRATIONS
+            )
+    assert migrated.get(incident.id).fingerprint == incident.fingerprint  # nothing lost
+    with migrated.transaction() as db:
+        assert [tuple(r) for r in db.execute("SELECT cycle FROM watch_cycles")] == [(7,)]
+    migrated.close()
+    fresh.close()
