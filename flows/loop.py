@@ -25,10 +25,13 @@ from prefect.exceptions import MissingContextError
 from flows.watch import cycle, shard_key
 from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
+from lazarus.notify.deadman import Watchdog
+from lazarus.store import Store
 from tasks.cycles import watch_cycle
 from tasks.runtime import load, open_store
 
 STRETCH = 3600.0
+WATCHDOG = Watchdog()  # one per process: its rate limit spans stretches
 
 
 @dataclass
@@ -38,6 +41,7 @@ class LoopReport:
     cycles: list[int] = field(default_factory=list)
     skipped: int = 0
     late: int = 0
+    failed: int = 0
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter:
@@ -84,18 +88,27 @@ def run_cycles(
     key = shard_key(shard, shards)
     holder = holder_id()
     report = LoopReport()
-    store = open_store(source.config)
+    store: Store | None = None
     try:
         start = time.monotonic()
         tick = 0
         while not until(report):
             config = source.current()
             every = interval if interval is not None else config.watch.interval
-            with watch_cycle(store, key, holder, interval=every) as got:
-                if not isinstance(got, Skipped):
-                    counts = cycle(config, config_path, got.number, shard, shards, remediate)
-                    report.cycles.append(got.number)
-                    _log_cycle(key, counts)
+            try:
+                store = store or open_store(config)  # here: a full disk may refuse even that
+                with watch_cycle(store, key, holder, interval=every) as got:
+                    if not isinstance(got, Skipped):
+                        counts = cycle(config, config_path, got.number, shard, shards, remediate)
+                        report.cycles.append(got.number)
+                        _log_cycle(key, counts)
+                WATCHDOG.completed()
+            except Exception as exc:  # logged and paged: the next tick tries again
+                got = None
+                report.failed += 1
+                logger.exception("watch %s: the cycle failed: %s", key, exc)
+                for sent in WATCHDOG.failed(config, exc):
+                    logger.error("watch %s: page to %s: %s", key, sent.receiver, sent.error or "ok")
             if isinstance(got, Skipped) and 0 < got.wait < every / 2:
                 time.sleep(got.wait)  # another starter's cycle just began: ours follows it
                 continue
@@ -110,7 +123,8 @@ def run_cycles(
             if not until(report):
                 time.sleep(max(0.0, start + tick * every - time.monotonic()))
     finally:
-        store.close()
+        if store is not None:
+            store.close()
     return report
 
 
@@ -142,7 +156,12 @@ def watch_loop(
         shards=shards,
         remediate=remediate,
     )
-    return {"cycles": len(report.cycles), "skipped": report.skipped, "late": report.late}
+    return {
+        "cycles": len(report.cycles),
+        "skipped": report.skipped,
+        "late": report.late,
+        "failed": report.failed,
+    }
 
 
 @flow(name="watch-loop", flow_run_name="watch-loop until done", log_prints=True)

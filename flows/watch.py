@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 from flows.recover import run_recover
 from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
+from lazarus.detect.sources import log_reads
 from lazarus.incidents import asks_approval, remediable
 from lazarus.shard import shard_config
 from tasks.changes import record_changes
@@ -110,13 +111,15 @@ def cycle(
     # quoted: Prefect would otherwise walk the whole fleet's config before every task starts
     fleet = quote(config)
     observations = probe_services(fleet)
-    samples = query_sources(fleet)
+    collected = query_sources(fleet)
+    samples = collected.samples
     down = reach_hosts(fleet, observations)
     logs = collect_logs(fleet)
+    reads = collected.reads + log_reads(logs)  # a source failing N cycles: source_down
     record_changes(fleet)  # before diagnosis: a release switched this cycle is on record
-    anomalies = detect(fleet, observations, samples, down) + log_anomalies(fleet, logs)
+    anomalies = detect(fleet, observations, samples, down, reads) + log_anomalies(fleet, logs)
     anomalies += check_databases(fleet)
-    found = correlate(fleet, anomalies, observations, down)
+    found = correlate(fleet, anomalies, observations, down, reads)
     url = flow_run_url(config)
     deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify
     publish_board(config)  # the live incident board (tasks.oncall)

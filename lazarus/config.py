@@ -530,6 +530,9 @@ class ClockSettings(Strict):
 
 class Detectors(Strict):
     probe_failures: int = Field(2, ge=1, description="failed probes in a row before service_down")
+    source_failures: int = Field(
+        3, ge=1, description="cycles a source fails in a row before source_down"
+    )
     resolve_after: Duration = Field(
         600.0, gt=0, description="an incident without a probe resolves when quiet this long"
     )

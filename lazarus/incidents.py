@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from lazarus import symptoms
 from lazarus.config import Config
 from lazarus.detect.hosts import HOST_DOWN, answering
+from lazarus.detect.sources import SOURCE_DOWN
 from lazarus.detect.threshold import PROBE_SYMPTOMS
 from lazarus.intake.intake import from_alert
 from lazarus.model import Anomaly, Incident, IncidentState, Observation
@@ -70,6 +71,24 @@ def close_cleared(
             incident.id,
             IncidentState.RESOLVED,
             reason=f"symptom cleared: {what}",
+            expect=(IncidentState.OPEN, IncidentState.NOTIFIED, IncidentState.ESCALATED),
+        )
+        if done is not None:
+            closed.append(done)
+    return closed
+
+
+def close_returned(store: Store, answered: Iterable[str]) -> list[Incident]:
+    """Resolve the ``source_down`` incidents (by fingerprint) of sources that answered again."""
+    back = set(answered)
+    closed = []
+    for incident in store.active():
+        if incident.symptom != SOURCE_DOWN or incident.fingerprint not in back:
+            continue
+        done = store.transition(
+            incident.id,
+            IncidentState.RESOLVED,
+            reason="symptom cleared: the source answers again",
             expect=(IncidentState.OPEN, IncidentState.NOTIFIED, IncidentState.ESCALATED),
         )
         if done is not None:

@@ -123,6 +123,12 @@ register(
     raised_by="sessions idle in a transaction or blocking past the limits (dbwatch.py)",
     labels=["database", "pids", "sessions"],
 )
+register(
+    "source_down",
+    raised_by="a source (a Prometheus server, one host's SSH metrics or logs) failed"
+    " detectors.source_failures cycles in a row (detect/sources.py); resolved when it answers",
+    labels=["source", "error"],
+)
 register("clock_skew", raised_by="clock detector (detect/skew.py)", labels=["host"])
 # Logs (lazarus/logcollect/).
 register("log_new_error", raised_by="an error template never seen before", labels=["template_id"])

@@ -3,11 +3,14 @@ metrics source, once per cycle."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from lazarus.config import Config, PrometheusSource, SshMetricsSource
 from lazarus.detect.hosts import answering, suspects, unreachable
+from lazarus.detect.sources import SourceRead, prometheus_read, ssh_metrics_reads
 from lazarus.errors import LazarusError
 from lazarus.model import Observation, Sample
 from lazarus.remote.pool import shared_executor
@@ -33,31 +36,51 @@ def probe_services(config: Config) -> list[Observation]:
     return observations
 
 
+@dataclass(frozen=True)
+class Collected:
+    """One cycle's samples, and how each source's read went (``source_down`` counts them)."""
+
+    samples: list[Sample]
+    reads: list[SourceRead]
+
+
 @task(name="query-sources", cache_policy=NO_CACHE)
-def query_sources(config: Config) -> list[Sample]:
-    """Samples from every configured source; a source that fails is logged, not fatal."""
+def query_sources(config: Config) -> Collected:
+    """Samples from every configured source; a source that fails is logged and counted, not
+    fatal (lazarus.detect.sources)."""
     logger = get_run_logger()
     samples: list[Sample] = []
+    reads: list[SourceRead] = []
     for source in config.sources:
         try:
-            samples += _read(config, source)
+            if isinstance(source, PrometheusSource):
+                samples += _query(source)
+                reads.append(prometheus_read(source))
+            else:
+                found, per_host = _ssh_metrics(config, source)
+                samples += found
+                reads += per_host
         except LazarusError as exc:
             logger.warning("source %s failed this cycle: %s", source.kind, exc)
+            if isinstance(source, PrometheusSource):
+                reads.append(prometheus_read(source, str(exc)))
     if config.detectors.clock.enabled:  # offset and round trip per host, as series
         try:
             samples += clock.read_clocks(config)
         except LazarusError as exc:
             logger.warning("clock probe failed this cycle: %s", exc)
-    return samples
+    return Collected(samples, reads)
 
 
-def _read(config: Config, source: PrometheusSource | SshMetricsSource) -> list[Sample]:
-    if isinstance(source, PrometheusSource):
-        return [
-            sample
-            for name, promql in source.queries.items()
-            for sample in prometheus.query(source.url, promql, series=name, timeout=source.timeout)
-        ]
+def _query(source: PrometheusSource) -> list[Sample]:
+    return [
+        sample
+        for name, promql in source.queries.items()
+        for sample in prometheus.query(source.url, promql, series=name, timeout=source.timeout)
+    ]
+
+
+def _ssh_metrics(config: Config, source: SshMetricsSource) -> tuple[list[Sample], list[SourceRead]]:
     hosts = [
         h
         for h in config.inventory.hosts
@@ -72,7 +95,7 @@ def _read(config: Config, source: PrometheusSource | SshMetricsSource) -> list[S
             len(hosts),
             "; ".join(f"{h}: {why}" for h, why in sorted(found.failed.items())),
         )
-    return found.samples
+    return found.samples, ssh_metrics_reads([h.name for h in hosts], found)
 
 
 @task(name="reach-hosts", cache_policy=NO_CACHE)

@@ -13,8 +13,15 @@ from lazarus.dbwatch import hold_settling
 from lazarus.detect.cycle import detect_series
 from lazarus.detect.hosts import detect_hosts, suspects, unexplained
 from lazarus.detect.skew import JUDGED, skew_anomalies
+from lazarus.detect.sources import SourceRead, detect_sources, explained
 from lazarus.detect.threshold import detect_probes, detect_thresholds
-from lazarus.incidents import close_cleared, close_quiet, hosts_down, open_incidents
+from lazarus.incidents import (
+    close_cleared,
+    close_quiet,
+    close_returned,
+    hosts_down,
+    open_incidents,
+)
 from lazarus.model import Anomaly, Incident, Observation, Sample
 from lazarus.store import Store
 from tasks.runtime import open_store
@@ -33,9 +40,12 @@ def detect(
     observations: list[Observation],
     samples: list[Sample],
     down: dict[str, str] | None = None,
+    reads: list[SourceRead] | None = None,
 ) -> list[Anomaly]:
     """Run the detectors, carrying their state (for-N streaks, per-series statistics) over from
-    the previous cycle in the store; ``down``: hosts SSH could not reach (tasks.collect)."""
+    the previous cycle in the store; ``down``: hosts SSH could not reach (tasks.collect);
+    ``reads``: how each source's read went (``source_down``, and its series' silence muted)."""
+    reads = reads or []
     store = open_store(config)
     try:
         streaks = store.streaks()
@@ -50,13 +60,18 @@ def detect(
             config.detectors.probe_failures,
         )
         rule_anomalies, rule_streaks = detect_thresholds(samples, config.detectors.rules, streaks)
-        store.save_streaks({**probe_streaks, **host_streaks, **rule_streaks})
+        source_anomalies, source_streaks = detect_sources(
+            reads, streaks, config.detectors.source_failures, down=down or {}, at=time.time()
+        )
+        store.save_streaks({**probe_streaks, **host_streaks, **rule_streaks, **source_streaks})
         judged = [s for s in samples if s.series not in JUDGED]  # the skew detector's own
         series_anomalies = unexplained(_statistical(store, config, judged), down or {})
+        series_anomalies = explained(series_anomalies, reads)
     finally:
         store.close()
     skew = skew_anomalies(samples, config.detectors.clock.max_offset)
     anomalies = probe_anomalies + host_anomalies + rule_anomalies + series_anomalies + skew
+    anomalies += source_anomalies
     for anomaly in anomalies:
         get_run_logger().warning("anomaly %s: %s", anomaly.fingerprint, anomaly.summary)
     return anomalies
@@ -78,14 +93,17 @@ def correlate(
     anomalies: list[Anomaly],
     observations: list[Observation],
     down: dict[str, str] | None = None,
+    reads: list[SourceRead] | None = None,
 ) -> Correlation:
     """Open incidents for new anomalies; resolve those whose symptom cleared on its own.
 
-    ``down``: the hosts SSH could not reach this cycle; the other suspects answered SSH."""
+    ``down``: the hosts SSH could not reach this cycle; the other suspects answered SSH.
+    ``reads``: a source that answered resolves its ``source_down``."""
     store = open_store(config)
     try:
         dialled = {h.name for h in suspects(observations, config.inventory.hosts)}
         cleared = close_cleared(store, observations, dialled - set(down or {}))
+        cleared += close_returned(store, [r.fingerprint for r in reads or [] if r.ok])
         anomalies, held = hold_settling(config, store, anomalies, time.time())
         opened = open_incidents(store, anomalies)  # marks this cycle's anomalies seen first:
         quiet = close_quiet(store, time.time(), config.detectors.resolve_after)  # never quiet

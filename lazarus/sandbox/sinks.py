@@ -269,6 +269,12 @@ class SinkProcess:
         self.stop()
         return why
 
+    def restart(self, timeout: float = 15.0) -> None:
+        """Start again on the same ports after ``stop()``: a mail server back from an outage."""
+        reason = self._spawn(timeout)
+        if reason:
+            raise RuntimeError(f"the notification sinks did not start again: {reason}")
+
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM the child by PID, SIGKILL it if it lingers; safe to call twice."""
         proc, self._proc = self._proc, None

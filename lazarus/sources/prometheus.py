@@ -6,12 +6,15 @@ query named, so a broken query in the config reads as such and not as a flapping
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
 
 from lazarus.errors import LazarusError
 from lazarus.model import Sample
+
+_CREDENTIALS = re.compile(r"(?<=://)[^/@\s]*@")  # user:password@ of a URL
 
 
 class SourceError(LazarusError):
@@ -53,17 +56,24 @@ def query_range(
 
 
 def _get(url: str, path: str, params: dict[str, Any], timeout: float, promql: str) -> Any:
+    shown = without_credentials(url)  # errors are logged and stored: never a password
     try:
         response = httpx.get(url.rstrip("/") + path, params=params, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise SourceError(f"prometheus {url}: {type(exc).__name__}: {exc}") from None
+        reason = str(exc).replace(url, shown)
+        raise SourceError(f"prometheus {shown}: {type(exc).__name__}: {reason}") from None
     try:
         body = response.json()
     except ValueError:
-        raise SourceError(f"prometheus {url}: HTTP {response.status_code}, not JSON") from None
+        raise SourceError(f"prometheus {shown}: HTTP {response.status_code}, not JSON") from None
     if body.get("status") != "success":
-        raise SourceError(f"prometheus {url}: query {promql!r}: {body.get('error', body)}")
+        raise SourceError(f"prometheus {shown}: query {promql!r}: {body.get('error', body)}")
     return body["data"]
+
+
+def without_credentials(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it left out."""
+    return _CREDENTIALS.sub("", text)
 
 
 def _labels(metric: dict[str, str]) -> tuple[tuple[str, str], ...]:

@@ -19,6 +19,7 @@ from lazarus.model import Sample
 from lazarus.remote import Executor
 
 WORKERS = 32  # hosts read at once; each mostly waits on its socket
+SERIES = ("load1", "mem_available_ratio", "disk_used_ratio")  # what ``parse`` reads
 
 _SEPARATOR = "--lazarus-section--"
 COMMAND = [

@@ -3,10 +3,12 @@ left half-done or lost."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from tests.e2e.conftest import variant
-from tests.e2e.prefect_server import BIN
+from tests.e2e.prefect_server import BIN, stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
@@ -162,3 +164,230 @@ def test_the_dead_mans_page_and_heartbeat_need_neither_store_nor_watch(
     assert beat(f"http://127.0.0.1:{sinks.http_port}/beat/{mark}", timeout=5)
     assert any(mark in str(m) for m in sinks.messages("http"))
     assert not beat("http://127.0.0.1:9/beat", timeout=2)
+
+
+# --- outages: the mail server, Prometheus and the state disk -----------------------------------
+# One module fixture for the three: its own mail sink (stopped and started on its ports), a real
+# Prometheus (stopped and started on its port), the store on a 16 MiB tmpfs, a 1 s interval.
+
+
+class _Prometheus:
+    """Debian's prometheus on a free loopback port, scraping itself; stopped by its PID."""
+
+    def __init__(self, root: Path):
+        from lazarus.sandbox.sinks import free_port
+
+        self.root, self.port = root, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        scrape = {"job_name": "self", "static_configs": [{"targets": [f"127.0.0.1:{self.port}"]}]}
+        config = {"global": {"scrape_interval": "1s"}, "scrape_configs": [scrape]}
+        (root / "prometheus.yml").write_text(yaml.safe_dump(config))
+
+    def start(self) -> None:
+        import httpx
+
+        with open(self.root / "prometheus.log", "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    "/usr/bin/prometheus",
+                    f"--config.file={self.root / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={self.root / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{self.port}",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait("prometheus to be ready", ready, limit=60)
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            stop(proc)
+
+
+class _Outage:
+    def __init__(self, sb: Any, pager: Any, prom: _Prometheus, disk: Path, config: Path):
+        self.sb, self.pager, self.prom, self.disk, self.config = sb, pager, prom, disk, config
+
+    def cycle(self) -> None:
+        from flows.watch import watch
+
+        watch(str(self.config), remediate=False)
+
+    def store(self) -> Any:
+        from lazarus.store import Store
+
+        return Store(self.disk / "lazarus.db")
+
+    def active(self) -> list[Any]:
+        store = self.store()
+        try:
+            return store.active()
+        finally:
+            store.close()
+
+    def mails(self, prefix: str, target: str) -> list[str]:
+        """Subjects of the pager's mails that start with ``prefix`` and name ``target``."""
+        subjects = [m["subject"] for m in self.pager.messages("mail")]
+        return [s for s in subjects if s.startswith(prefix) and target in s]
+
+    def until(self, what: str, check: Any, limit: float = 120.0) -> Any:
+        """Run watch cycles until ``check()`` is true (bounded)."""
+
+        def step() -> Any:
+            self.cycle()
+            return check()
+
+        return _wait(what, step, limit=limit)
+
+
+@pytest.fixture(scope="module")
+def outage(sandbox: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Outage]:
+    from lazarus.sandbox.sinks import SinkProcess
+
+    if not Path("/usr/bin/prometheus").exists():
+        pytest.skip("needs /usr/bin/prometheus (apt-get install prometheus)")
+    root = tmp_path_factory.mktemp("outage")
+    disk = root / "state-disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
+    (root / "prometheus").mkdir()
+    prom = _Prometheus(root / "prometheus")
+    try:
+        with SinkProcess(root / "pager") as pager:
+            mail = f"mailto://127.0.0.1:{pager.smtp_port}?from=l@x.test&to=oncall@x.test"
+            config = variant(
+                sandbox,
+                "outage",
+                {
+                    "state.path": str(disk / "lazarus.db"),
+                    "watch.interval": 1,
+                    "notify": {
+                        "receivers": [{"name": "oncall", "urls": [mail]}],
+                        "route": {
+                            "receiver": "oncall",
+                            "group_by": ["..."],
+                            "group_wait": "0s",
+                            "group_interval": "1s",
+                        },
+                        "retries": 0,
+                        "timeout": "3s",
+                    },
+                    "sources": [{"kind": "prometheus", "url": prom.url, "queries": {"up": "up"}}],
+                    "detectors.source_failures": 2,
+                    "recovery.enabled": False,
+                },
+            )
+            prom.start()
+            yield _Outage(sandbox, pager, prom, disk, config)
+    finally:
+        prom.stop()
+        subprocess.run(["umount", "--lazy", str(disk)], check=False)
+
+
+def test_smtp_down_then_back_the_firing_page_arrives_once(
+    healthy_sandbox: Any, outage: _Outage
+) -> None:
+    target = "web@web-2"
+    outage.cycle()
+    outage.pager.stop()  # the mail server is down
+    try:
+        outage.sb.fault("web-2", "kill")
+        store = outage.store()
+        try:
+
+            def tried() -> Any:
+                found = [i for i in store.active() if i.target == target]
+                failed = store._db.execute(
+                    "SELECT COUNT(*) FROM notify_sends WHERE ok = 0 AND key LIKE '%web-2%'"
+                ).fetchone()[0]
+                return found[0] if found and failed else None
+
+            incident = outage.until("a page tried while SMTP is down", tried)
+            assert incident.notified_at is None  # not delivered, so not notified
+            outage.cycle()  # one more flush while it is down: still kept, not lost
+        finally:
+            store.close()
+    finally:
+        outage.pager.restart()  # the mail server is back, on its port
+    outage.until("the FIRING page", lambda: outage.mails("[FIRING", target))
+    for _ in range(3):  # later flushes send nothing again
+        outage.cycle()
+    assert len(outage.mails("[FIRING", target)) == 1
+    store = outage.store()
+    try:
+        assert store.get(incident.id).notified_at is not None
+    finally:
+        store.close()
+    outage.sb.fault("web-2", "clear")
+    outage.until("the RESOLVED page", lambda: outage.mails("[RESOLVED", target))
+    assert len(outage.mails("[FIRING", target)) == 1
+    assert outage.sb.health("web-2") == 200
+
+
+def test_prometheus_down_is_one_source_down_incident_that_pages_and_resolves(
+    healthy_sandbox: Any, outage: _Outage
+) -> None:
+    target = f"prometheus@127.0.0.1:{outage.prom.port}"
+    outage.cycle()
+    before = {i.fingerprint for i in outage.active()}
+    outage.prom.stop()
+    try:
+        page = outage.until("the source_down page", lambda: outage.mails("[FIRING", target))
+        assert "source_down" in page[0]
+        opened = [i for i in outage.active() if i.fingerprint not in before]
+        assert [(i.symptom, i.target) for i in opened] == [("source_down", target)]  # no flood
+        assert "ConnectError" in opened[0].labels["error"]
+    finally:
+        outage.prom.start()
+    outage.until("the RESOLVED page", lambda: outage.mails("[RESOLVED", target))
+    assert not [i for i in outage.active() if i.symptom == "source_down"]
+    assert len(outage.mails("[FIRING", target)) == 1
+
+
+def test_state_disk_full_pages_directly_and_a_killed_service_is_seen_once_it_has_room(
+    healthy_sandbox: Any, outage: _Outage
+) -> None:
+    from flows.loop import watch_until
+
+    target = "web@web-3"
+    outage.cycle()
+    filler = outage.disk / "filler"
+    with filler.open("wb", buffering=0) as out, contextlib.suppress(OSError):
+        while True:  # the state disk is full
+            out.write(b"\0" * 65536)
+    outage.sb.fault("web-3", "kill")
+    deadline = time.monotonic() + 120
+
+    def paged(report: Any) -> bool:
+        assert time.monotonic() < deadline, "no page about the full state disk"
+        return bool(outage.mails("[CRITICAL] Lazarus cannot write its state", ""))
+
+    report = watch_until(str(outage.config), until=paged)
+    assert report.failed >= 1
+    more = watch_until(str(outage.config), until=lambda r: r.failed >= 3)  # still failing
+    assert more.cycles == []
+    filler.unlink()  # room again
+    deadline = time.monotonic() + 120
+
+    def seen(report: Any) -> bool:
+        assert time.monotonic() < deadline, "the killed service was not seen"
+        return bool(outage.mails("[FIRING", target))
+
+    watch_until(str(outage.config), until=seen)
+    assert len(outage.mails("[CRITICAL] Lazarus cannot write its state", "")) == 1  # rate-limited
+    assert [i.state for i in outage.active() if i.target == target] == ["notified"]
+    store = outage.store()
+    try:
+        assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"  # nothing half
+    finally:
+        store.close()

@@ -1,0 +1,76 @@
+"""The watch loop's own dead-man: a store that cannot be written pages at once, other failures
+after watch.dead_after in a row, and never more than once per repeat_interval."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lazarus.config import Config
+from lazarus.notify import deadman
+from lazarus.notify.deadman import Watchdog
+from lazarus.notify.deliver import Delivery
+
+
+def _config(tmp_path: Path, repeat: str = "1h") -> Config:
+    return Config.model_validate(
+        {
+            "inventory": {"ssh": {"key": "k"}, "hosts": []},
+            "notify": {
+                "receivers": [
+                    {"name": "chat", "urls": ["json://127.0.0.1:9/hook"]},
+                    {"name": "mail", "urls": ["mailto://127.0.0.1:9?to=o@x.test"]},
+                ],
+                "route": {"receiver": "chat", "repeat_interval": repeat},
+                "fallback": "mail",
+            },
+            "watch": {"interval": "1s", "dead_after": 3},
+            "base_dir": str(tmp_path),
+        }
+    )
+
+
+@pytest.fixture
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """What the dead-man sent: (receiver, title); the chat receiver refuses, mail takes it."""
+    got: list[tuple[str, str]] = []
+
+    def deliver(name: str, urls: Any, title: str, body: str, **_: Any) -> Delivery:
+        got.append((name, title))
+        return Delivery(name, name == "mail", (), "" if name == "mail" else "refused")
+
+    monkeypatch.setattr(deadman, "deliver", deliver)
+    return got
+
+
+def test_a_store_that_cannot_be_written_pages_at_once_then_once_per_repeat_interval(
+    tmp_path: Path, sent: list[tuple[str, str]]
+) -> None:
+    now = [0.0]
+    dog = Watchdog(clock=lambda: now[0])
+    config = _config(tmp_path)
+    full = sqlite3.OperationalError("database or disk is full")
+    outcomes = dog.failed(config, full)
+    assert [(o.receiver, o.ok) for o in outcomes] == [("chat", False), ("mail", True)]
+    assert "cannot write its state" in sent[-1][1] and "disk is full" in sent[-1][1]
+    for _ in range(50):  # a failing cycle every second for a while: no more pages
+        now[0] += 1
+        assert dog.failed(config, full) == []
+    dog.completed()  # a cycle that works does not re-arm it: a flapping disk is one page
+    now[0] = 3601.0
+    assert len(dog.failed(config, full)) == 2
+
+
+def test_other_failures_page_after_dead_after_in_a_row(
+    tmp_path: Path, sent: list[tuple[str, str]]
+) -> None:
+    dog, config = Watchdog(clock=lambda: 0.0), _config(tmp_path)
+    boom = RuntimeError("bug in a stage")
+    assert dog.failed(config, boom) == [] and dog.failed(config, boom) == []
+    dog.completed()  # the streak is broken
+    assert dog.failed(config, boom) == [] and dog.failed(config, boom) == []
+    assert dog.failed(config, boom)
+    assert "fails every cycle" in sent[-1][1]
