@@ -1,6 +1,7 @@
-"""Page that Lazarus itself stopped (lazarus.notify.deadman): a flow for a Prefect automation
-whose proactive trigger expects a completed watch run every ``watch.dead_after`` intervals.
-``lazarus deploy`` does not create that automation yet; ``watch.heartbeat`` covers the case."""
+"""Page that Lazarus itself stopped (lazarus.notify.deadman): run by the proactive automation
+``lazarus deploy`` creates when no watch run completed for ``watch.dead_after`` intervals. It
+runs on the pool's worker: a dead worker is what ``watch.heartbeat`` and an outside checker
+are for."""
 
 from __future__ import annotations
 

@@ -5,14 +5,18 @@ Creates (or leaves as is) the process work pool, the auto-remediation Variable, 
 runs is cancelled, not queued behind it), recover, acknowledge, backtest and drill deployments,
 sourced from this checkout. An automation runs the recover deployment for each
 ``lazarus.incident.opened`` event, so the watch deployments only detect and notify
-(``remediate=False``); the recover flow itself checks the auto-remediation switch. Running it
-twice changes nothing but parameters and schedule.
+(``remediate=False``); the recover flow itself checks the auto-remediation switch. A second,
+proactive automation is the dead-man's switch: once a watch run has completed, no completed
+watch run within ``watch.dead_after`` intervals runs the deadman deployment, which pages
+without the store (flows/deadman.py). Running it twice changes nothing but parameters and
+schedule.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,6 +26,7 @@ from prefect.automations import AutomationCore, EventTrigger, Posture, RunDeploy
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.variables import Variable
 
@@ -31,6 +36,8 @@ from tasks.switch import NAME as SWITCH
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "lazarus"
 AUTOMATION = "lazarus: recover each opened incident"
+DEADMAN = "lazarus: page when the watch stops"
+PROACTIVE_MIN = 10.0  # Prefect's shortest window for a proactive trigger
 # A late watch cycle is worth nothing once the next is due: skip it rather than build a backlog.
 ONE_WATCH_AT_A_TIME = ConcurrencyLimitConfig(
     limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
@@ -45,26 +52,57 @@ async def ensure_pool(name: str = POOL) -> None:
 
 async def ensure_automation(recover_id: UUID) -> UUID:
     """Create or update (by name) the automation that starts recover on incident.opened."""
-    automation = AutomationCore(
-        name=AUTOMATION,
-        description="Runs the recover deployment for every lazarus.incident.opened event.",
-        trigger=EventTrigger(
-            expect={"lazarus.incident.opened"},
-            match={"prefect.resource.id": "lazarus.target.*"},
-            posture=Posture.Reactive,
-            threshold=1,
-        ),
-        actions=[
-            RunDeployment(
-                source="selected",
-                deployment_id=recover_id,
-                # one expression: Prefect renders it with its type, an int here
-                parameters={"incident_id": "{{ event.payload.incident }}", "actor": "automation"},
-            )
-        ],
+    return await _upsert(
+        AutomationCore(
+            name=AUTOMATION,
+            description="Runs the recover deployment for every lazarus.incident.opened event.",
+            trigger=EventTrigger(
+                expect={"lazarus.incident.opened"},
+                match={"prefect.resource.id": "lazarus.target.*"},
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=[
+                RunDeployment(
+                    source="selected",
+                    deployment_id=recover_id,
+                    # one expression: Prefect renders it with its type, an int here
+                    parameters={
+                        "incident_id": "{{ event.payload.incident }}",
+                        "actor": "automation",
+                    },
+                )
+            ],
+        )
     )
+
+
+async def ensure_deadman(watch_ids: list[UUID], deadman_id: UUID, within: float) -> UUID:
+    """Create or update (by name) the dead-man's switch: after a watch run completed, no other
+    completes within ``within`` seconds -> one run of the deadman deployment. It fires once
+    per silence (the window opens again only at the next completed run), never before the
+    first run, and whatever stops the runs: a crashed cycle, a full state disk, no schedule."""
+    watched = [f"prefect.deployment.{i}" for i in watch_ids]
+    return await _upsert(
+        AutomationCore(
+            name=DEADMAN,
+            description="Pages through the deadman deployment when watch runs stop completing.",
+            trigger=EventTrigger(
+                after={"prefect.flow-run.Completed"},
+                expect={"prefect.flow-run.Completed"},
+                match_related=ResourceSpecification({"prefect.resource.id": watched}),
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=max(within, PROACTIVE_MIN)),
+            ),
+            actions=[RunDeployment(source="selected", deployment_id=deadman_id)],
+        )
+    )
+
+
+async def _upsert(automation: AutomationCore) -> UUID:
     async with get_client() as client:
-        existing = await client.read_automations_by_name(AUTOMATION)
+        existing = await client.read_automations_by_name(automation.name)
         if existing:
             await client.update_automation(existing[0].id, automation)
             return existing[0].id
@@ -117,7 +155,7 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
         for shard in range(shards)
     ]
     on_config = {"config_path": str(config_path)}
-    for name in ("recover", "acknowledge", "backtest"):
+    for name in ("recover", "acknowledge", "backtest", "deadman"):
         ids.append(deploy_flow(f"flows/{name}.py:{name}", name, parameters=on_config))
     for db in config.inventory.databases:
         if db.snapshots.schedule:  # cron in UTC, one deployment per database
@@ -138,4 +176,6 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
         )
     )
     asyncio.run(ensure_automation(ids[shards]))
+    silence = config.watch.dead_after * config.watch.interval
+    asyncio.run(ensure_deadman(ids[:shards], ids[shards + 3], silence))
     return [str(i) for i in ids]

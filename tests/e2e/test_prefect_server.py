@@ -1,9 +1,10 @@
 """Lazarus on a real Prefect server: `prefect server start` (SQLite) + a process worker.
 
-Deploy twice (same deployment ids and one automation), switch auto-remediation off, kill a
+Deploy twice (same deployment ids, the same two automations), switch auto-remediation off, kill a
 sandbox service: the scheduled watch opens the incident and the automation's recover run leaves
 it alone; a person's recover runs (dry, then real) resolve it. Switched on, the next incident is
-recovered by the automation alone. Everything stopped by process group.
+recovered by the automation alone. Its watch deployment paused, the dead-man's automation runs
+the deadman deployment, which pages. Everything stopped by process group.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from lazarus.sandbox.sinks import free_port
 from tests.e2e.conftest import variant
 from tests.e2e.prefect_server import (
     actions,
@@ -22,17 +25,18 @@ from tests.e2e.prefect_server import (
     lazarus,
     prefect_server,
     run_deployment,
+    runs,
+    wait_for,
     wait_incident,
     worker,
 )
 
 pytestmark = pytest.mark.e2e
-PORT = 4392
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    with prefect_server(tmp_path, PORT) as env:
+    with prefect_server(tmp_path, free_port()) as env:  # two test sessions at once never clash
         yield env
 
 
@@ -45,7 +49,9 @@ def test_deploy_schedule_automation_and_manual_recover(
 ):
     sandbox = healthy_sandbox  # every fault it makes is cleared again afterwards
     config = variant(
-        sandbox, "prefect-server", {"state.path": "state/prefect-server.db", "watch.interval": 2}
+        sandbox,
+        "prefect-server",
+        {"state.path": "state/prefect-server.db", "watch.interval": 2, "watch.dead_after": 5},
     )
     db = sandbox.root / "state" / "prefect-server.db"
     first = lazarus(server, "deploy", "-c", str(config))
@@ -54,10 +60,13 @@ def test_deploy_schedule_automation_and_manual_recover(
         assert (run.stdout + run.stderr).count("Looks like you") <= 1
     assert first.returncode == 0, first.stderr
     ids = _ids(first.stdout)
-    assert len(ids) == 5  # watch, recover, acknowledge, backtest, drill
+    assert len(ids) == 6  # watch, recover, acknowledge, backtest, deadman, drill
     assert _ids(second.stdout) == ids
     automations = api(server, "automations/filter", {})
-    assert [a["name"] for a in automations] == ["lazarus: recover each opened incident"]
+    assert sorted(a["name"] for a in automations) == [
+        "lazarus: page when the watch stops",
+        "lazarus: recover each opened incident",
+    ]
 
     assert lazarus(server, "auto-remediation", "off").returncode == 0
     first_host, second_host = sandbox.hosts[1].name, sandbox.hosts[2].name
@@ -80,3 +89,12 @@ def test_deploy_schedule_automation_and_manual_recover(
         healed = wait_incident(db, second_host, ("resolved", "escalated"), limit=120)
         assert healed.state == "resolved", healed.reason
         assert ("ssh.restart", "automation", True) in actions(db, healed.id)
+        # the dead-man's switch: watch runs stop completing -> one deadman run pages
+        before = len([r for r in runs(server, ids[4]) if r["state_type"] == "COMPLETED"])
+        paused = f"{server['PREFECT_API_URL']}/deployments/{ids[0]}/pause_deployment"
+        assert httpx.post(paused, timeout=10).status_code < 300
+        completed(server, ids[4], count=before + 1)
+        wait_for(
+            "the dead-man's page",
+            lambda: [m for m in sandbox.mail() if "Lazarus is not watching" in m["subject"]],
+        )
