@@ -1,4 +1,5 @@
-"""The sub-commands that run Prefect flows: demo, serve, watch, recover, deploy, approve, reject.
+"""The sub-commands that run Prefect flows: demo, serve, watch, recover, deploy, approve, reject;
+and ack, which emits its event to the Prefect server.
 
 Registered through the ``lazarus.commands`` entry point (pyproject.toml), so the core CLI never
 imports this layer. Prefect is imported only when one of these commands runs, after
@@ -65,6 +66,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="print the exact plan; change nothing, start no flow run")  # fmt: skip
     p.add_argument("--playbook", default="", help="run this playbook instead of the matching one")
     p.set_defaults(func=_recover)
+
+    p = sub.add_parser("ack", help="acknowledge an incident: stops escalation and repeats")
+    add_config(p)
+    p.add_argument("incident", type=int, help="the incident number (lazarus incidents)")
+    p.add_argument("--by", default=None, help="who takes it (default: the login name)")
+    p.add_argument("-m", "--comment", default="", help="a note for the team")
+    p.set_defaults(func=_ack)
 
     for verb, says in (("approve", "run"), ("reject", "not run")):
         p = sub.add_parser(verb, help=f"answer a recover run's approval: {says} its plan")
@@ -211,6 +219,43 @@ def _deploy(args: argparse.Namespace) -> int:
 
     for deployment_id in deploy(path, pool=args.pool, shards=args.shards):
         print("deployment-id", deployment_id)
+    return 0
+
+
+def _ack(args: argparse.Namespace) -> int:
+    """`lazarus ack -c CONFIG ID`: in the audit, to the team, and, with a Prefect server, as the
+    ``lazarus.incident.acknowledged`` event (the store is the record; no server, no event)."""
+    import sys
+    import time
+
+    from lazarus.commands.silence import login_name, open_state
+    from lazarus.notify.announce import take
+    from lazarus.notify.escalation import AckInput
+    from lazarus.notify.links import Reach
+
+    config = load(args)
+    ack = AckInput(acknowledged_by=args.by or login_name(), comment=args.comment)
+    state = open_state(config)
+    try:
+        reach = Reach(str(config_path(args)))
+        taken = take(state, config.notify, args.incident, ack, reach, time.time())
+    finally:
+        state.store.close()
+    if taken is None:
+        print(f"incident {args.incident} has no firing alert to acknowledge")
+        return 1
+    incident, missed = taken
+    by = ack.acknowledged_by + (f" ({ack.comment})" if ack.comment else "")
+    print(f"acknowledged incident #{incident.id} {incident.fingerprint} by {by}")
+    if missed:
+        print(f"warning: {missed} receiver(s) did not get the news", file=sys.stderr)
+    if os.environ.get("PREFECT_API_URL"):
+        prefect_environment()
+        from tasks.events import emit_incident
+
+        emit_incident(incident, "acknowledged", by=ack.acknowledged_by, comment=ack.comment)
+    else:
+        print("no Prefect server (PREFECT_API_URL): no event emitted", file=sys.stderr)
     return 0
 
 

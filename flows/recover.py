@@ -36,7 +36,7 @@ from lazarus.playbooks.runs import run_context
 from lazarus.store import Store
 from tasks.diagnose import diagnose, diagnosis_artifact
 from tasks.events import emit_incident
-from tasks.notify import notify, settle
+from tasks.notify import notify, settle, tell_outcome
 from tasks.oncall import publish_board, publish_report
 from tasks.remediate import Approval, describe, load_playbooks, reconcile_interrupted, remediate
 from tasks.runtime import flow_run_url, label_run, load, open_store
@@ -107,8 +107,7 @@ def recover(
         emit_incident(final, final.state.value)
         if decided := approved_by(store, final):
             lines = [f"approval: {decided}", *lines]
-        settle(notify(config, final, final.state.value, flow_run_url=url, actions=lines,
-                      diagnosis=diagnosis.text))  # fmt: skip
+        settle(tell_outcome(config, final, lines, diagnosis.text))  # with its group
         _artifacts(store, final)
         publish_board(config)
         if final.state == IncidentState.RESOLVED:

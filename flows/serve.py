@@ -1,5 +1,6 @@
 """`lazarus serve -c CONFIG`: the watch loop on its interval in this process, as long as it runs;
-and, when the config has a ``server:`` section, the authenticated HTTP endpoint (alert intake).
+and, when the config has a ``server:`` section, the authenticated HTTP endpoint (alert intake,
+and the signed ack and silence links of messages when ``server.links`` is set).
 
 Without ``PREFECT_API_URL`` the loop runs on Prefect's local server, which lives inside this
 process (nothing else to start; nobody else can reach it, so nothing on demand is served).
@@ -26,9 +27,12 @@ from flows.watch import PARALLEL_RECOVERIES, watch
 from lazarus.incidents import remediable
 from lazarus.intake.routes import add_alert_routes
 from lazarus.model import Incident
+from lazarus.notify.escalation import AckInput
+from lazarus.oncall_web import add_link_routes
 from lazarus.secrets import resolve
 from lazarus.web import WebServer
 from tasks.events import emit_incident
+from tasks.notify import reach_for
 from tasks.remediate import playbooks_for_watch
 from tasks.runtime import load, open_store
 
@@ -93,7 +97,12 @@ def start_web(config_path: Path) -> WebServer | None:
         if remediable(config, books, incident):
             pool.submit(_recover, incident.id, str(config_path))
 
-    add_alert_routes(web, config, open_store(config), on_opened)
+    def on_ack(incident: Incident, ack: AckInput) -> None:
+        emit_incident(incident, "acknowledged", by=ack.acknowledged_by, comment=ack.comment)
+
+    store = open_store(config)
+    add_alert_routes(web, config, store, on_opened)
+    add_link_routes(web, config, store, reach_for(config), on_ack)
     web.start()
     return web
 

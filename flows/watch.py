@@ -34,7 +34,7 @@ from tasks.logs import collect_logs, log_anomalies
 from tasks.notify import dispatch, settle
 from tasks.oncall import publish_board
 from tasks.remediate import playbooks_for_watch, reconcile_interrupted
-from tasks.runtime import flow_run_url, load, open_store
+from tasks.runtime import load, open_store
 from tasks.switch import auto_remediation
 
 PARALLEL_RECOVERIES = 8
@@ -120,8 +120,7 @@ def cycle(
     anomalies = detect(fleet, observations, samples, down, reads) + log_anomalies(fleet, logs)
     anomalies += check_databases(fleet)
     found = correlate(fleet, anomalies, observations, down, reads)
-    url = flow_run_url(config)
-    deliveries = dispatch(config, flow_run_url=url)  # grouped, muted, escalated: tasks.notify
+    deliveries = dispatch(config)  # grouped, muted, escalated: tasks.notify
     publish_board(config)  # the live incident board (tasks.oncall)
     emit_all(found.opened, "opened")
     emit_all(found.closed, "resolved")

@@ -694,11 +694,31 @@ class State(Strict):
         return url
 
 
+class Links(Strict):
+    """Signed one-click ack and silence links in messages, answered by `lazarus serve`."""
+
+    key: str = Field(description="secret reference to the HMAC key that signs the links")
+    url: str | None = Field(
+        None, pattern=r"^https?://", description="how a browser reaches serve (default: listen)"
+    )
+    ttl: Duration = Field(43200.0, gt=0, description="a link works this long after it is sent")
+    silence: Duration = Field(7200.0, gt=0, description="how long a silence link mutes")
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_reference(cls, key: str) -> str:
+        if not is_reference(key):
+            raise ValueError("the key must be a secret reference (env:NAME, secret:NAME)")
+        return key
+
+
 class ServerSettings(Strict):
-    """The HTTP endpoint of `lazarus serve` (alert intake); every route needs the token."""
+    """The HTTP endpoint of `lazarus serve` (alert intake, signed links); every route but a
+    signed link needs the token."""
 
     listen: str = Field("127.0.0.1:9095", pattern=r"^[^\s:]+:\d{1,5}$", description="host:port")
     token: str = Field(description="secret reference (env:NAME, secret:NAME) to the bearer token")
+    links: Links | None = None
 
     @field_validator("token")
     @classmethod
@@ -897,6 +917,7 @@ class Config(Strict):
     logs: LogSettings = Field(default_factory=LogSettings)
     diagnose: DiagnoseSettings = Field(default_factory=DiagnoseSettings)
     base_dir: Path = Field(Path("."), exclude=True)
+    file: Path | None = Field(None, exclude=True)  # the file it came from: messages quote it
 
     def path(self, value: str) -> Path:
         """A path from the config, relative ones taken from the config file's folder."""
@@ -917,6 +938,8 @@ class Config(Strict):
         ]
         if self.server is not None:
             refs.append(("server.token", self.server.token))
+            if self.server.links is not None:
+                refs.append(("server.links.key", self.server.links.key))
         if self.state.url is not None:
             refs.append(("state.url", self.state.url))
         for kind, items in (
@@ -964,7 +987,11 @@ def load_config(path: str | Path, *, check_secrets: bool = False) -> Config:
     path = Path(path)
     data, lines = read_yaml(path)
     config = validate(
-        Config, {**data, "base_dir": path.resolve().parent}, lines, path, tags=_SOURCE_TAGS
+        Config,
+        {**data, "base_dir": path.resolve().parent, "file": path.resolve()},
+        lines,
+        path,
+        tags=_SOURCE_TAGS,
     )
     if check_secrets:
         problems = []

@@ -207,8 +207,25 @@ CREATE TABLE IF NOT EXISTS intake_alerts (
 )
 """
 
+# Version 3: what a recover run did, for its group's message (lazarus.notify.outcomes), and the
+# spent nonces of signed ack and silence links (lazarus.notify.links).
+_ONCALL = """
+CREATE TABLE IF NOT EXISTS notify_outcomes (
+    incident_id INTEGER PRIMARY KEY,
+    lines TEXT NOT NULL,
+    diagnosis TEXT NOT NULL DEFAULT '',
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS link_uses (
+    nonce TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    incident_id INTEGER NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+)
+"""
+
 # Version n is MIGRATIONS[n - 1]: statements separated by ";".
-MIGRATIONS: tuple[str, ...] = (_CORE, _FEATURES)
+MIGRATIONS: tuple[str, ...] = (_CORE, _FEATURES, _ONCALL)
 
 
 def statements(script: str) -> list[str]:

@@ -50,8 +50,11 @@ class Request:
 
 @dataclass(frozen=True)
 class Response:
+    """JSON ``body``, or a page when ``html`` is set (the signed links' confirm pages)."""
+
     status: int = 200
     body: dict[str, Any] = field(default_factory=dict)
+    html: str | None = None
 
 
 class HttpError(LazarusError):
@@ -63,7 +66,7 @@ class HttpError(LazarusError):
 
 
 Handler = Callable[[Request], Response]
-Auth = Callable[[Request], bool]
+Auth = Callable[[Request], bool]  # may raise HttpError to say why it refuses
 
 
 def bearer(token: Secret) -> Auth:
@@ -132,9 +135,9 @@ class WebServer:
         if int(length) > self.max_body:
             return _error(413, f"body: {length} bytes is over the {self.max_body} byte limit")
         request = Request(method, url.path, parse_qs(url.query), headers, read(int(length)))
-        if not auth(request):
-            return _error(401, "not authenticated")
         try:
+            if not auth(request):
+                return _error(401, "not authenticated")
             return handler(request)
         except HttpError as exc:
             return _error(exc.status, str(exc))
@@ -144,6 +147,7 @@ class WebServer:
 
 
 ReadBody = Callable[[int], bytes]
+_PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"
 
 
 def _error(status: int, message: str) -> Response:
@@ -159,9 +163,17 @@ def _handler_class(server: WebServer) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             headers = {k.lower(): v for k, v in self.headers.items()}
             response = server.dispatch(self.command, self.path, headers, self.rfile.read)
-            data = json.dumps(response.body).encode()
             self.send_response(response.status)
-            self.send_header("Content-Type", "application/json")
+            if response.html is None:
+                data = json.dumps(response.body).encode()
+                self.send_header("Content-Type", "application/json")
+            else:  # no scripts, no frames, no referrer (the URL is a signed link)
+                data = response.html.encode()
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Security-Policy", _PAGE_POLICY)
+                self.send_header("Referrer-Policy", "no-referrer")
+                self.send_header("X-Frame-Options", "DENY")
+                self.send_header("Cache-Control", "no-store")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture, wait
 from prefect.runtime import task_run
+from prefect.settings import PREFECT_UI_URL
 from prefect.utilities.annotations import quote
 
 from lazarus.config import Config
@@ -24,9 +24,13 @@ from lazarus.model import Incident
 from lazarus.notify import dispatch as grouping
 from lazarus.notify.announce import incident_notifications
 from lazarus.notify.escalation import AckInput, acknowledge
+from lazarus.notify.links import Reach
 from lazarus.notify.message import render
+from lazarus.notify.outcomes import record_outcome
 from lazarus.notify.send import attempt
 from lazarus.notify.state import Alert, Notification, NotifyState
+from lazarus.oncall_web import signer_for, silence_for
+from tasks.oncall import BOARD
 from tasks.policies import backoff
 from tasks.runtime import open_store
 
@@ -52,26 +56,41 @@ def _submit(config: Config, notifications: Sequence[Notification]) -> list[Prefe
     return [send.submit(quote(config), n) for n in notifications]  # see flows/watch.py
 
 
-def dispatch(
-    config: Config, *, flow_run_url: str = "", now: float | None = None
-) -> list[PrefectFuture[None]]:
-    """File every active incident as a firing alert (the rest resolve) and send what is due."""
+def dispatch(config: Config, *, now: float | None = None) -> list[PrefectFuture[None]]:
+    """File every active incident as a firing alert (the rest resolve) and send what is due.
+
+    The watch calls it every cycle; a recover run calls it when it ends, so its outcome goes
+    out with its group as soon as the group may speak (lazarus.notify.outcomes)."""
     now = time.time() if now is None else now
     store = open_store(config)
     try:
         state = NotifyState(store)
-        alerts = [
-            Alert.of(i if i.flow_run_url else _linked(i, flow_run_url)) for i in store.active()
-        ]
+        alerts = [Alert.of(i) for i in store.active()]
         grouping.record(state, config.notify, alerts, now, complete=True)
-        due = grouping.flush(state, config.notify, now)
+        due = grouping.flush(state, config.notify, now, reach_for(config))
     finally:
         store.close()
     return _submit(config, due)
 
 
-def _linked(incident: Incident, url: str) -> Incident:
-    return replace(incident, flow_run_url=url)
+def tell_outcome(
+    config: Config, incident: Incident, lines: Sequence[str], diagnosis: str = ""
+) -> list[PrefectFuture[None]]:
+    """A recovery's end (resolved or escalated) for its group's next message, sent when due."""
+    store = open_store(config)
+    try:
+        record_outcome(NotifyState(store), incident.id, lines, diagnosis, time.time())
+    finally:
+        store.close()
+    return dispatch(config)
+
+
+def reach_for(config: Config) -> Reach:
+    """What messages offer to act with: the config's path for shell lines, the board in the
+    Prefect UI, and signed links when `lazarus serve` answers them (``server.links``)."""
+    ui = config.prefect.ui_url or PREFECT_UI_URL.value() or ""
+    board = f"{ui.rstrip('/')}/artifacts/key/{BOARD}" if ui else ""
+    return Reach(str(config.file or ""), board, signer_for(config), silence_for(config))
 
 
 def acknowledge_incident(config: Config, incident_id: int, ack: AckInput) -> bool:
@@ -94,8 +113,9 @@ def notify(
 ) -> list[PrefectFuture[None]]:
     """One message about one incident to each routed receiver, now (remediation outcomes)."""
     message = render(
-        incident, event, flow_run_url=flow_run_url, actions=actions, diagnosis=diagnosis
-    )
+        incident, event, flow_run_url=flow_run_url, actions=actions, diagnosis=diagnosis,
+        reach=reach_for(config), now=time.time(),
+    )  # fmt: skip
     return _submit(config, incident_notifications(config.notify, incident, event, message))
 
 

@@ -35,7 +35,7 @@ from lazarus.playbooks.leases import reconcile
 from lazarus.playbooks.schema import StepBase
 from lazarus.store import Store
 from tasks.events import emit_incident
-from tasks.notify import notify, settle
+from tasks.notify import dispatch, settle
 
 MAX_ANSWERS = 5  # answers by people who may not approve, before the run gives up asking
 
@@ -77,7 +77,8 @@ def reconcile_interrupted(config: Config, store: Store) -> list[Incident]:
     for incident in stuck:
         get_run_logger().error("incident #%d: %s", incident.id, incident.reason)
         emit_incident(incident, incident.state.value)
-        settle(notify(config, incident, incident.state.value, actions=[incident.reason]))
+    if stuck:  # told with their groups, the reason and the audit in the message
+        settle(dispatch(config))
     return stuck
 
 

@@ -1,18 +1,15 @@
-"""`lazarus notify test` (amtool config routes test) and `lazarus ack` (stop the pages)."""
+"""`lazarus notify test`: amtool config routes test (`lazarus ack` is in flows.cli: it emits an
+event)."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from lazarus.commands import UsageError, add_config, add_json, load, print_json
-from lazarus.commands.silence import login_name, open_state
+from lazarus.commands.silence import open_state
 from lazarus.config import Config
-from lazarus.notify.announce import tell_team
 from lazarus.notify.dispatch import groupings
-from lazarus.notify.escalation import AckInput, acked_line, acknowledge
-from lazarus.notify.message import render
 from lazarus.notify.silences import active_silences, mute_reason, remediation_paused
 
 
@@ -29,12 +26,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     test.add_argument("--verify-receivers", metavar="A,B",
                       help="exit 1 unless the receivers are exactly these")  # fmt: skip
     test.set_defaults(func=_test)
-    ack = sub.add_parser("ack", help="acknowledge an incident: stops escalation and repeats")
-    add_config(ack)
-    ack.add_argument("incident", type=int, help="the incident number (lazarus incidents)")
-    ack.add_argument("--by", default=None, help="who takes it (default: the login name)")
-    ack.add_argument("-m", "--comment", default="", help="a note for the team")
-    ack.set_defaults(func=_ack)
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -84,23 +75,3 @@ def _muted(config: Config, labels: dict[str, str]) -> dict[str, str | None]:
         }
     finally:
         state.store.close()
-
-
-def _ack(args: argparse.Namespace) -> int:
-    config = load(args)
-    state = open_state(config)
-    try:
-        ack = AckInput(acknowledged_by=args.by or login_name(), comment=args.comment)
-        alert = acknowledge(state, args.incident, ack, time.time())
-        if alert is None:
-            print(f"incident {args.incident} has no firing alert to acknowledge")
-            return 1
-        incident = state.store.get(alert.incident_id)
-        message = render(incident, "acknowledged", actions=[acked_line(ack)])
-        undelivered = tell_team(state, config.notify, incident, "acknowledged", message)
-    finally:
-        state.store.close()
-    print(f"acknowledged {alert.fingerprint} (incident {args.incident}) by {alert.acked_by}")
-    if undelivered:
-        print(f"warning: {undelivered} receiver(s) did not get the news", file=sys.stderr)
-    return 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 from lazarus.config import Notify
 from lazarus.model import Incident
 from lazarus.notify.dispatch import groupings
-from lazarus.notify.message import Message, short
+from lazarus.notify.escalation import AckInput, acked_line, acknowledge
+from lazarus.notify.links import Reach
+from lazarus.notify.message import Message, render, short
 from lazarus.notify.send import deliver_with_retries
 from lazarus.notify.state import Alert, Notification, NotifyState
 
@@ -37,3 +39,17 @@ def tell_team(
     for n in incident_notifications(notify, incident, event, message):
         failed += not deliver_with_retries(state, notify, n).ok
     return failed
+
+
+def take(
+    state: NotifyState, notify: Notify, incident_id: int, ack: AckInput, reach: Reach, now: float
+) -> tuple[Incident, int] | None:
+    """A person takes an incident (shell, signed link): escalation and repeats stop, the audit
+    records it, and the team is told. The incident and how many receivers missed the news; None
+    when it has no firing alert to acknowledge."""
+    alert = acknowledge(state, incident_id, ack, now)
+    if alert is None or alert.incident_id is None:
+        return None
+    incident = state.store.get(alert.incident_id)
+    message = render(incident, "acknowledged", actions=[acked_line(ack)], reach=reach, now=now)
+    return incident, tell_team(state, notify, incident, "acknowledged", message)

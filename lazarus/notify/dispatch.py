@@ -13,11 +13,14 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from lazarus.config import Notify
 from lazarus.notify import escalation
 from lazarus.notify.inhibit import inhibited
-from lazarus.notify.message import render_group, render_reminder, short
+from lazarus.notify.links import Reach
+from lazarus.notify.message import Said, render_group, render_reminder, short
+from lazarus.notify.outcomes import incident_item
 from lazarus.notify.route import Grouping, routes_for
 from lazarus.notify.silences import active_silences, due_reminders, mute_reason
 from lazarus.notify.state import (
@@ -102,74 +105,113 @@ def _resolve(db: sqlite3.Connection, fingerprint: str, at: float) -> None:
     escalation.stop(db, fingerprint)
 
 
-def flush(state: NotifyState, notify: Notify, now: float) -> list[Notification]:
-    """Claim every message due at ``now``; the caller delivers them (``send.attempt``)."""
+def flush(
+    state: NotifyState, notify: Notify, now: float, reach: Reach | None = None
+) -> list[Notification]:
+    """Claim every message due at ``now``; the caller delivers them (``send.attempt``).
+
+    Groups are claimed inside the transaction and rendered after it, from the store's record
+    of each incident (its number, reason, what was done, its recover run)."""
+    reach = reach or Reach()
     with state.tx() as db:
         alerts = {r["fingerprint"]: alert_row(r) for r in db.execute("SELECT * FROM notify_alerts")}
         firing = [a for a in alerts.values() if a.status == "firing"]
         silences = active_silences(db, now)
         muted = inhibited(firing, notify.inhibit_rules)
-        for alert in firing:
+        for alert in alerts.values():  # a resolved alert nobody heard of stays as quiet
             reason = mute_reason(alert.labels, silences, notify, now)
             if reason:
                 muted.setdefault(alert.fingerprint, reason)
+        escalated = {r[0] for r in db.execute("SELECT id FROM incidents WHERE state = 'escalated'")}
         members: dict[str, list[str]] = {}
         for key, fingerprint in db.execute("SELECT group_key, fingerprint FROM notify_members"):
             members.setdefault(key, []).append(fingerprint)
         groups = db.execute("SELECT * FROM notify_groups ORDER BY key").fetchall()
-        out = [
-            n
+        claims = [
+            c
             for g in groups
-            if (n := _flush_group(db, notify, g, [alerts[f] for f in members.get(g["key"], [])],
-                                  muted, now))
+            if (c := _flush_group(db, notify, g, [alerts[f] for f in members.get(g["key"], [])],
+                                  muted, escalated, now))
         ]  # fmt: skip
-        out += escalation.due_pages(db, notify, muted, now)
-        out += _reminders(db, notify, now)
+        out = escalation.due_pages(db, notify, muted, now, reach)
+        out += _reminders(db, notify, now, reach)
         out += claim_undelivered(db, now)  # what no receiver took last time
         db.execute(
             "DELETE FROM notify_alerts WHERE status = 'resolved' AND fingerprint NOT IN"
             " (SELECT fingerprint FROM notify_members)"
         )
-    return out
+    return [_render(state, c, reach, now) for c in claims] + out
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A group's message, claimed: each alert with how it is said, for ``_render``."""
+
+    key: str
+    receiver: str
+    labels: dict[str, str]
+    said: tuple[tuple[Alert, Said], ...]
+    repeat: bool
 
 
 def _flush_group(
     db: sqlite3.Connection, notify: Notify, group: sqlite3.Row, members: Sequence[Alert],
-    muted: dict[str, str], now: float,
-) -> Notification | None:  # fmt: skip
-    key, sent = group["key"], set(json.loads(group["sent"]))
+    muted: dict[str, str], escalated: set[int], now: float,
+) -> _Claim | None:  # fmt: skip
+    """Whether the group speaks now, Alertmanager's way: first after ``group_wait``, then after
+    ``group_interval`` when an incident joined, changed state (escalated) or resolved, and every
+    ``repeat_interval`` while one fires unacknowledged. An incident that opened and resolved
+    between two messages is told once, as opened and recovered."""
+    key, told = group["key"], _told(group["sent"])
     firing = [a for a in members if a.status == "firing" and a.fingerprint not in muted]
     resolved = [a for a in members if a.status == "resolved"]
-    told = [a for a in resolved if a.fingerprint in sent] if notify.send_resolved else []
-    untold = {a.fingerprint for a in resolved} - {a.fingerprint for a in told}
-    _drop(db, key, sorted(untold))
-    if sent & untold:  # forget them, so one that fires again is news
-        sent -= untold
-        db.execute("UPDATE notify_groups SET sent = ? WHERE key = ?", (dumps(sorted(sent)), key))
-    new = {a.fingerprint for a in firing} - sent
+    ended = [a for a in resolved if a.fingerprint in told] if notify.send_resolved else []
+    recovered = [a for a in resolved if a.fingerprint not in told and a.fingerprint not in muted]
+    gone = {a.fingerprint for a in resolved} - {a.fingerprint for a in (*ended, *recovered)}
+    _drop(db, key, sorted(gone))
+    says: dict[str, Said] = {
+        a.fingerprint: "escalated" if a.incident_id in escalated else "firing" for a in firing
+    }
+    changed = any(told.get(f) != s for f, s in says.items())
     repeat = False
     if group["flushed_at"] is None:
-        due = bool(firing) and now >= group["created_at"] + group["wait"]
-    elif new or told:
+        due = bool(firing or recovered) and now >= group["created_at"] + group["wait"]
+    elif changed or ended or recovered:
         due = now >= group["flushed_at"] + group["interval"]
     else:
         repeat = due = any(not a.acked_by for a in firing) and (
             now >= group["flushed_at"] + group["repeat"]
         )
-    if due:
+    if due or gone & set(told):
+        kept = says if due else {f: s for f, s in told.items() if f not in gone}
         db.execute(
             "UPDATE notify_groups SET flushed_at = ?, sent = ? WHERE key = ?",
-            (now, dumps(sorted(a.fingerprint for a in firing)), key),
+            (now if due else group["flushed_at"], json.dumps(kept, sort_keys=True), key),
         )
-        _drop(db, key, [a.fingerprint for a in told])
-    if len(members) == len(resolved) and (due or not told):
+    if due:
+        _drop(db, key, [a.fingerprint for a in (*ended, *recovered)])
+    if len(members) == len(resolved) and (due or not (ended or recovered)):
         db.execute("DELETE FROM notify_groups WHERE key = ?", (key,))
     if not due:
         return None
-    labels = json.loads(group["labels"])
-    message = render_group(labels, firing, told, repeat=repeat)
-    return Notification(key, "group", group["receiver"], message.title, message.body,
-                        tuple(firing), tuple(told), repeat, labels, sms=short(message))  # fmt: skip
+    said = [(a, says[a.fingerprint]) for a in firing]
+    said += [(a, "resolved") for a in ended] + [(a, "recovered") for a in recovered]
+    return _Claim(key, group["receiver"], json.loads(group["labels"]), tuple(said), repeat)
+
+
+def _told(sent: str) -> dict[str, str]:
+    """What the group's last message said of each alert (stores before 0.2 kept a list)."""
+    value = json.loads(sent)
+    return dict.fromkeys(value, "firing") if isinstance(value, list) else value
+
+
+def _render(state: NotifyState, claim: _Claim, reach: Reach, now: float) -> Notification:
+    items = [incident_item(state, alert, said) for alert, said in claim.said]
+    message = render_group(claim.labels, items, repeat=claim.repeat, reach=reach, now=now)
+    firing = tuple(a for a, s in claim.said if s in ("firing", "escalated"))
+    ended = tuple(a for a, s in claim.said if s in ("resolved", "recovered"))
+    return Notification(claim.key, "group", claim.receiver, message.title, message.body, firing,
+                        ended, claim.repeat, claim.labels, sms=short(message))  # fmt: skip
 
 
 def _drop(db: sqlite3.Connection, key: str, fingerprints: Sequence[str]) -> None:
@@ -179,7 +221,9 @@ def _drop(db: sqlite3.Connection, key: str, fingerprints: Sequence[str]) -> None
     )
 
 
-def _reminders(db: sqlite3.Connection, notify: Notify, now: float) -> list[Notification]:
+def _reminders(
+    db: sqlite3.Connection, notify: Notify, now: float, reach: Reach
+) -> list[Notification]:
     """One reminder per silence about to end, to the root receiver (or the fallback)."""
     receiver = (notify.route.receiver if notify.route else None) or notify.fallback
     if receiver is None and notify.receivers:
@@ -189,5 +233,5 @@ def _reminders(db: sqlite3.Connection, notify: Notify, now: float) -> list[Notif
     return [
         Notification(f"reminder:{s.id}", "reminder", receiver, m.title, m.body, sms=short(m))
         for s in due_reminders(db, now, notify.silence_reminder)
-        if (m := render_reminder(s))
+        if (m := render_reminder(s, reach))
     ]

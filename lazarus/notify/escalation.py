@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, ConfigDict, Field
 
 from lazarus.config import Notify
+from lazarus.notify.links import Reach
 from lazarus.notify.message import render_page, short
 from lazarus.notify.route import matches_all
 from lazarus.notify.state import Alert, Notification, NotifyState, alert_row
@@ -51,8 +52,9 @@ def stop(db: sqlite3.Connection, fingerprint: str) -> None:
 
 
 def due_pages(
-    db: sqlite3.Connection, notify: Notify, muted: Mapping[str, str], now: float
-) -> list[Notification]:
+    db: sqlite3.Connection, notify: Notify, muted: Mapping[str, str], now: float,
+    reach: Reach | None = None,
+) -> list[Notification]:  # fmt: skip
     """Claim every page that is due (inside the flush transaction): each is paged once."""
     pages = []
     rows = db.execute(
@@ -70,7 +72,7 @@ def due_pages(
         policy = notify.escalation[row["policy"]]
         level = min(row["level"], len(policy.levels) - 1)
         receiver = policy.levels[level].receiver
-        message = render_page(alert, level + 1, receiver)
+        message = render_page(alert, level + 1, receiver, reach, now)
         pages.append(
             Notification(f"page:{alert.fingerprint}:{level + 1}:{row['pages']}", "escalation",
                          receiver, message.title, message.body, firing=(alert,),

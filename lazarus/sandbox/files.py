@@ -163,7 +163,8 @@ def lazarus_config(
                     ],
                 }
             ],
-            "route": {"receiver": "oncall", "group_wait": "0s"},
+            # the on-call hears each change at once: new, escalated, resolved
+            "route": {"receiver": "oncall", "group_wait": "0s", "group_interval": "1s"},
         },
         "watch": {"interval": "5s"},
         "playbooks": {

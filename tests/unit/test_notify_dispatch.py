@@ -71,7 +71,7 @@ def test_a_storm_of_100_alerts_over_10_hosts_is_one_message_per_host(state: Noti
     assert len(sent) == 10
     assert sorted(n.labels["host"] for n in sent) == sorted(f"web-{h}" for h in range(10))
     assert all(len(n.firing) == 10 and n.title.startswith("[FIRING:10]") for n in sent)
-    assert sum(n.body.count("`service_down`") for n in sent) == 100
+    assert sum(n.body.count("service_down on ") for n in sent) == 100
     assert flush(state, cfg, T0 + 31) == []  # claimed once
 
 
@@ -104,11 +104,27 @@ def test_resolved_alerts_are_told_once_then_the_group_ends(state: NotifyState):
     assert flush(state, cfg, T0 + 10_000) == []  # nothing left to repeat
 
 
-def test_an_alert_resolved_before_it_was_told_is_never_sent(state: NotifyState):
+def test_an_alert_resolved_inside_group_wait_is_told_once_as_opened_and_recovered(
+    state: NotifyState,
+):
     cfg = notify()
     record(state, cfg, [alert("web-1", "api")], T0)
     record(state, cfg, [], T0 + 10, complete=True)
-    assert flush(state, cfg, T0 + 3600) == []
+    assert flush(state, cfg, T0 + 29) == []  # still inside group_wait
+    (told,) = flush(state, cfg, T0 + 30)
+    assert told.title.startswith("[OPENED AND RECOVERED] #") and "api@web-1" in told.title
+    assert "opened and recovered" in told.body and "(after 10s)" in told.body
+    assert not told.firing and len(told.resolved) == 1
+    assert flush(state, cfg, T0 + 3600) == []  # once
+
+
+def test_a_silenced_alert_that_resolves_unheard_stays_quiet(state: NotifyState):
+    cfg = notify()
+    add_silence(state, ['host="web-1"'], starts_at=T0, ends_at=T0 + 3600, comment="x",
+                created_by="ana")  # fmt: skip
+    record(state, cfg, [alert("web-1", "api")], T0)
+    record(state, cfg, [], T0 + 10, complete=True)
+    assert flush(state, cfg, T0 + 30) == [] and flush(state, cfg, T0 + 7200) == []
 
 
 def test_continue_routes_make_one_group_per_receiver(state: NotifyState):

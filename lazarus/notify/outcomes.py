@@ -1,0 +1,66 @@
+"""What a recover run did, kept for the message that tells its incident's group.
+
+A recovery's outcome is not sent on its own: the run records its steps and diagnosis here and
+the incident's state in the store, and the group's next message (lazarus.notify.dispatch) says
+it beside the group's other incidents, once, in the order things happened. Without an outcome
+(still firing, or escalated by the reconcile of a killed run), the message lists the incident's
+audit instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+
+from lazarus.model import IncidentState
+from lazarus.notify.message import Item, Said
+from lazarus.notify.state import Alert, NotifyState
+from lazarus.oncall import ACK, APPROVE, REJECT
+from lazarus.store import ActionRecord
+
+_PERSON = {ACK: "acknowledged", APPROVE: "approved", REJECT: "rejected"}
+
+
+def record_outcome(
+    state: NotifyState, incident_id: int, lines: Sequence[str], diagnosis: str, now: float
+) -> None:
+    """Keep a recovery's step lines and diagnosis for its incident's next message."""
+    with state.tx() as db:
+        db.execute("DELETE FROM notify_outcomes WHERE incident_id = ?", (incident_id,))
+        db.execute(
+            "INSERT INTO notify_outcomes (incident_id, lines, diagnosis, at) VALUES (?, ?, ?, ?)",
+            (incident_id, json.dumps(list(lines)), diagnosis, now),
+        )
+
+
+def incident_item(state: NotifyState, alert: Alert, said: Said) -> Item:
+    """``alert`` as its message shows it, with its incident's record from the store."""
+    if alert.incident_id is None:
+        return Item(alert, said)
+    store = state.store
+    try:
+        incident = store.get(alert.incident_id)
+    except KeyError:
+        return Item(alert, said)
+    with state.tx() as db:
+        row = db.execute(
+            "SELECT lines, diagnosis FROM notify_outcomes WHERE incident_id = ?", (incident.id,)
+        ).fetchone()
+    if row is not None:
+        done, diagnosis = tuple(json.loads(row["lines"])), row["diagnosis"]
+    else:
+        done, diagnosis = tuple(_audit_line(a) for a in store.actions(incident.id)), ""
+    reason = incident.reason if incident.state != IncidentState.OPEN else ""
+    # the recover run may have started since the alert was filed
+    linked = replace(alert, flow_run_url=incident.flow_run_url or alert.flow_run_url)
+    return Item(linked, said, reason, done, diagnosis)
+
+
+def _audit_line(action: ActionRecord) -> str:
+    verb = _PERSON.get(action.action)
+    if verb:
+        return f"{verb} by {action.actor}" + (f": {action.detail}" if action.detail else "")
+    result = "ok" if action.ok else "FAILED"
+    detail = f": {action.detail[:160]}" if action.detail else ""
+    return f"{action.action} on {action.target} by {action.actor}: {result}{detail}"
