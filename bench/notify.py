@@ -101,7 +101,7 @@ def storm(sinks: SinkProcess, state: NotifyState, rate: int, seconds: int, group
         title = m["json"]["title"]
         found = _FIRING.match(title)
         if found:
-            last[title.split("{", 1)[1]] = int(found.group(1))
+            last[title.rsplit(" on ", 1)[-1]] = int(found.group(1))  # "... on service svc-3"
     said = sum(last.values())
     print(f"storm: {rate}/s for {seconds}s over {groups} groups -> {len(firing)} alerts expected,"
           f" {said} said in {len(messages)} messages ({len(last)} groups); "

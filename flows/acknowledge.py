@@ -2,7 +2,7 @@
 
 Stops escalation to the next level and the repeats of its group, and tells the team: an event
 (``lazarus.incident.acknowledged``), a message to the incident's receivers, the board and the
-incident's audit. `lazarus ack` does the same from a shell (all but the event).
+incident's audit. `lazarus ack` and the messages' signed ack links do the same.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -694,6 +695,15 @@ class State(Strict):
         return url
 
 
+def _a_reference(value: str, info: ValidationInfo) -> str:
+    """A field that holds a secret must name it (env:NAME, secret:NAME), never hold it."""
+    if not is_reference(value):
+        raise ValueError(
+            f"the {info.field_name} must be a secret reference (env:NAME, secret:NAME)"
+        )
+    return value
+
+
 class Links(Strict):
     """Signed one-click ack and silence links in messages, answered by `lazarus serve`."""
 
@@ -704,12 +714,7 @@ class Links(Strict):
     ttl: Duration = Field(43200.0, gt=0, description="a link works this long after it is sent")
     silence: Duration = Field(7200.0, gt=0, description="how long a silence link mutes")
 
-    @field_validator("key")
-    @classmethod
-    def _key_is_reference(cls, key: str) -> str:
-        if not is_reference(key):
-            raise ValueError("the key must be a secret reference (env:NAME, secret:NAME)")
-        return key
+    _key_is_reference = field_validator("key")(_a_reference)
 
 
 class ServerSettings(Strict):
@@ -720,12 +725,7 @@ class ServerSettings(Strict):
     token: str = Field(description="secret reference (env:NAME, secret:NAME) to the bearer token")
     links: Links | None = None
 
-    @field_validator("token")
-    @classmethod
-    def _token_is_reference(cls, token: str) -> str:
-        if not is_reference(token):
-            raise ValueError("the token must be a secret reference (env:NAME, secret:NAME)")
-        return token
+    _token_is_reference = field_validator("token")(_a_reference)
 
     @property
     def address(self) -> tuple[str, int]:

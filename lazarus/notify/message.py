@@ -11,6 +11,7 @@ indented four spaces (Python-Markdown's nesting), and code is kept to lines of i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ WORDS: dict[Said, str] = {
     "recovered": "OPENED AND RECOVERED",
 }
 _HEADINGS = {"approval": "Plan, waiting for approval in the flow run", "report": "Report"}
+_BETWEEN_BLOCKS = re.compile(r"(</?(?:ul|ol|li|p|h\d)>)\n(?=<)")
 SMS_LIMIT = 160
 GROUP_LIST = 50
 DONE_LIST = 12
@@ -269,7 +271,8 @@ def as_html(body: str) -> str:
     converter = markdown.Markdown()
     converter.preprocessors.deregister("html_block")
     converter.inlinePatterns.deregister("html")
-    return converter.convert(body)
+    # no text between block tags: mail's plain-text part would make each newline a blank line
+    return _BETWEEN_BLOCKS.sub(r"\1", converter.convert(body))
 
 
 def _utc(timestamp: float) -> str:
