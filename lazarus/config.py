@@ -466,6 +466,9 @@ class PrometheusSource(Strict):
 class SshMetricsSource(Strict):
     kind: Literal["ssh_metrics"]
     hosts: dict[str, str] = {}
+    timeout: Duration = Field(
+        5.0, gt=0, description="per host: reading /proc takes ms, so longer means hung"
+    )
 
 
 Source = Annotated[PrometheusSource | SshMetricsSource, Field(discriminator="kind")]

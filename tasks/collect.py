@@ -24,8 +24,8 @@ def probe_services(config: Config) -> list[Observation]:
     once; command probes share the process's warm SSH connections."""
     executor = shared_executor(config.inventory.ssh, config.base_dir)
     observations = check_all(instances(config.inventory), executor=executor)
-    for host in answering(observations):  # back: dial it again now, not when its back-off ends
-        executor.backoff.succeeded(host)
+    silent = [h.name for h in suspects(observations, config.inventory.hosts)]
+    executor.backoff.probed(answering(observations), silent)  # a host back is dialled at once
     failing = [f"{o.target}: {o.detail}" for o in observations if not o.ok]
     get_run_logger().info(
         "probed %d instances, %d failing%s",
@@ -87,7 +87,7 @@ def _ssh_metrics(config: Config, source: SshMetricsSource) -> tuple[list[Sample]
         if all(h.labels.get(k) == v for k, v in source.hosts.items())
     ]
     executor = shared_executor(config.inventory.ssh, config.base_dir)
-    found = ssh_metrics.collect_all(executor, hosts, timeout=config.inventory.ssh.command_timeout)
+    found = ssh_metrics.collect_all(executor, hosts, timeout=source.timeout)
     if found.failed:
         get_run_logger().warning(
             "ssh_metrics: %d of %d hosts not read this cycle: %s",

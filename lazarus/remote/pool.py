@@ -4,7 +4,8 @@ A handshake costs far more than an exec (DESIGN: ~170 ms against ~3 ms), so the 
 one executor per SSH settings for the life of the process. A host whose dial fails is not
 dialled again until its back-off has passed: 2 s, 4 s, 8 s ... capped at ``CAP_S``; meanwhile
 calls fail at once with HostUnreachable saying so, and cost the other hosts nothing. The first
-success clears it.
+success clears it, and so does a probe answering again from a host whose probes had all failed
+(it is back); a host whose services answer all along keeps its back-off (its sshd hangs).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ class HostBackoff:
     ):
         self.base, self.cap, self.clock = base, cap, clock
         self._failing: dict[str, _Failing] = {}
+        self._silent: set[str] = set()  # hosts whose every probe failed, until one answers
         self._lock = threading.Lock()
 
     def waiting(self, host: str) -> str:
@@ -63,6 +65,21 @@ class HostBackoff:
     def succeeded(self, host: str) -> None:
         with self._lock:
             self._failing.pop(host, None)
+
+    def probed(self, answering: Iterable[str], silent: Iterable[str]) -> None:
+        """After a round of probes: a host ``silent`` before (every probe failing) that is
+        ``answering`` now came back, so it may be dialled at once."""
+        with self._lock:
+            for host in set(answering) & self._silent:
+                self._silent.discard(host)
+                self._failing.pop(host, None)
+            self._silent.update(silent)
+
+    def failures(self, host: str) -> int:
+        """Failed dials of ``host`` in a row (0 when it answers)."""
+        with self._lock:
+            state = self._failing.get(host)
+            return state.count if state else 0
 
 
 class BackoffExecutor:

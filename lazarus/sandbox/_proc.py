@@ -64,6 +64,23 @@ def cmdline(pid: int) -> str:
         return ""
 
 
+def signal_tree(pid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to ``pid`` and every process below it, parents first."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    todo = [pid]
+    while todo:
+        current = todo.pop(0)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(current, sig)
+        todo += children.get(current, [])
+
+
 def stop(targets: Sequence[tuple[int, str]], *, grace: float = 5.0) -> None:
     """SIGTERM each (pid, marker) whose command line still holds the marker, all at once;
     SIGKILL whatever is left after ``grace`` seconds. A PID reused by someone else is left."""

@@ -27,11 +27,11 @@ from lazarus.sandbox import _proc, database, files, host_faults, network
 
 Fault = Literal[
     "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release", "flap",
-    "skew", "db-stop",
+    "skew", "db-stop", "ssh-hang",
 ]  # fmt: skip
 FAULTS: tuple[str, ...] = (
     "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release", "flap",
-    "skew", "db-stop",
+    "skew", "db-stop", "ssh-hang",
 )  # fmt: skip
 Power = Literal["on", "off", "cycle"]
 POWER: tuple[str, ...] = ("on", "off", "cycle")
@@ -200,11 +200,13 @@ class Sandbox:
     def fault(self, host: str, mode: Fault) -> None:
         """Break (or mend) one host: kill/hang/error its service, partition it, fill its disk,
         deploy its bad release, make its service crash soon after every start (flap), set its
-        clock 30 s ahead as SSH reads it (skew), stop its database (``db-stop``); ``clear``
-        ends hang/error/flap/skew, empties the disk, puts the good release back, starts a
+        clock 30 s ahead as SSH reads it (skew), stop its database (``db-stop``), freeze its
+        sshd and every session under it with SIGSTOP (``ssh-hang``); ``clear`` ends
+        hang/error/flap/skew/ssh-hang, empties the disk, puts the good release back, starts a
         stopped database and a killed service again, ``heal`` restores the network."""
         h = self.host(host)
         if mode == "clear":
+            _proc.signal_tree(self._sshd_pid(h), signal.SIGCONT)
             self._undo_host_faults(h)
             (self.host_dir(host) / files.FLAP_FILE).unlink(missing_ok=True)
             files.skew_clock(self.host_dir(host), None)
@@ -212,6 +214,8 @@ class Sandbox:
                 self._db_control(host, "start")
         if mode in ("fill-disk", "bad-release"):
             self._host_fault(h, mode)
+        elif mode == "ssh-hang":  # connections open and accepted, never answered
+            _proc.signal_tree(self._sshd_pid(h), signal.SIGSTOP)
         elif mode == "skew":
             files.skew_clock(self.host_dir(host), files.SKEW_SECONDS)
         elif mode == "flap":

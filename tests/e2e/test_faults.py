@@ -4,6 +4,7 @@ left half-done or lost."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -391,3 +392,69 @@ def test_state_disk_full_pages_directly_and_a_killed_service_is_seen_once_it_has
         assert store._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"  # nothing half
     finally:
         store.close()
+
+
+def test_a_hung_sshd_costs_only_its_own_timeouts_and_a_kill_elsewhere_still_heals(
+    healthy_sandbox: Any,
+) -> None:
+    """web-1's sshd and sessions frozen (SIGSTOP): every cycle still reads web-2's and web-3's
+    SSH metrics, web-1 is dialled again only after its back-off, and web-2's killed service is
+    restarted from the watch loop."""
+    from flows.drill import warm_up
+    from flows.loop import watch_until
+    from lazarus.model import IncidentState
+    from lazarus.remote.pool import shared_executor
+    from lazarus.store import Store
+    from tasks.runtime import load
+
+    sb = healthy_sandbox
+    config = variant(
+        sb,
+        "ssh-hang",
+        {
+            "state.path": "state/ssh-hang.db",
+            "sources": [{"kind": "ssh_metrics"}],
+            "inventory.ssh.connect_timeout": 1,  # what a hung sshd costs a dial
+        },
+    )
+    warm_up(config, cycles=1)  # every host's connection is open before the hang
+    loaded = load(config)
+    backoff = shared_executor(loaded.inventory.ssh, loaded.base_dir).backoff
+    store = Store(sb.root / "state" / "ssh-hang.db")
+    fresh: list[set[str]] = []  # per cycle: hosts whose load1 was read in it
+    waits: list[str] = []  # why web-1 is not dialled, as the loop goes
+    sb.fault("web-1", "ssh-hang")
+    try:
+        sb.fault("web-2", "kill")
+
+        def healed(report: Any) -> bool:
+            if len(report.cycles) > len(fresh):
+                rows = (
+                    store._db.execute(
+                        "SELECT labels FROM detector_series WHERE series = 'load1' AND silent = 0"
+                    )
+                    if store._db.execute(
+                        "SELECT 1 FROM sqlite_master WHERE name = 'detector_series'"
+                    ).fetchone()
+                    else []
+                )
+                fresh.append({json.loads(r[0])["host"] for r in rows})
+            waits.append(backoff.waiting("web-1"))
+            on_web2 = [i for i in store.recent(20) if i.host == "web-2"]
+            ended = bool(
+                on_web2 and on_web2[-1].state in (IncidentState.RESOLVED, IncidentState.ESCALATED)
+            )
+            return (ended and len(fresh) >= 8) or len(fresh) > 60
+
+        watch_until(str(config), interval=1.0, until=healed)
+        incident = [i for i in store.recent(20) if i.host == "web-2"][-1]
+        dials = backoff.failures("web-1")
+    finally:
+        sb.fault("web-1", "clear")
+        store.close()
+    assert incident.state is IncidentState.RESOLVED, incident.reason
+    assert sb.health("web-2") == 200  # checked on the host, not through Lazarus
+    assert all({"web-2", "web-3"} <= hosts for hosts in fresh), fresh
+    assert not any("web-1" in hosts for hosts in fresh), fresh
+    assert 1 <= dials < len(fresh)  # failed, and dialled again only after each back-off
+    assert any("ConnectTimeout" in why for why in waits), waits  # transient: retried

@@ -16,6 +16,7 @@ from lazarus.errors import (
     AuthFailed,
     CommandTimeout,
     ConnectionRefused,
+    ConnectTimeout,
     HostKeyMismatch,
     TransientError,
     UnitNotFound,
@@ -214,3 +215,16 @@ def test_each_key_type_works_from_a_file_and_from_a_secret(
                 assert ex.run(host(config), ["echo", key_type]).stdout == f"{key_type}\n"
     finally:
         authorized.write_text(original)
+
+
+def test_a_hung_connection_fails_once_as_transient_and_is_dialled_afresh(config: Config) -> None:
+    web1 = host(config)
+    with executor(config, connect_timeout=1.0) as ex:
+        served_by = int(ex.run(web1, ["sh", "-c", "echo $PPID"]).stdout)
+        os.kill(served_by, signal.SIGSTOP)  # the connection's sshd process: open, silent
+        try:
+            with pytest.raises(ConnectTimeout, match="did not answer"):
+                ex.run(web1, ["true"])
+        finally:
+            os.kill(served_by, signal.SIGCONT)
+        assert ex.run(web1, ["true"]).ok  # on a new connection

@@ -78,3 +78,14 @@ def test_ssh_metrics_of_healthy_hosts_survive_a_dead_one() -> None:
     hosts = sorted({s.label("host") for s in found.samples})
     assert hosts == ["h1", "h3"]
     assert list(found.failed) == ["h2"] and "ConnectTimeout" in found.failed["h2"]
+
+
+def test_a_host_back_is_dialled_at_once_but_a_hung_sshd_keeps_its_backoff() -> None:
+    backoff = HostBackoff(base=2, cap=10, clock=lambda: 0.0)
+    backoff.failed("cut", "ConnectTimeout")  # probes and SSH both fail: the host is gone
+    backoff.failed("hung", "ConnectTimeout")  # its service answers, its sshd does not
+    backoff.probed(answering={"hung"}, silent={"cut"})
+    assert backoff.waiting("cut") and backoff.waiting("hung")
+    backoff.probed(answering={"cut", "hung"}, silent=set())
+    assert backoff.waiting("cut") == ""  # back: dialled now, not when its back-off ends
+    assert backoff.waiting("hung") and backoff.failures("hung") == 1
