@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from tasks.remediate import playbooks_for_watch
 from tasks.runtime import load, open_store
 
 log = logging.getLogger(__name__)
+RESTART_AFTER = 10.0  # seconds between tries to start a stretch of the loop that failed
 
 
 def serve_flows(config_path: Path, stretches: int | None = None) -> None:
@@ -72,9 +74,16 @@ def serve_flows(config_path: Path, stretches: int | None = None) -> None:
 
 
 def _loop(config_path: Path, stretches: int | None) -> None:
+    """Stretch after stretch. One that cannot even start (the Prefect server away, the config
+    file gone) is logged and tried again, never the end of the watch: a cycle's own failures
+    are the loop's (flows.loop), and an outside checker hears the heartbeats stop."""
     done = 0
     while stretches is None or done < stretches:
-        watch_loop(str(config_path))
+        try:
+            watch_loop(str(config_path))
+        except Exception:
+            log.exception("the watch loop stopped; it starts again in %g s", RESTART_AFTER)
+            time.sleep(RESTART_AFTER)
         done += 1
 
 

@@ -224,8 +224,12 @@ CREATE TABLE IF NOT EXISTS link_uses (
 )
 """
 
+# Version 4: notify_undelivered is the outbox of every claimed message until it is delivered;
+# a row is (re)sent by a flush once due (lazarus.notify.state).
+_OUTBOX = "ALTER TABLE notify_undelivered ADD COLUMN due_at DOUBLE PRECISION NOT NULL DEFAULT 0"
+
 # Version n is MIGRATIONS[n - 1]: statements separated by ";".
-MIGRATIONS: tuple[str, ...] = (_CORE, _FEATURES, _ONCALL)
+MIGRATIONS: tuple[str, ...] = (_CORE, _FEATURES, _ONCALL, _OUTBOX)
 
 
 def statements(script: str) -> list[str]:

@@ -30,6 +30,8 @@ from lazarus.notify.state import (
     alert_row,
     claim_undelivered,
     dumps,
+    hold,
+    lease,
 )
 
 
@@ -135,12 +137,13 @@ def flush(
         ]  # fmt: skip
         out = escalation.due_pages(db, notify, muted, now, reach)
         out += _reminders(db, notify, now, reach)
-        out += claim_undelivered(db, now)  # what no receiver took last time
         db.execute(
             "DELETE FROM notify_alerts WHERE status = 'resolved' AND fingerprint NOT IN"
             " (SELECT fingerprint FROM notify_members)"
         )
-    return [_render(state, c, reach, now) for c in claims] + out
+    claimed = [_render(state, c, reach, now) for c in claims] + out
+    with state.tx() as db:  # in the outbox until delivered, and what no receiver took last time
+        return hold(db, claimed, now, lease(notify)) + claim_undelivered(db, now, lease(notify))
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 
 ``attempt`` makes one try; the Prefect task retries it with backoff and passes ``final`` on its
 last try, when a failure goes to the fallback receiver instead (and so does a message the
-receiver's rate limit refuses, at once). A message that the fallback did not take either is
-kept and sent again by the next flush (a message counts as sent only once delivered). Every try
-lands in ``notify_sends`` with its reason, and in the store's per-incident delivery record, so
-``lazarus incidents --show`` tells the story.
+receiver's rate limit refuses, at once). A message counts as sent only once delivered: a
+flush puts what it claims in the outbox, and a delivery takes it out; one that the fallback did
+not take either is due again at the next flush, and one whose sender died with it once its
+lease ends. Every try lands in ``notify_sends`` with its reason, and in the store's
+per-incident delivery record, so ``lazarus incidents --show`` tells the story.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import replace
 from lazarus.config import Notify
 from lazarus.errors import DeliveryError
 from lazarus.notify.deliver import Delivery, deliver
-from lazarus.notify.state import Notification, NotifyState, keep_undelivered
+from lazarus.notify.state import Notification, NotifyState, delivered, keep_undelivered
 
 Deliver = Callable[..., Delivery]
 RATE_LIMITED = "rate limited"
@@ -36,14 +37,18 @@ def attempt(
     outcome = _try(state, notify, notification, notification.receiver, now, send)
     limited = outcome.error.startswith(RATE_LIMITED)
     fallback = notify.fallback
+    if outcome.ok:
+        delivered(state, notification)
     if outcome.ok or not (final or limited):
-        return outcome
+        return outcome  # sent, or the task tries again (it stays in the outbox meanwhile)
     if fallback and fallback != notification.receiver:
         note = f"\n\n_(fallback for {notification.receiver}: {outcome.error})_"
         moved = replace(notification, receiver=fallback, body=notification.body + note)
         outcome = _try(state, notify, moved, fallback, now, send)
     if not outcome.ok and final and not outcome.error.startswith(RATE_LIMITED):
         keep_undelivered(state, notification, now)
+    elif outcome.ok or final:
+        delivered(state, notification)  # by the fallback, or held back by a rate limit
     return outcome
 
 

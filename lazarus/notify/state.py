@@ -14,6 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
+from lazarus.config import Notify
 from lazarus.model import Incident
 from lazarus.store import Store
 
@@ -74,7 +75,8 @@ class Notification:
     labels: dict[str, str] = field(default_factory=dict)
     event: str = ""
     sms: str = ""
-    first_at: float | None = None  # when it first failed: kept while it waits for delivery
+    first_at: float | None = None  # when it was first claimed: kept until it is delivered
+    outbox: int | None = None  # its row in the outbox (notify_undelivered)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -109,24 +111,66 @@ class NotifyState:
 UNDELIVERED_FOR = 86400.0  # a message undelivered for a day is dropped (its send log stays)
 
 
+def lease(notify: Notify) -> float:
+    """How long a claimed message may take to be delivered before a flush sends it again:
+    twice the worst case of its tries (each to the receiver and the fallback) and backoff."""
+    tries = notify.retries + 1
+    return 2 * (tries * 2 * notify.timeout + notify.retry_delay * 2**tries)
+
+
+def hold(
+    db: sqlite3.Connection, notifications: list[Notification], now: float, lease: float
+) -> list[Notification]:
+    """Put messages claimed now into the outbox, right after claiming them: a process that
+    dies before it delivers them loses nothing, the next flush after ``lease`` sends them."""
+    held = []
+    for n in notifications:
+        n = replace(n, first_at=n.first_at or now)
+        row = db.execute(
+            "INSERT INTO notify_undelivered (key, notification, first_at, due_at)"
+            " VALUES (?, ?, ?, ?)",
+            (n.key, n.to_json(), n.first_at, now + lease),
+        ).lastrowid
+        held.append(replace(n, outbox=row))
+    return held
+
+
+def delivered(state: NotifyState, notification: Notification) -> None:
+    """A message is sent (or deliberately dropped): out of the outbox (lazarus.notify.send)."""
+    if notification.outbox is not None:
+        with state.tx() as db:
+            db.execute("DELETE FROM notify_undelivered WHERE id = ?", (notification.outbox,))
+
+
 def keep_undelivered(state: NotifyState, notification: Notification, now: float) -> None:
     """Keep a message that no receiver took, for the next flush (lazarus.notify.send)."""
     first = notification.first_at or now
     with state.tx() as db:
+        if notification.outbox is not None:
+            kept = db.execute(
+                "UPDATE notify_undelivered SET due_at = ? WHERE id = ?", (now, notification.outbox)
+            ).rowcount
+            if kept:
+                return
         db.execute(
-            "INSERT INTO notify_undelivered (key, notification, first_at) VALUES (?, ?, ?)",
-            (notification.key, replace(notification, first_at=first).to_json(), first),
+            "INSERT INTO notify_undelivered (key, notification, first_at, due_at)"
+            " VALUES (?, ?, ?, ?)",
+            (notification.key, replace(notification, first_at=first).to_json(), first, now),
         )
 
 
-def claim_undelivered(db: sqlite3.Connection, now: float) -> list[Notification]:
-    """Every kept message younger than UNDELIVERED_FOR, taken out to be sent again."""
+def claim_undelivered(db: sqlite3.Connection, now: float, lease: float) -> list[Notification]:
+    """Every message of the outbox that is due (it failed, or its sender died with it), leased
+    for another ``lease`` seconds; those older than UNDELIVERED_FOR are dropped."""
+    db.execute("DELETE FROM notify_undelivered WHERE first_at <= ?", (now - UNDELIVERED_FOR,))
     rows = db.execute(
-        "SELECT notification FROM notify_undelivered WHERE first_at > ? ORDER BY id",
-        (now - UNDELIVERED_FOR,),
+        "SELECT id, notification FROM notify_undelivered WHERE due_at <= ? ORDER BY id", (now,)
     ).fetchall()
-    db.execute("DELETE FROM notify_undelivered")
-    return [Notification.from_json(r["notification"]) for r in rows]
+    db.executemany(
+        "UPDATE notify_undelivered SET due_at = ? WHERE id = ?",
+        [(now + lease, r["id"]) for r in rows],
+    )
+    return [replace(Notification.from_json(r["notification"]), outbox=r["id"]) for r in rows]
 
 
 def alert_row(row: sqlite3.Row) -> Alert:

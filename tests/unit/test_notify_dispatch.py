@@ -13,10 +13,11 @@ import pytest
 
 from lazarus.config import Notify
 from lazarus.errors import LazarusError
-from lazarus.notify.dispatch import flush, record
+from lazarus.notify import dispatch
+from lazarus.notify.dispatch import record
 from lazarus.notify.escalation import AckInput, acknowledge
 from lazarus.notify.silences import add_silence, expire_silence, list_silences, remediation_paused
-from lazarus.notify.state import Alert, NotifyState
+from lazarus.notify.state import Alert, Notification, NotifyState, delivered
 from lazarus.store import Store
 
 T0 = datetime(2026, 11, 29, 1, 0, tzinfo=UTC).timestamp()  # a Sunday, 01:00 UTC
@@ -35,6 +36,15 @@ def notify(**extra: Any) -> Notify:
             **extra,
         }
     )
+
+
+def flush(state: NotifyState, cfg: Notify, now: float) -> list[Notification]:
+    """What is due at ``now``, delivered as the watch's deliver tasks would (out of the outbox);
+    a test of a failed send calls ``attempt`` on it afterwards."""
+    due = dispatch.flush(state, cfg, now)
+    for notification in due:
+        delivered(state, notification)
+    return due
 
 
 def alert(host: str, service: str = "", symptom: str = "service_down", **kw: Any) -> Alert:
@@ -294,12 +304,35 @@ def test_a_message_no_receiver_took_is_sent_again_at_the_next_flush(state: Notif
         return Delivery(receiver, up[receiver], (), "" if up[receiver] else "connection refused")
 
     record(state, cfg, [alert("web-1", "api", incident_id=stored(state, "web-1", "api"))], T0)
-    [first] = flush(state, cfg, T0)
+    [first] = dispatch.flush(state, cfg, T0)
     assert not attempt(state, cfg, first, T0, final=True, send=send)  # ops, then boss: down
     up["ops"] = True  # SMTP is back
-    [again] = flush(state, cfg, T0 + 5)  # not at repeat_interval: at the next flush
+    [again] = dispatch.flush(state, cfg, T0 + 5)  # not at repeat_interval: at the next flush
     assert (again.key, again.title, again.receiver) == (first.key, first.title, "ops")
     assert attempt(state, cfg, again, T0 + 5, final=True, send=send)
-    assert flush(state, cfg, T0 + 10) == []  # delivered: sent once, not again
+    assert dispatch.flush(state, cfg, T0 + 10) == []  # delivered: sent once, not again
     tried = [(r["receiver"], r["ok"]) for r in state.sends()]
     assert tried == [("ops", 0), ("boss", 0), ("ops", 1)]
+
+
+def test_a_message_whose_sender_died_before_sending_it_is_sent_once_its_lease_ends(
+    state: NotifyState,
+):
+    from lazarus.notify.deliver import Delivery
+    from lazarus.notify.send import attempt
+    from lazarus.notify.state import lease
+
+    cfg = notify(route={"group_wait": "0s"})
+    record(state, cfg, [alert("web-1", "api", incident_id=stored(state, "web-1", "api"))], T0)
+    [claimed] = dispatch.flush(state, cfg, T0)  # claimed, then the process is killed
+    held = lease(cfg)
+    assert dispatch.flush(state, cfg, T0 + held - 1) == []  # its sender may still be at it
+    [again] = dispatch.flush(state, cfg, T0 + held)
+    assert (again.key, again.title, again.receiver) == (claimed.key, claimed.title, "ops")
+    assert dispatch.flush(state, cfg, T0 + held + 1) == []  # leased to this sender now
+
+    def send(receiver: str, urls: Any, title: str, body: str, **kw: Any) -> Delivery:
+        return Delivery(receiver, True, ())
+
+    assert attempt(state, cfg, again, T0 + held + 1, final=False, send=send)
+    assert dispatch.flush(state, cfg, T0 + 10 * held) == []  # delivered: never again
