@@ -9,11 +9,14 @@ Per series it runs, causally and with O(new points) state:
 Each feature is ranked against the series' own history, fading over ``span`` points
 (``calibrate``), the evidence of a point is the mean of its two largest surprises (two views
 must agree: on NAB this beat taking the largest by 5 points, mostly fewer false alarms on spiky
-series), and ``suppress`` keeps only the first point of an episode. Before ``warmup`` points the
-score is 0, but the say-it-once memory already sees that stretch, so the end of the warm-up does
-not look like a new episode. The default parameters were chosen on the *kind* of data in NAB
-(minutely to hourly operations metrics) and need no per-series tuning; see bench/README.md for
-the score.
+series), and ``suppress`` keeps only the first point of an episode. A second, shift channel
+ranks the evidence's ``shift``-point mean against its own history and says it once on its own
+(weighted ``shift_weight``): a lasting shift is news even within ``suppress`` points of a larger
+spike, which the first channel would hide (see bench/README.md for what it found on NAB).
+Before ``warmup`` points the score is 0, but the say-it-once memories already see that stretch,
+so the end of the warm-up does not look like a new episode. The default parameters were chosen
+on the *kind* of data in NAB (minutely to hourly operations metrics) and need no per-series
+tuning; see bench/README.md for the score.
 """
 
 from __future__ import annotations
@@ -46,7 +49,9 @@ class EnsembleParams:
     season: int = 0  # points per period (e.g. a day); 0 = no seasonal view
     warmup: int = 200  # points of a series before its score may be non-zero
     suppress: int = 1024  # look-back of the "say it once" rule
-    threshold: float = 0.05  # label = score >= threshold (NAB sweeps its own: ~0.04)
+    shift: int = 20  # points the shift channel averages the evidence over
+    shift_weight: float = 0.2  # what the shift channel's news is worth against a point's
+    threshold: float = 0.05  # label = score >= threshold (NAB sweeps its own: ~0.03)
     chunk: int = 64  # time steps processed at once (keeps temporaries in cache)
 
 
@@ -67,9 +72,10 @@ def params_for(series: str, settings: Sequence[AnomalySettings], interval: float
 
 @dataclass(frozen=True)
 class Scores:
-    """Per point, ``(series x time)``: ``evidence`` is the mean of the two largest surprises in
-    [0, 1]; ``score`` keeps only what beats the recent maximum of the evidence (the first point
-    of an episode), and ``label`` is ``score >= threshold``."""
+    """Per point, ``(series x time)``, float32: ``evidence`` is the mean of the two largest
+    surprises in [0, 1]; ``score`` keeps only what beats the recent maximum of the evidence (the
+    first point of an episode) or of the shift channel's surprise (weighted ``shift_weight``),
+    and ``label`` is ``score >= threshold``."""
 
     score: np.ndarray
     evidence: np.ndarray
@@ -98,13 +104,30 @@ class Ensemble:
         self.low = np.full(n_series, np.inf)
         self.count = np.zeros(n_series, dtype=np.int64)
         self.suppressor = Suppressor(n_series, p.suppress)
+        self._add_shift_channel()
+
+    def _add_shift_channel(self) -> None:
+        """The shift channel: the evidence's ``shift``-point mean, ranked against its own
+        history and said once on its own, so a spike does not hide a later lasting shift."""
+        p = self.params
+        self.shift_moving = MovingMean(self.n_series, p.shift)
+        self.shift_rank = TailRank(self.n_series, memory=p.span)
+        self.shift_suppressor = Suppressor(self.n_series, p.suppress)
+
+    def __setstate__(self, state: dict) -> None:
+        """A state pickled before the shift channel existed starts one (its history empty)."""
+        self.__dict__.update(state)
+        if "shift_rank" not in state:  # its params take the shift knobs' defaults
+            self._add_shift_channel()
 
     def update(self, values: object) -> Scores:
         """Score a ``(series x time)`` block of new points (one series may be given as 1-D)."""
         block = as_block(values)
         if block.shape[0] != self.n_series:
             raise ValueError(f"expected {self.n_series} series, got {block.shape[0]}")
-        score = np.empty(block.shape)
+        # float32, as the evidence: a score needs no more digits, and a batch of 10,000 x 1,440
+        # points then fits within 3x the input with the shift channel's state beside it.
+        score = np.empty(block.shape, dtype=np.float32)
         evidence = np.empty(block.shape, dtype=np.float32)
         # numpy frees the GIL inside its loops, so a second core can take the seasonal view.
         parallel = self.seasonal is not None and block.size >= PARALLEL
@@ -114,9 +137,12 @@ class Ensemble:
                 # One time step per contiguous row: every detector below steps through time.
                 part = block[:, start:stop]
                 raw = transpose_into(np.empty(part.shape[::-1]), part)
-                found, speaking = self._rows(raw, helper)
+                found, shifted, speaking = self._rows(raw, helper)
                 # The say-it-once memory also sees the warm-up: its end is not a fresh episode.
                 said = self.suppressor.update(found)
+                shifted = self.shift_suppressor.update(shifted)
+                shifted *= self.params.shift_weight
+                np.maximum(said, shifted, out=said)
                 if speaking is not None:
                     found *= speaking
                     said *= speaking
@@ -126,9 +152,10 @@ class Ensemble:
 
     def _rows(
         self, raw: np.ndarray, helper: ThreadPoolExecutor | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Evidence for ``(time x series)`` raw rows, and where the warm-up is over (None:
-        everywhere). ``helper`` (if any) runs the seasonal view on a second thread."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Evidence for ``(time x series)`` raw rows, the shift channel's surprise, and where
+        the warm-up is over (None: everywhere). ``helper`` (if any) runs the seasonal view on a
+        second thread."""
         rows, valid = self.carry.fill(raw)
         before = self.count
         whole = bool(valid.all())
@@ -155,7 +182,9 @@ class Ensemble:
             _top2(top1, top2, surprise)
         top1 += top2
         top1 *= 0.5
-        return np.clip(top1, 0.0, 1.0, out=top1), speaking
+        np.clip(top1, 0.0, 1.0, out=top1)
+        shifted = self.shift_rank.update(self.shift_moving.update(top1), valid)
+        return top1, shifted, speaking
 
     def _seasonal(self, rows: np.ndarray, valid: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Surprise of the smoothed seasonal residual z."""

@@ -168,3 +168,53 @@ def test_the_second_thread_changes_no_score(monkeypatch: pytest.MonkeyPatch) -> 
     inline = Ensemble(300, EnsembleParams(season=DAY)).update(x)
     np.testing.assert_array_equal(threaded.score, inline.score)
     np.testing.assert_array_equal(threaded.evidence, inline.evidence)
+
+
+def test_a_lasting_shift_after_a_spike_is_still_news() -> None:
+    """The point channel stays quiet after a large spike (say it once over ~1,024 points); the
+    shift channel, said once on its own, still reports a lasting shift 300 points later."""
+    x = noise(0, 2400)
+    x[1500] += 40.0
+    x[1800:2000] += 4.0
+    with_shift = Ensemble(1, EnsembleParams(threshold=0.03)).update(x).label[0]
+    without = Ensemble(1, EnsembleParams(threshold=0.03, shift_weight=0.0)).update(x).label[0]
+    assert with_shift[1500] and without[1500]
+    assert with_shift[1800:1830].any()
+    assert not without[1800:1830].any()
+    assert not with_shift[1830:2400].any()  # the shift is said once, its end is no news
+
+
+def test_a_state_pickled_before_the_shift_channel_resumes() -> None:
+    """An ensemble stored by the release before the shift channel loads and keeps scoring."""
+    import pickle
+
+    x = np.random.default_rng(8).normal(0.0, 1.0, (3, 900))
+    old = Ensemble(3, EnsembleParams(season=DAY))
+    old.update(x[:, :500])
+    for name in ("shift_moving", "shift_rank", "shift_suppressor"):
+        del old.__dict__[name]
+    resumed = pickle.loads(pickle.dumps(old))
+    scores = resumed.update(x[:, 500:])
+    assert scores.score.shape == (3, 400) and np.isfinite(scores.score).all()
+
+
+def test_a_rank_history_kept_at_16_bins_a_decade_carries_over() -> None:
+    """A rank history stored at the old resolution is re-binned, never making a value rarer
+    than the old history said, nor commoner than its old bin."""
+    from lazarus.detect.calibrate import BINS, TailRank, bin_of
+
+    values = np.random.default_rng(9).lognormal(0.0, 1.5, 5000)
+    old_bins = 82  # 16 bins a decade from 0.01 to 1000, and one bin each side
+
+    def old_bin(v: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor(np.log10(v) * 16 + 33), 0, old_bins - 1).astype(int)
+
+    counts = np.bincount(old_bin(values), minlength=old_bins)[::-1]
+    rank = TailRank.__new__(TailRank)
+    state = TailRank(1).__dict__ | {"above": np.cumsum(counts)[:, None].astype(np.float32)}
+    rank.__setstate__(state | {"logs": np.zeros((old_bins, 1), np.float32)})
+    assert rank.above.shape == (BINS, 1) and not hasattr(rank, "logs")
+    for probe in (0.05, 0.9, 3.0, 17.0, 140.0):
+        ge = rank.above[BINS - 1 - bin_of(np.array([probe]))[0], 0]
+        same_old_bin_and_above = (old_bin(values) >= old_bin(np.array([probe]))).sum()
+        assert (values >= probe).sum() <= ge <= same_old_bin_and_above
