@@ -112,8 +112,9 @@ def flush(
 ) -> list[Notification]:
     """Claim every message due at ``now``; the caller delivers them (``send.attempt``).
 
-    Groups are claimed inside the transaction and rendered after it, from the store's record
-    of each incident (its number, reason, what was done, its recover run)."""
+    Each message is rendered in the claiming transaction, from the store's record of each
+    incident (its number, reason, what was done, its recover run), and kept in the outbox
+    there until it is delivered."""
     reach = reach or Reach()
     with state.tx() as db:
         alerts = {r["fingerprint"]: alert_row(r) for r in db.execute("SELECT * FROM notify_alerts")}
@@ -129,26 +130,25 @@ def flush(
         for key, fingerprint in db.execute("SELECT group_key, fingerprint FROM notify_members"):
             members.setdefault(key, []).append(fingerprint)
         groups = db.execute("SELECT * FROM notify_groups ORDER BY key").fetchall()
-        claims = [
-            c
+        out = [
+            _render(db, c, reach, now)
             for g in groups
             if (c := _flush_group(db, notify, g, [alerts[f] for f in members.get(g["key"], [])],
                                   muted, escalated, now))
         ]  # fmt: skip
-        out = escalation.due_pages(db, notify, muted, now, reach)
+        out += escalation.due_pages(db, notify, muted, now, reach)
         out += _reminders(db, notify, now, reach)
         db.execute(
             "DELETE FROM notify_alerts WHERE status = 'resolved' AND fingerprint NOT IN"
             " (SELECT fingerprint FROM notify_members)"
         )
-    claimed = [_render(state, c, reach, now) for c in claims] + out
-    with state.tx() as db:  # in the outbox until delivered, and what no receiver took last time
-        return hold(db, claimed, now, lease(notify)) + claim_undelivered(db, now, lease(notify))
+        # in the outbox until delivered, and what no receiver took last time
+        return hold(db, out, now, lease(notify)) + claim_undelivered(db, now, lease(notify))
 
 
 @dataclass(frozen=True)
 class _Claim:
-    """A group's message, claimed: each alert with how it is said, for ``_render``."""
+    """A group's message, claimed: each alert with how it is said."""
 
     key: str
     receiver: str
@@ -208,8 +208,8 @@ def _told(sent: str) -> dict[str, str]:
     return dict.fromkeys(value, "firing") if isinstance(value, list) else value
 
 
-def _render(state: NotifyState, claim: _Claim, reach: Reach, now: float) -> Notification:
-    items = [incident_item(state, alert, said) for alert, said in claim.said]
+def _render(db: sqlite3.Connection, claim: _Claim, reach: Reach, now: float) -> Notification:
+    items = [incident_item(db, alert, said) for alert, said in claim.said]
     message = render_group(claim.labels, items, repeat=claim.repeat, reach=reach, now=now)
     firing = tuple(a for a, s in claim.said if s in ("firing", "escalated"))
     ended = tuple(a for a, s in claim.said if s in ("resolved", "recovered"))

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lazarus.config import Notify
 from lazarus.notify.links import Reach
 from lazarus.notify.message import render_page, short
+from lazarus.notify.outcomes import incident_item
 from lazarus.notify.route import matches_all
 from lazarus.notify.state import Alert, Notification, NotifyState, alert_row
 from lazarus.oncall import ACK
@@ -72,7 +73,8 @@ def due_pages(
         policy = notify.escalation[row["policy"]]
         level = min(row["level"], len(policy.levels) - 1)
         receiver = policy.levels[level].receiver
-        message = render_page(alert, level + 1, receiver, reach, now)
+        said = "escalated" if _escalated(db, alert.incident_id) else "firing"
+        message = render_page(incident_item(db, alert, said), level + 1, receiver, reach, now)
         pages.append(
             Notification(f"page:{alert.fingerprint}:{level + 1}:{row['pages']}", "escalation",
                          receiver, message.title, message.body, firing=(alert,),
@@ -93,6 +95,11 @@ def due_pages(
         else:
             stop(db, alert.fingerprint)
     return pages
+
+
+def _escalated(db: sqlite3.Connection, incident_id: int | None) -> bool:
+    row = db.execute("SELECT state FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+    return row is not None and row["state"] == "escalated"
 
 
 def _advance(db: sqlite3.Connection, fingerprint: str, level: int, pages: int, at: float) -> None:

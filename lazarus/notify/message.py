@@ -221,10 +221,10 @@ def _group(labels: Mapping[str, str]) -> str:
     return ", ".join(f"{k} {v}" for k, v in labels.items())
 
 
-def render_page(alert: Alert, level: int, receiver: str, reach: Reach | None = None,
+def render_page(item: Item, level: int, receiver: str, reach: Reach | None = None,
                 now: float | None = None) -> Message:  # fmt: skip
-    """An escalation page: nobody acknowledged ``alert`` in time, so level ``level`` hears."""
-    reach = reach or Reach()
+    """An escalation page: nobody acknowledged ``item`` in time, so level ``level`` hears."""
+    reach, alert = reach or Reach(), item.alert
     number = f"#{alert.incident_id} " if alert.incident_id is not None else ""
     title = (
         f"[ESCALATION L{level}] {number}{alert.labels.get('symptom', '')} "
@@ -233,7 +233,7 @@ def render_page(alert: Alert, level: int, receiver: str, reach: Reach | None = N
     lines = [
         f"**Unacknowledged** since {_utc(alert.starts_at)}; paging level {level} ({receiver}).",
         "",
-        *_item_lines(Item(alert, "firing"), reach, now),
+        *_item_lines(item, reach, now),
     ]
     return Message(title, "\n".join(lines), alert.summary)
 

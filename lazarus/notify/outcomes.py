@@ -10,6 +10,7 @@ audit instead.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -17,7 +18,6 @@ from lazarus.model import IncidentState
 from lazarus.notify.message import Item, Said
 from lazarus.notify.state import Alert, NotifyState
 from lazarus.oncall import ACK, APPROVE, REJECT
-from lazarus.store import ActionRecord
 
 _PERSON = {ACK: "acknowledged", APPROVE: "approved", REJECT: "rejected"}
 
@@ -34,33 +34,40 @@ def record_outcome(
         )
 
 
-def incident_item(state: NotifyState, alert: Alert, said: Said) -> Item:
-    """``alert`` as its message shows it, with its incident's record from the store."""
+def incident_item(db: sqlite3.Connection, alert: Alert, said: Said) -> Item:
+    """``alert`` as its message shows it, with its incident's record, read inside the claiming
+    transaction (``db``): the reason, what was done, the diagnosis and the recover run."""
     if alert.incident_id is None:
         return Item(alert, said)
-    store = state.store
-    try:
-        incident = store.get(alert.incident_id)
-    except KeyError:
+    incident = db.execute(
+        "SELECT state, reason, flow_run_url FROM incidents WHERE id = ?", (alert.incident_id,)
+    ).fetchone()
+    if incident is None:
         return Item(alert, said)
-    with state.tx() as db:
-        row = db.execute(
-            "SELECT lines, diagnosis FROM notify_outcomes WHERE incident_id = ?", (incident.id,)
-        ).fetchone()
-    if row is not None:
-        done, diagnosis = tuple(json.loads(row["lines"])), row["diagnosis"]
+    outcome = db.execute(
+        "SELECT lines, diagnosis FROM notify_outcomes WHERE incident_id = ?", (alert.incident_id,)
+    ).fetchone()
+    if outcome is not None:
+        done, diagnosis = tuple(json.loads(outcome["lines"])), outcome["diagnosis"]
     else:
-        done, diagnosis = tuple(_audit_line(a) for a in store.actions(incident.id)), ""
-    reason = incident.reason if incident.state != IncidentState.OPEN else ""
+        audit = db.execute(
+            "SELECT action, target, actor, ok, detail FROM actions WHERE incident_id = ?"
+            " ORDER BY id",
+            (alert.incident_id,),
+        ).fetchall()
+        done, diagnosis = tuple(_audit_line(a) for a in audit), ""
+    reason = incident["reason"] if incident["state"] != IncidentState.OPEN.value else ""
     # the recover run may have started since the alert was filed
-    linked = replace(alert, flow_run_url=incident.flow_run_url or alert.flow_run_url)
+    linked = replace(alert, flow_run_url=incident["flow_run_url"] or alert.flow_run_url)
     return Item(linked, said, reason, done, diagnosis)
 
 
-def _audit_line(action: ActionRecord) -> str:
-    verb = _PERSON.get(action.action)
+def _audit_line(action: sqlite3.Row) -> str:
+    verb = _PERSON.get(action["action"])
+    who, detail = action["actor"], action["detail"]
     if verb:
-        return f"{verb} by {action.actor}" + (f": {action.detail}" if action.detail else "")
-    result = "ok" if action.ok else "FAILED"
-    detail = f": {action.detail[:160]}" if action.detail else ""
-    return f"{action.action} on {action.target} by {action.actor}: {result}{detail}"
+        return f"{verb} by {who}" + (f": {detail}" if detail else "")
+    result = "ok" if action["ok"] else "FAILED"
+    return f"{action['action']} on {action['target']} by {who}: {result}" + (
+        f": {detail[:160]}" if detail else ""
+    )

@@ -36,6 +36,7 @@ def test_killed_service_is_detected_notified_restarted_verified_resolved(healthy
     sb = healthy_sandbox
     others = {h.name: sb.service_pid(h.name) for h in sb.hosts if h.name != "web-2"}
     killed_pid = sb.service_pid("web-2")
+    mails_before = len(sb.mail())
 
     result = run_drill(sb, "web-2", "kill", "loop-kill")
 
@@ -49,6 +50,22 @@ def test_killed_service_is_detected_notified_restarted_verified_resolved(healthy
     fingerprint = "service_down web@web-2"
     assert mentions(sb.mail(), fingerprint), "the SMTP sink got no mail about the incident"
     assert mentions(sb.chat(), fingerprint), "the chat capture got no post about the incident"
+    # What the on-call reads: the group's alert, then its outcome, "resolved" once, each naming
+    # the incident; the shell line carries the config's real path; the text part is readable.
+    mails = sb.mail()[mails_before:]
+    told = f"#{incident.id} service_down web@web-2"
+    subjects = [m["subject"] for m in mails if told in m["subject"]]
+    assert subjects == [f"[FIRING] {told}", f"[RESOLVED] {told}"], subjects
+    firing, resolved = (m["text"] for m in mails if told in m["subject"])
+    config = sb.config_path.with_name("loop-kill.yaml").resolve()
+    assert f"lazarus ack -c {config} {incident.id}" in firing
+    for fact in (
+        f"{told.replace(' web', ' on web')} · critical · resolved",
+        "recover run: ",
+        "steps/restart: ok",
+        "verify/cleared: ok",
+    ):
+        assert fact in resolved, (fact, resolved)  # fmt: skip
     # The restart really ran over SSH: a new process answers health again.
     assert sb.health("web-2") == 200
     assert sb.service_pid("web-2") not in (None, killed_pid)
