@@ -273,24 +273,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"in-sample {label}")
         for profile, (score, threshold) in result.items():
             print(f"  {profile:20s} {score:6.2f}  (threshold {threshold:.4f})")
+        _print_alarms(files, scores, result["standard"][1], args.per_file)
     if args.cv:
         print("leave-one-category-out (threshold and --param values chosen on the other folds)")
         for profile, (score, chosen) in cross_validated(files, candidates).items():
             picks = "; ".join(f"{c} {label} {t:.4f}" for c, label, t in chosen)
             print(f"  {profile:20s} {score:6.2f}  ({picks})")
-    threshold = result["standard"][1]
-    print(f"alarms per 10,000 points at the standard threshold ({threshold:.4f}):")
+    return 0
+
+
+def _print_alarms(
+    files: list[DataFile], scores: list[np.ndarray], threshold: float, per_file: bool
+) -> None:
+    """Alarms per 10,000 points of the no-anomaly files and the longest one at ``threshold``
+    (and, with ``per_file``, each file's raw standard-profile contribution)."""
+    print(f"  alarms per 10,000 points at the standard threshold ({threshold:.4f}):")
     longest = max(files, key=lambda f: len(f.values))
     for f, s in zip(files, scores, strict=True):
         if not f.windows or f is longest:
-            print(f"  {alarms_per_10k(s, threshold):6.1f}  ({len(f.values)} rows)  {f.name}")
-    if args.per_file:
-        threshold = result["standard"][1]
-        print("raw standard-profile contribution per file at that threshold:")
+            print(f"    {alarms_per_10k(s, threshold):6.1f}  ({len(f.values)} rows)  {f.name}")
+    if per_file:
+        print("  raw standard-profile contribution per file at that threshold:")
         for f, s in zip(files, scores, strict=True):
             raw = file_score(f, s, PROFILES["standard"], threshold)
-            print(f"  {raw:6.2f}  ({len(f.windows)} windows)  {f.name}")
-    return 0
+            print(f"    {raw:6.2f}  ({len(f.windows)} windows)  {f.name}")
 
 
 def _number(text: str) -> float:
