@@ -40,7 +40,8 @@ def incident_item(db: sqlite3.Connection, alert: Alert, said: Said) -> Item:
     if alert.incident_id is None:
         return Item(alert, said)
     incident = db.execute(
-        "SELECT state, reason, flow_run_url FROM incidents WHERE id = ?", (alert.incident_id,)
+        "SELECT state, reason, flow_run_url, closed_at FROM incidents WHERE id = ?",
+        (alert.incident_id,),
     ).fetchone()
     if incident is None:
         return Item(alert, said)
@@ -57,8 +58,13 @@ def incident_item(db: sqlite3.Connection, alert: Alert, said: Said) -> Item:
         ).fetchall()
         done, diagnosis = tuple(_audit_line(a) for a in audit), ""
     reason = incident["reason"] if incident["state"] != IncidentState.OPEN.value else ""
-    # the recover run may have started since the alert was filed
-    linked = replace(alert, flow_run_url=incident["flow_run_url"] or alert.flow_run_url)
+    # the recover run may have started since the alert was filed; it ended when the store says
+    ended = incident["closed_at"] if incident["state"] == IncidentState.RESOLVED.value else None
+    linked = replace(
+        alert,
+        flow_run_url=incident["flow_run_url"] or alert.flow_run_url,
+        ends_at=ended or alert.ends_at,
+    )
     return Item(linked, said, reason, done, diagnosis)
 
 

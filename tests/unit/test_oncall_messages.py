@@ -98,10 +98,14 @@ def test_firing_then_escalated_and_resolved_in_one_message_resolved_told_once(
     store = state.store
     for incident in (web, api):
         store.set_flow_run_url(incident.id, f"{RUN}{incident.id}")
-        store.transition(incident.id, IncidentState.REMEDIATING)
-    store.transition(web.id, IncidentState.RESOLVED, reason="service-down: verify passed")
+        store.transition(incident.id, IncidentState.REMEDIATING, at=T0 + 31)
+    store.transition(
+        web.id, IncidentState.RESOLVED, reason="service-down: verify passed", at=T0 + 40
+    )
     record_outcome(state, web.id, ["steps/restart: ok: restart web on web-1: ok"], "OOM", T0 + 40)
-    store.transition(api.id, IncidentState.ESCALATED, reason="service-down failed at restart")
+    store.transition(
+        api.id, IncidentState.ESCALATED, reason="service-down failed at restart", at=T0 + 41
+    )
     record_outcome(state, api.id, ["steps/restart: FAILED: unit not found"], "", T0 + 41)
     cycle(state, cfg, T0 + 45)  # within group_interval: held
     assert len(received(sinks, mark)[0]) == 1
@@ -139,7 +143,9 @@ def test_an_incident_that_opened_and_recovered_inside_group_wait_arrives_once(
     cfg = notify(sinks)
     blip = opened(state, mark, "web-2", "web", T0)
     cycle(state, cfg, T0)
-    state.store.transition(blip.id, IncidentState.RESOLVED, reason="the probe answers again")
+    state.store.transition(
+        blip.id, IncidentState.RESOLVED, reason="the probe answers again", at=T0 + 10
+    )
     cycle(state, cfg, T0 + 10)  # gone before group_wait ended
     for later in range(3, 20):
         cycle(state, cfg, T0 + 10 * later)
