@@ -1,5 +1,6 @@
 """The Prefect side of notify: dispatch from a flow, retries as task retries, the last try falls
-back, remediation outcome messages still go out through ``notify``/``settle``."""
+back, a person's step goes out through ``notify``/``settle``; the signed ack and silence links
+against `lazarus serve`'s endpoint; an ack from the shell or a link is a Prefect event."""
 
 from __future__ import annotations
 
@@ -165,11 +166,12 @@ def test_signed_ack_and_silence_links_work_through_serve_and_refuse_the_rest(
     assert silenced.matchers == ('host="web-1"', 'service="api"', 'symptom="service_down"')
     assert silenced.created_by == "bob" and 1790 < silenced.ends_at - silenced.starts_at <= 1800
     store.close()
-    assert _acknowledged_events(incident.id) == ["ana"]
+    assert _acknowledged(incident.id, "ana")
 
 
-def _acknowledged_events(incident_id: int, wait: float = 30.0) -> list[str]:
-    """Who acknowledged ``incident_id``, by the Prefect server's own record of events."""
+def _acknowledged(incident_id: int, person: str, wait: float = 30.0) -> bool:
+    """Whether the Prefect server recorded ``person``'s ack of ``incident_id`` (other tests'
+    stores number their incidents from 1 too: the person tells them apart)."""
     import time
 
     from prefect import get_client
@@ -181,11 +183,44 @@ def _acknowledged_events(incident_id: int, wait: float = 30.0) -> list[str]:
             page = client.read_events(
                 EventFilter(event=EventNameFilter(name=["lazarus.incident.acknowledged"])), limit=50
             )
-        found = [
-            e.payload.get("by")
+        if any(
+            e.resource.get("lazarus.incident.id") == str(incident_id)
+            and e.payload.get("by") == person
             for e in page.events
-            if e.resource.get("lazarus.incident.id") == str(incident_id)
-        ]
-        if found or time.monotonic() > deadline:
-            return found
+        ):
+            return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.5)
+
+
+def test_an_ack_from_the_shell_is_an_event_on_the_prefect_server(
+    prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+):
+    """`lazarus ack` with PREFECT_API_URL set: the audit and the ``acknowledged`` event."""
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    from lazarus.cli import main
+    from lazarus.notify.dispatch import record
+    from lazarus.notify.state import Alert
+
+    path = tmp_path / "lazarus.yaml"
+    path.write_text(yaml.safe_dump({
+        "inventory": {"ssh": {"key": "id"}, "hosts": [{"name": "web-1", "address": "127.0.0.1"}]},
+        "notify": {"receivers": [{"name": "chat", "urls": ["json://127.0.0.1:9/none"]}],
+                   "retries": 0},
+    }))  # fmt: skip
+    config = load_config(path)
+    store = Store(config.path(config.state.path))
+    incident, _ = store.open_incident(
+        Anomaly("web-1", "db", "service_down", "critical", "refused", time.time())
+    )
+    record(NotifyState(store), config.notify, [Alert.of(incident)], time.time())
+    monkeypatch.setenv("PREFECT_API_URL", PREFECT_API_URL.value())
+    assert main(["ack", "-c", str(path), str(incident.id), "--by", "cli-ana"]) == 0
+    assert f"acknowledged incident #{incident.id}" in capsys.readouterr().out
+    assert [(a.action, a.actor) for a in store.actions(incident.id)] == [("oncall.ack", "cli-ana")]
+    store.close()
+    assert _acknowledged(incident.id, "cli-ana")
