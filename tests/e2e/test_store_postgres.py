@@ -29,6 +29,8 @@ STORE_USERS = [
     "tests/unit/test_incidents.py",
     "tests/unit/test_intake.py",
     "tests/unit/test_notify_dispatch.py",
+    "tests/unit/test_oncall_messages.py",
+    "tests/unit/test_links.py",
     "tests/unit/test_playbooks.py",
     "tests/unit/test_cycles.py",
     "tests/unit/test_db_checks.py",
