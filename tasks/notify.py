@@ -1,9 +1,11 @@
 """Notify: group, mute and escalate alerts in the store, then deliver each message as a task.
 
 ``dispatch`` (the watch flow) files every active incident as a firing alert and claims what is
-due: grouped messages, escalation pages, silence reminders. ``notify`` (the recover flow) sends
-one incident's remediation outcome at once. Deliveries are submitted, not awaited, so a dead
-receiver retrying with backoff never holds up remediation; ``settle`` collects the outcomes.
+due: grouped messages, escalation pages, silence reminders. ``tell_outcome`` (the recover flow)
+records a recovery's end for its group's next message; ``notify`` sends one incident's news that
+waits for no group at once (a person's ack, a plan waiting for approval, a playbook's report).
+Deliveries are submitted, not awaited, so a dead receiver retrying with backoff never holds up
+remediation; ``settle`` collects the outcomes.
 """
 
 from __future__ import annotations
