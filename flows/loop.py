@@ -4,7 +4,8 @@ Why this shape (Prefect 3.9): a flow run per cycle costs a process start and ~1 
 round trips, which made a 5 s watch run every ~10 s and filled the runs list with ~17,000 runs
 a day. Here one ``watch-loop`` flow run covers a bounded stretch (an hour by default) and each
 cycle's stages are task runs inside it, so the UI lists ~24 watch runs a day; the recover runs
-a cycle starts are child flow runs, so incidents and recoveries are what stands out. The
+a cycle starts are child flow runs, so incidents and recoveries are what stands out; they run
+beside the cycles (flows.watch.Recoveries), so the next cycles go on probing meanwhile. The
 stretch is bounded so a run's logs and task list stay readable and a config change or a new
 Prefect version is picked up at the next stretch at the latest (the config file is reloaded
 as soon as it changes). Every cycle takes the shard's lease first (tasks.cycles): a cycle that
@@ -22,7 +23,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.exceptions import MissingContextError
 
-from flows.watch import cycle, shard_key
+from flows.watch import Recoveries, cycle, shard_key
 from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
 from lazarus.notify.deadman import Watchdog
@@ -89,6 +90,7 @@ def run_cycles(
     holder = holder_id()
     report = LoopReport()
     store: Store | None = None
+    recoveries = Recoveries()  # recover runs go on beside the cycles
     try:
         start = time.monotonic()
         tick = 0
@@ -99,7 +101,9 @@ def run_cycles(
                 store = store or open_store(config)  # here: a full disk may refuse even that
                 with watch_cycle(store, key, holder, interval=every) as got:
                     if not isinstance(got, Skipped):
-                        counts = cycle(config, config_path, got.number, shard, shards, remediate)
+                        counts = cycle(
+                            config, config_path, got.number, shard, shards, remediate, recoveries
+                        )
                         report.cycles.append(got.number)
                         _log_cycle(key, counts)
                 WATCHDOG.completed()
@@ -122,6 +126,7 @@ def run_cycles(
                 logger.warning("watch %s: cycle overran; %d due cycle(s) skipped", key, tick - due)
             if not until(report):
                 time.sleep(max(0.0, start + tick * every - time.monotonic()))
+        recoveries.close()  # the stretch ends when its recover runs did
     finally:
         if store is not None:
             store.close()

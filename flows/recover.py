@@ -31,6 +31,7 @@ from lazarus.notify.silences import remediation_paused
 from lazarus.notify.state import NotifyState
 from lazarus.oncall import APPROVE, REJECT, approved_by, record_step
 from lazarus.playbooks import Playbook, PlaybookResult, StepContext, plan, select
+from lazarus.playbooks.bound import RunBound
 from lazarus.playbooks.leases import RecoveryLease
 from lazarus.playbooks.runs import run_context
 from lazarus.store import Store
@@ -50,9 +51,14 @@ def recover(
     dry_run: bool = False,
     actor: str = "operator",
     playbook: str = "",
+    timeout: float = 0.0,
 ) -> State:
-    """Recover incident ``incident_id``; the final state's result is the outcome word."""
+    """Recover incident ``incident_id``; the final state's result is the outcome word.
+
+    ``timeout`` (seconds, 0: none) bounds the run: past it, the run stops at its next step or
+    wait and escalates (lazarus.playbooks.bound); the watch bounds the runs it starts."""
     logger = get_run_logger()
+    bound = RunBound(timeout)
     config = load(config_path)
     store = open_store(config)
     try:
@@ -91,9 +97,14 @@ def recover(
         with RecoveryLease(
             store, incident_id, owner=url or f"pid {os.getpid()}", ttl=config.playbooks.lease
         ) as lease:
+
+            def at_step(where: str) -> None:
+                bound.check(where)
+                lease.at_step(where)
+
             try:
                 final, lines = _run(
-                    config, store, books, book, claimed, actor, url, sure, lease.at_step
+                    config, store, books, book, claimed, actor, url, sure, at_step, bound.sleep
                 )
             except Exception as exc:  # never leave the incident remediating: say where it broke
                 reason = f"{book.name} stopped: {type(exc).__name__}: {exc}"
@@ -178,6 +189,7 @@ def _run(
     url: str,
     confidence: float,
     at_step: Callable[[str], None],
+    sleep: Callable[[float], None],
 ) -> tuple[Incident, list[str]]:
     """The playbook's run and the incident's end: resolved only when its verify passed."""
 
@@ -197,6 +209,7 @@ def _run(
 
     try:
         with run_context(config, incident, notify=report) as ctx:
+            ctx.sleep = sleep  # waits end at the run's bound
             result = remediate(
                 store,
                 books,

@@ -8,9 +8,11 @@ way a cycle first takes the shard's lease (tasks.cycles): one at a time, numbere
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextvars import copy_context
 
 from prefect import flow, get_run_logger
@@ -38,21 +40,65 @@ from tasks.runtime import load, open_store
 from tasks.switch import auto_remediation
 
 PARALLEL_RECOVERIES = 8
+log = logging.getLogger(__name__)
 
 
-def recover_all(incident_ids: list[int], config_path: str) -> list[str]:
-    """Recover runs side by side, as workers would run them; the fleet cap bounds the overlap.
+class Recoveries:
+    """The watch's automatic recover runs, beside its loop rather than inside a cycle: a cycle
+    starts them and goes on, later cycles keep probing on the interval and collect what ended.
 
-    Each thread gets a copy of this run's context, so each recover run is a child of it.
+    At most ``PARALLEL_RECOVERIES`` run at once, as workers would run them (the fleet cap and each
+    incident's claim still apply inside each run); each is bounded by ``playbooks.timeout``
+    (lazarus.playbooks.bound), so none holds a slot, or leaves its incident remediating, for
+    good. Each run gets a copy of the starting cycle's context: it is a child of the watch's run.
     """
-    if not incident_ids:
-        return []
-    with ThreadPoolExecutor(min(PARALLEL_RECOVERIES, len(incident_ids))) as pool:
-        futures = [
-            pool.submit(copy_context().run, run_recover, i, config_path, actor="automation")
-            for i in incident_ids
-        ]
-        return [f.result() for f in futures]
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(PARALLEL_RECOVERIES, thread_name_prefix="lazarus-recover")
+        self._runs: dict[int, Future[str]] = {}
+
+    def start(self, incident_ids: Iterable[int], config_path: str, timeout: float) -> None:
+        for i in incident_ids:
+            if i not in self._runs:  # one run per incident from here; the claim guards the rest
+                self._runs[i] = self._pool.submit(
+                    copy_context().run,
+                    run_recover, i, config_path, actor="automation", timeout=timeout,
+                )  # fmt: skip
+
+    @property
+    def running(self) -> int:
+        return sum(not f.done() for f in self._runs.values())
+
+    def ended(self) -> list[str]:
+        """The outcome words of the runs that ended since the last call (``crashed`` for a run
+        that raised: logged with its traceback, and its recover run shows it)."""
+        out = []
+        for incident_id, future in list(self._runs.items()):
+            if future.done():
+                del self._runs[incident_id]
+                out.append(_outcome(incident_id, future))
+        return out
+
+    def close(self) -> list[str]:
+        """Wait for the runs still going (each ends by its bound); the outcomes not collected."""
+        wait(list(self._runs.values()))
+        self._pool.shutdown()
+        return self.ended()
+
+
+def _outcome(incident_id: int, future: Future[str]) -> str:
+    try:
+        return future.result()
+    except Exception:
+        log.exception("the recover run of incident #%d crashed", incident_id)
+        return "crashed"
+
+
+def recover_all(incident_ids: list[int], config_path: str, timeout: float = 0.0) -> list[str]:
+    """Recover runs side by side, as the watch starts them, until all ended; their outcomes."""
+    recoveries = Recoveries()
+    recoveries.start(incident_ids, config_path, timeout)
+    return recoveries.close()
 
 
 def recover_detached(incident_id: int, config_path: str) -> threading.Thread:
@@ -84,18 +130,27 @@ def watch(
     config = load(config_path)
     store = open_store(config)
     key, holder = shard_key(shard, shards), holder_id()
+    recoveries = Recoveries()
     try:
         for _ in range(2):
             with watch_cycle(store, key, holder, interval=config.watch.interval) as got:
                 if not isinstance(got, Skipped):
                     reconcile_interrupted(config, store)  # what a killed recover run left
-                    return cycle(config, config_path, got.number, shard, shards, remediate)
+                    counts = cycle(
+                        config, config_path, got.number, shard, shards, remediate, recoveries
+                    )
+            if not isinstance(got, Skipped):  # the cycle's lease is free: the next may begin
+                outcomes = recoveries.close()
+                counts["resolved"] += outcomes.count("resolved")
+                counts["escalated"] += outcomes.count("escalated")
+                return counts
             if not got.wait:
                 break
             time.sleep(got.wait)
         get_run_logger().info("watch %s skipped: %s", key, got.reason)
         return {"skipped": 1}
     finally:
+        recoveries.close()
         store.close()
 
 
@@ -104,9 +159,16 @@ def shard_key(shard: int, shards: int) -> str:
 
 
 def cycle(
-    config: Config, config_path: str, number: int, shard: int, shards: int, remediate: bool
+    config: Config,
+    config_path: str,
+    number: int,
+    shard: int,
+    shards: int,
+    remediate: bool,
+    recoveries: Recoveries,
 ) -> dict[str, int]:
-    """The stages of cycle ``number``, each a task run of the calling flow run."""
+    """The stages of cycle ``number``, each a task run of the calling flow run; the recover runs
+    it starts go on in ``recoveries`` after it returns."""
     config = shard_config(config, shard, shards)
     # quoted: Prefect would otherwise walk the whole fleet's config before every task starts
     fleet = quote(config)
@@ -128,7 +190,9 @@ def cycle(
     acting = [i for i in found.opened if remediable(config, books, i, found.hosts_down)]
     for incident in (i for i in acting if asks_approval(books, i)):
         recover_detached(incident.id, config_path)  # a person may take minutes to answer
-    outcomes = recover_all([i.id for i in acting if not asks_approval(books, i)], config_path)
+    outcomes = recoveries.ended()  # runs started by earlier cycles
+    automatic = [i.id for i in acting if not asks_approval(books, i)]
+    recoveries.start(automatic, config_path, config.playbooks.timeout)
     failed_deliveries = settle(deliveries)
     counts = {
         "instances": len(observations),
@@ -139,6 +203,7 @@ def cycle(
         "closed": len(found.closed),
         "resolved": outcomes.count("resolved"),
         "escalated": outcomes.count("escalated"),
+        "recovering": recoveries.running,
         "undelivered": failed_deliveries,
         "cycle": number,
     }

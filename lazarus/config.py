@@ -794,6 +794,12 @@ class PlaybookSettings(Strict):
     lease: Duration = Field(
         60.0, gt=0, description="a recover run silent this long is dead: its incident escalates"
     )
+    timeout: Duration = Field(
+        600.0,
+        gt=0,
+        description="an automatic recover run still going after this long stops at its next step"
+        " or wait and escalates (the watch goes on beside it meanwhile)",
+    )
     per_target: RunWindow = Field(default_factory=RunWindow)
     error_rate: ErrorRate = Field(default_factory=ErrorRate)
     allow_commands: list[AllowedCommand] = []

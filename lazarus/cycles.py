@@ -6,8 +6,9 @@ a deployment's run, a person's ``lazarus watch``), in one process or many, never
 * a cycle due less than ``min_gap`` after the last one began is skipped ("just ran"), so two
   starts 0.3 s apart are one cycle, and a for-N streak counts cycles, never runs.
 The holder renews its lease while it runs; a holder that died stops renewing and its lease
-expires, so the next starter takes over. Cycle numbers only grow. The SQL is plain, so the
-table moves to PostgreSQL with the rest of the store.
+expires, so the next starter takes over. A cycle that raised (a crash, Ctrl-C) is released,
+not finished: ``finished`` means its stages all ran, so its streaks moved. Cycle numbers
+only grow. The SQL is plain, so the table moves to PostgreSQL with the rest of the store.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def begin(
                 )
             if last["finished"] is None:
                 log.warning(
-                    "cycle %d of %s by %s never finished; its lease expired",
+                    "cycle %d of %s by %s never finished (it failed or its holder died)",
                     last["cycle"],
                     shard,
                     last["holder"],
@@ -127,6 +128,18 @@ def finish(store: Store, cycle: Cycle, now: float | None = None) -> None:
         )
 
 
+def release(store: Store, cycle: Cycle, now: float | None = None) -> None:
+    """End the lease of a cycle that did not complete (``finished`` stays empty): the next
+    starter need not wait for it to expire."""
+    now = time.time() if now is None else now
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE watch_cycles SET expires = ? WHERE shard = ? AND cycle = ? AND holder = ?"
+            " AND finished IS NULL",
+            (now, cycle.shard, cycle.number, cycle.holder),
+        )
+
+
 def history(store: Store, shard: str) -> list[CycleRecord]:
     """The shard's recent cycles, oldest first."""
     with store.transaction() as db:
@@ -148,7 +161,8 @@ def hold(
     ttl: float,
     clock: Callable[[], float] = time.time,
 ) -> Iterator[Cycle | Skipped]:
-    """Take a cycle and keep its lease alive (renewed every ``ttl / 3``) until the block ends."""
+    """Take a cycle and keep its lease alive (renewed every ``ttl / 3``) until the block ends:
+    finished when the block completes, released when it raises."""
     got = begin(store, shard, holder, min_gap=min_gap, ttl=ttl, now=clock())
     if isinstance(got, Skipped):
         yield got
@@ -165,7 +179,11 @@ def hold(
     renewer.start()
     try:
         yield got
-    finally:
+    except BaseException:
         done.set()
         renewer.join()
-        finish(store, got, clock())
+        release(store, got, clock())
+        raise
+    done.set()
+    renewer.join()
+    finish(store, got, clock())

@@ -165,4 +165,4 @@ def remediate(
         playbooks=books,
         confidence=confidence,
     )
-    return run_guarded(Guards(store), book, ctx, hooks)
+    return run_guarded(Guards(store, sleep=ctx.sleep), book, ctx, hooks)  # a bound ends waits

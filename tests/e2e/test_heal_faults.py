@@ -5,9 +5,13 @@ README's way: a full disk (ssh_metrics + a disk_full rule + clean_paths) and a b
 from __future__ import annotations
 
 import os
+import shutil
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.e2e.conftest import variant
 from tests.e2e.test_loop import mentions, store_of
@@ -85,3 +89,73 @@ def test_bad_release_is_diagnosed_and_rolled_back(healthy_sandbox: Any) -> None:
     said = mentions(sb.mail(), "service_unhealthy web@web-3")
     assert mentions(said, "bad_release") and mentions(said, "v1 -> v2"), said
     assert mentions(said, "resolved") and not mentions(said, "escalated")
+
+
+STUCK = {  # web-1's own playbook: its first step waits far longer than a run may take
+    "version": 1,
+    "name": "a-stuck-restart",  # sorts before service-down: it is web-1's match
+    "trigger": {"matchers": ['symptom="service_down"', 'host="web-1"']},
+    "steps": [
+        {"id": "pause", "action": "wait", "with": {"duration": "10m"}},
+        {"id": "restart", "action": "ssh.restart"},
+    ],
+}
+
+
+def test_a_recovery_runs_beside_the_loop_and_ends_at_its_bound(
+    healthy_sandbox: Any, tmp_path: Path
+) -> None:
+    """While web-1's recovery is stuck, the loop goes on probing: web-2, killed then, is
+    detected and healed by a recover run of its own; web-1's run is ended at its bound and
+    escalated with the reason, never left remediating."""
+    from flows.drill import warm_up
+    from flows.loop import watch_until
+    from lazarus import cycles
+    from lazarus.model import IncidentState
+    from lazarus.sandbox.files import PLAYBOOKS
+
+    sb = healthy_sandbox
+    books = tmp_path / "playbooks"
+    shutil.copytree(PLAYBOOKS, books)
+    (books / "a-stuck-restart.yaml").write_text(yaml.safe_dump(STUCK))
+    config = variant(sb, "beside", {
+        "state.path": "state/beside.db", "playbooks.dir": str(books), "playbooks.timeout": "20s",
+    })  # fmt: skip
+    warm_up(config, cycles=1)
+    store = store_of(sb, "beside")
+    first = max((i.id for i in store.recent(1)), default=0)
+    sb.fault("web-1", "kill")
+    found: dict[str, Any] = {}
+    give_up = time.monotonic() + 150
+
+    def both_ended(_: Any) -> bool:
+        for i in store.recent(20):
+            if i.id > first and i.host in ("web-1", "web-2"):
+                found[i.host] = i
+        stuck = found.get("web-1")
+        if stuck is not None and stuck.state is IncidentState.REMEDIATING and "kill" not in found:
+            sb.fault("web-2", "kill")  # the second fault lands while web-1's run is stuck
+            found["kill"] = time.time()
+        ended = (IncidentState.RESOLVED, IncidentState.ESCALATED)
+        done = all(h in found and found[h].state in ended for h in ("web-1", "web-2"))
+        return done or time.monotonic() > give_up
+
+    try:
+        watch_until(str(config), interval=1.0, until=both_ended)
+        stuck, healed = found.get("web-1"), found.get("web-2")
+        history = cycles.history(store, "1/1")
+        actions = [(a.action, a.ok) for a in store.actions(healed.id)] if healed else []
+    finally:
+        store.close()
+    assert stuck is not None and healed is not None, found
+    assert stuck.state is IncidentState.ESCALATED, stuck.reason
+    assert "outlived its bound of 20s" in stuck.reason, stuck.reason
+    # web-2 was detected while web-1's run was still going: the loop did not wait for it.
+    assert stuck.action_at < healed.detected_at < stuck.closed_at, (stuck, healed)
+    during = [c for c in history if stuck.action_at < c.started < stuck.closed_at]
+    assert len(during) >= 3, history
+    # web-2 healed by its own run, checked on the host; web-1 never restarted by its run.
+    assert healed.state is IncidentState.RESOLVED, healed.reason
+    assert actions[0] == ("ssh.restart", True), actions
+    assert sb.health("web-2") == 200
+    assert sb.service_pid("web-1") is None

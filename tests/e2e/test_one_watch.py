@@ -96,10 +96,10 @@ def test_three_starters_never_overlap_and_streaks_count_cycles(
     # Which starter wins a tick is a race; that the others met the lease is what matters here.
     ours = any(f":{os.getpid()}" in h for h in holders)
     assert ours or any("skipped" in s for s in skipped), (holders, skipped)
-    # Counted per cycle, never per run: at most one more than the cycles begun after the kill
-    # (one begun just before may have probed it down too). Below: one cycle in eight was seen
-    # not to count on a loaded machine (open question, see the closing note of this change).
+    # Counted per cycle, never per run: every cycle finished after the kill counted, and at most
+    # one more than those begun (one begun just before may have probed it down too). The cycle
+    # SIGINT cuts short is released, not finished: it may not have reached detection.
     begun = [c for c in history if c.started > fault_at]
     finished = sum(c.finished is not None for c in begun)
-    assert finished - 1 <= streak <= len(begun) + 1, (streak, finished, len(begun), numbers)
+    assert finished <= streak <= len(begun) + 1, (streak, finished, len(begun), numbers)
     assert all("skipped" in s or "cycle" in s for s in skipped)

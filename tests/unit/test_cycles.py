@@ -65,6 +65,22 @@ def test_hold_renews_while_running_and_finishes(tmp_path: Path) -> None:
         assert isinstance(got, Cycle) and got.number == 2
 
 
+def test_a_cycle_that_raised_is_released_not_finished(tmp_path: Path) -> None:
+    """Ctrl-C or a crash mid-cycle: its stages did not all run, so it never reads as finished
+    (a streak counts finished cycles), and the next starter need not wait for its lease."""
+    store = _store(tmp_path)
+    try:
+        with cycles.hold(store, "1/1", "a", min_gap=0.0, ttl=30) as got:
+            assert isinstance(got, Cycle)
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    (record,) = cycles.history(store, "1/1")
+    assert record.finished is None
+    with cycles.hold(store, "1/1", "b", min_gap=0.0, ttl=30) as got:
+        assert isinstance(got, Cycle) and got.number == 2
+
+
 def test_many_threads_never_overlap(tmp_path: Path) -> None:
     store = _store(tmp_path)
     running, overlaps, granted = [0], [0], []
