@@ -1,10 +1,14 @@
 """Changes the watch can see on its hosts, recorded so diagnosis can blame them.
 
 Per service and host, one SSH round trip reads what the inventory names: the release its
-``releases`` link points to and the link's own mtime (when it was switched), and the hash and
-mtime of each ``watch_files`` entry. A value that differs from the one seen last is a change
-record (``kind`` ``release`` or ``file``) stamped with that mtime; the first sight of a value is
-the baseline, not a change. ``lazarus.diagnose`` ranks ``bad_release`` from them.
+``releases`` link points to and the link's own mtime (when it was switched), the hash and
+mtime of each ``watch_files`` entry, and when the unit's process started (its service manager's
+main PID; not for ``control: command``). A value that differs from the one seen last is a
+change record (``kind`` ``release``, ``file`` or ``restart``) stamped with that time; the first
+sight of a value is the baseline, not a change. A start that falls inside a remediation
+Lazarus ran on that host or service is Lazarus's own restart, already in that incident's
+actions, and not a change. ``lazarus.diagnose`` ranks ``bad_release`` (``recent_change`` for
+the others) from them.
 """
 
 from __future__ import annotations
@@ -13,24 +17,35 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from lazarus.config import Config, Host, Service
 from lazarus.diagnose.evidence import Change
 from lazarus.errors import LazarusError
 from lazarus.remote import Executor
+from lazarus.remote.control import control_argv
 from lazarus.store import Store
 
 log = logging.getLogger(__name__)
 KEEP_S = 7 * 86400.0  # changes older than this are forgotten
 
-# $1 the releases folder ('' = none), $2 its link's name, then the watched files. Constant text:
-# paths ride as arguments. Each line: kind, mtime, value, name.
+# $1 the releases folder ('' = none), $2 its link's name, $3 how many watched files follow,
+# then those files, then the argv that prints the unit's main PID (none: not read). Constant
+# text: paths ride as arguments. Each line: kind, time, value, name, where time is an mtime,
+# or for ``start`` the process's age in seconds (the host's clock may be skewed; an age is not).
 _READ = (
-    'if [ -n "$1" ]; then t=$(readlink "$1/$2" || echo -); '
-    'printf "release %s %s %s\\n" "$(stat -c %Y "$1/$2" 2>/dev/null || echo 0)" "$t" "$2"; fi; '
-    'shift 2; for f in "$@"; do h=$(sha256sum < "$f" 2>/dev/null | cut -c1-16) || h=-; '
-    'printf "file %s %s %s\\n" "$(stat -c %Y "$f" 2>/dev/null || echo 0)" "${h:--}" "$f"; done'
+    'r=$1; l=$2; n=$3; shift 3; if [ -n "$r" ]; then t=$(readlink "$r/$l" || echo -); '
+    'printf "release %s %s %s\\n" "$(stat -c %Y "$r/$l" 2>/dev/null || echo 0)" "$t" "$l"; fi; '
+    'while [ "$n" -gt 0 ]; do f=$1; shift; n=$((n - 1)); '
+    'h=$(sha256sum < "$f" 2>/dev/null | cut -c1-16) || h=-; '
+    'printf "file %s %s %s\\n" "$(stat -c %Y "$f" 2>/dev/null || echo 0)" "${h:--}" "$f"; done; '
+    'if [ $# -gt 0 ]; then p=$("$@" 2>/dev/null | tr -dc 0-9); '
+    's=$(sed "s/.*) //" "/proc/${p:-0}/stat" 2>/dev/null | cut -d" " -f20); '
+    'if [ "${p:-0}" -gt 0 ] && [ -n "$s" ]; then b=$(awk "/^btime/ {print \\$2}" /proc/stat); '
+    'a=$(( $(date +%s) - b - s / $(getconf CLK_TCK) )); [ "$a" -ge 0 ] || a=0; '
+    'printf "start %s %s:%s unit\\n" "$a" "$p" "$s"; fi; fi'
 )
+SAME_START_S = 2.0  # a start this close to a remediation's window is that remediation's
 
 
 @dataclass(frozen=True)
@@ -50,23 +65,43 @@ class Seen:
 
 
 def watched(config: Config) -> list[tuple[Service, Host]]:
-    """The (service, host) pairs that declare something to watch for changes."""
+    """The (service, host) pairs that declare something to watch for changes: their unit's
+    start is read in the same round trip (the watch dials no host for it alone)."""
     inv = config.inventory
     return [(s, h) for s in inv.services if s.releases or s.watch_files for h in inv.hosts_of(s)]
 
 
-def read(executor: Executor, service: Service, host: Host, timeout: float) -> list[Seen]:
+def pid_argv(service: Service, host: Host) -> list[str]:
+    """The argv that prints the unit's main PID (0 or nothing when it is not running); empty
+    for ``control: command``, whose templates say nothing about a PID."""
+    control, unit = service.control, service.control.unit or service.name
+    if control.kind == "supervisor":
+        *head, _, name = control_argv(control, "status", service, host)
+        return [*head, "pid", name]
+    if control.kind == "systemd":
+        return ["systemctl", "show", "-p", "MainPID", "--value", unit]
+    if control.kind == "docker":
+        return ["docker", "container", "inspect", "--format", "{{.State.Pid}}", unit]
+    return []
+
+
+def read(
+    executor: Executor, service: Service, host: Host, timeout: float, now: float | None = None
+) -> list[Seen]:
     """What ``service`` on ``host`` shows now; a failed read raises the transport's error."""
     rel = service.releases
+    files = [f.replace("{host}", host.name) for f in service.watch_files]
     argv = ["sh", "-c", _READ, "changes", rel.folder(host.name) if rel else "",
-            rel.current if rel else "current",
-            *(f.replace("{host}", host.name) for f in service.watch_files)]  # fmt: skip
+            rel.current if rel else "current", str(len(files)), *files,
+            *pid_argv(service, host)]  # fmt: skip
     out = executor.run(host, argv, timeout=timeout).stdout
+    now = time.time() if now is None else now
     seen = []
     for line in out.splitlines():
-        kind, mtime, value, name = [*line.split(" ", 3), "", "", ""][:4]
-        if kind in ("release", "file") and mtime.isdigit() and value != "-":
-            seen.append(Seen(host.name, service.name, kind, name, value, float(mtime)))
+        kind, stamp, value, name = [*line.split(" ", 3), "", "", ""][:4]
+        if kind in ("release", "file", "start") and stamp.isdigit() and value != "-":
+            at = now - float(stamp) if kind == "start" else float(stamp)
+            seen.append(Seen(host.name, service.name, kind, name, value, at))
     return seen
 
 
@@ -89,13 +124,11 @@ def record(store: Store, seen: Iterable[Seen], now: float | None = None) -> list
         for s in seen:
             row = db.execute("SELECT value FROM change_seen WHERE key = ?", (s.key,)).fetchone()
             if row is not None and row[0] != s.value:
-                what = "release" if s.kind == "release" else "file"
-                text = (
-                    f"{s.service}@{s.host}: {s.name} {row[0]} -> {s.value}"
-                    if what == "release"
-                    else f"{s.service}@{s.host}: {s.name} changed (sha256 {s.value})"
-                )
-                new.append(Change(min(s.mtime or now, now), s.service, what, text, s.host))
+                if s.kind == "start" and (ours := _remediated(db, s)) is not None:
+                    log.info("%s@%s started by Lazarus (incident #%d)", s.service, s.host, ours)
+                else:
+                    what, text = _describe(s, row[0])
+                    new.append(Change(min(s.mtime or now, now), s.service, what, text, s.host))
             db.execute(
                 "INSERT INTO change_seen (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -108,6 +141,29 @@ def record(store: Store, seen: Iterable[Seen], now: float | None = None) -> list
             )
         db.execute("DELETE FROM changes WHERE at < ?", (now - KEEP_S,))
     return new
+
+
+def _describe(s: Seen, before: str) -> tuple[str, str]:
+    """The change record's kind and text for ``s``, whose value was ``before``."""
+    where = f"{s.service}@{s.host}"
+    if s.kind == "release":
+        return "release", f"{where}: {s.name} {before} -> {s.value}"
+    if s.kind == "file":
+        return "file", f"{where}: {s.name} changed (sha256 {s.value})"
+    started = time.strftime("%H:%M:%S", time.gmtime(s.mtime))
+    pids = f"pid {before.split(':')[0]} -> {s.value.split(':')[0]}"
+    return "restart", f"{where}: started at {started} UTC by someone other than Lazarus ({pids})"
+
+
+def _remediated(db: Any, s: Seen) -> int | None:
+    """The incident whose remediation (claimed .. closed) on ``s``'s host or service covers the
+    start ``s`` saw: a restart Lazarus made, recorded in that incident's actions."""
+    row = db.execute(
+        "SELECT id FROM incidents WHERE (host = ? OR service = ?) AND action_at IS NOT NULL"
+        " AND action_at <= ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY id DESC LIMIT 1",
+        (s.host, s.service, s.mtime + SAME_START_S, s.mtime - SAME_START_S),
+    ).fetchone()
+    return None if row is None else int(row[0])
 
 
 def since(store: Store, at: float) -> list[Change]:

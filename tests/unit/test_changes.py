@@ -49,3 +49,48 @@ def test_recover_reads_the_lines_and_changes_of_its_incident(tmp_path: Path) -> 
     assert {line.service for line in lines} == {"api"}
     assert [c.description for c in seen] == ["api@web-1: current v1 -> v2"]
     store.close()
+
+
+def start(pid: int, at: float, host: str = "web-1") -> Seen:
+    return Seen(host, "api", "start", "unit", f"{pid}:{int(at) * 100}", at)
+
+
+def test_a_start_nobody_in_lazarus_made_is_a_change_and_lazarus_own_restart_is_not(
+    tmp_path: Path,
+) -> None:
+    from lazarus.model import IncidentState
+
+    store = Store(tmp_path / "s.db")
+    assert changes.record(store, [start(10, 100.0)], now=1000.0) == []  # the baseline
+    (change,) = changes.record(store, [start(11, 1005.0)], now=1010.0)  # someone restarted it
+    assert (change.kind, change.at, change.host) == ("restart", 1005.0, "web-1")
+    assert "by someone other than Lazarus (pid 10 -> 11)" in change.description
+    # Lazarus claims an incident on the host at 1100 and restarts the unit at 1101
+    incident, _ = store.open_incident(
+        Anomaly("web-1", "api", "service_down", "critical", "refused", 1090.0)
+    )
+    store.transition(incident.id, IncidentState.REMEDIATING, at=1100.0)
+    assert changes.record(store, [start(12, 1101.0)], now=1103.0) == []
+    store.transition(incident.id, IncidentState.RESOLVED, at=1104.0)
+    # after the remediation ended, a start is someone else's again; on another host too
+    assert [c.kind for c in changes.record(store, [start(13, 1200.0)], now=1201.0)] == ["restart"]
+    assert changes.record(store, [start(5, 1102.0, host="web-2")], now=1103.0) == []  # baseline
+    assert changes.since(store, 1000.0) == [change, *changes.since(store, 1200.0)]
+    store.close()
+
+
+def test_the_unit_pid_is_asked_of_its_own_service_manager() -> None:
+    from lazarus.config import Control, Host, Probe, Service
+
+    host = Host(name="web-1", address="10.0.0.1")
+    probe = Probe(http="http://{address}/health")
+    for control, argv in [
+        (Control(kind="supervisor", config="/etc/{host}.conf", unit="api-1"),
+         ["supervisorctl", "-c", "/etc/web-1.conf", "pid", "api-1"]),
+        (Control(kind="systemd"), ["systemctl", "show", "-p", "MainPID", "--value", "api"]),
+        (Control(kind="docker"),
+         ["docker", "container", "inspect", "--format", "{{.State.Pid}}", "api"]),
+        (Control(kind="command", restart="/usr/local/bin/restart {service}"), []),
+    ]:  # fmt: skip
+        service = Service(name="api", probe=probe, control=control)
+        assert changes.pid_argv(service, host) == argv
