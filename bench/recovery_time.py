@@ -6,7 +6,9 @@
 
 Each drill injects the fault with the sandbox's own tool (`lazarus sandbox fault`) at a random
 point between two cycles, runs the watch loop `lazarus serve` runs (flows.loop) on the interval
-until the incident ends, and reads both times from the incident's own timestamps. Each mode runs
+until the incident ends (every incident a stopped database opened; for a cut link, until the
+host_down incident opens, then counts its pages), and reads both times from the incidents' own
+timestamps. Each mode runs
 in a child process: `local` without PREFECT_API_URL, `server` against `prefect server start` on a
 free loopback port, started here. Needs root (the sandbox). Prints median and max per fault.
 """
@@ -29,7 +31,8 @@ from typing import Any
 import httpx
 import yaml
 
-FAULTS = ("kill", "hang", "fill-disk", "bad-release")
+FAULTS = ("kill", "hang", "db-stop", "bad-release", "fill-disk", "partition")
+DETECT_ONLY = {"partition"}  # host down: detected and paged once; a person powers it back
 CHANGES: dict[str, dict[str, Any]] = {  # what the README adds to watch each kind of fault
     "fill-disk": {
         "sources": [{"kind": "ssh_metrics"}],
@@ -37,7 +40,17 @@ CHANGES: dict[str, dict[str, Any]] = {  # what the README adds to watch each kin
             {"series": "disk_used_ratio", "above": 0.9, "for": 1, "symptom": "disk_full"}
         ]},
     },
+    "partition": {
+        "sources": [{"kind": "ssh_metrics"}],
+        "notify": {
+            "route": {"receiver": "oncall", "group_by": ["host"], "group_wait": "0s"},
+            "inhibit_rules": [{"source_matchers": ['symptom="host_down"'],
+                               "target_matchers": ['symptom="service_down"'], "equal": ["host"]}],
+        },
+        "recovery": {"enabled": False},  # host.reboot waits for a person's approval
+    },
 }  # fmt: skip
+AFTER_DETECT = 3  # cycles watched after a host-down page, to see that no second one comes
 
 
 def main() -> int:
@@ -48,6 +61,11 @@ def main() -> int:
     parser.add_argument("--modes", default="local,server")
     parser.add_argument("--seed", type=int, default=1, help="for the fault's phase in the cycle")
     parser.add_argument("--dir", type=Path, default=Path(".lazarus/bench-recovery"))
+    parser.add_argument(
+        "--sandbox",
+        default=os.environ.get("LAZARUS_TEST_SANDBOX", "bench:215"),
+        help="NAME:SUBNET of the sandbox (LAZARUS_TEST_SANDBOX by default)",
+    )
     parser.add_argument("--child", choices=["local", "server"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -110,33 +128,74 @@ def drills(args: argparse.Namespace) -> dict[str, list[list[float | None]]]:
 
     prefect_environment()
     from flows.drill import drill, warm_up
+    from flows.loop import watch_until
     from lazarus.sandbox import Sandbox
 
     rng = random.Random(args.seed)
     out: dict[str, list[list[float | None]]] = {}
-    sandbox = Sandbox.up(args.dir.resolve(), name="bench", hosts=3, subnet=215)
+    name, _, subnet = args.sandbox.partition(":")
+    sandbox = Sandbox.up(args.dir.resolve(), name=name, hosts=3, subnet=int(subnet or 215))
     try:
         for fault in args.faults.split(","):
             config = _variant(sandbox.config_path, fault)
             warm_up(config, cycles=1)
             out[fault] = []
             for i in range(args.runs):
-                host = sandbox.hosts[i % len(sandbox.hosts)].name
+                host = _victim(sandbox, fault, i)
                 phase = rng.uniform(0, args.interval)
-                result = drill(sandbox, host, fault, config_path=config,
-                               interval=args.interval, phase=phase, timeout=90)  # fmt: skip
-                out[fault].append([result.time_to_detect, result.time_to_recover])
-                state = result.incident.state if result.incident else "no incident"
-                print(f"{args.child} {fault} {i + 1}/{args.runs} {host}: detect "
-                      f"{result.time_to_detect or float('nan'):.1f}s recover "
-                      f"{result.time_to_recover or float('nan'):.1f}s ({state})",
+                mails = len(sandbox.mail())
+                result = drill(sandbox, host, fault, config_path=config, phase=phase,
+                               interval=args.interval, timeout=90,
+                               detect_only=fault in DETECT_ONLY)  # fmt: skip
+                pages = None
+                if fault in DETECT_ONLY and result.incident is not None:
+                    watch_until(str(config), interval=args.interval,
+                                until=lambda r: len(r.cycles) >= AFTER_DETECT)  # fmt: skip
+                    pages = _pages(sandbox.mail()[mails:], result.incident.symptom, host)
+                out[fault].append([result.time_to_detect, result.time_to_recover, pages])
+                print(f"{args.child} {fault} {i + 1}/{args.runs} {host}: "
+                      + _timeline(result) + ("" if pages is None else f", {pages} page(s)"),
                       file=sys.stderr, flush=True)  # fmt: skip
-                sandbox.fault(host, "clear")
-                _forget(config, host)
+                sandbox.fault(host, "heal" if fault == "partition" else "clear")
+                _forget(config)
             print("RESULT " + json.dumps(out), flush=True)  # so far: a stopped run still counts
     finally:
         sandbox.down()
     return out
+
+
+def _victim(sandbox: Any, fault: str, i: int) -> str:
+    """The host to break: the database's for db-stop; for a cut link a host without it (its
+    services alone fail); else each host in turn."""
+    if fault == "db-stop":
+        if sandbox.database is None:
+            raise SystemExit(
+                "db-stop needs the sandbox's PostgreSQL (apt-get install postgresql-15)"
+            )
+        return sandbox.database.host
+    hosts = [h.name for h in sandbox.hosts]
+    if fault == "partition" and sandbox.database is not None:
+        hosts.remove(sandbox.database.host)
+    return hosts[i % len(hosts)]
+
+
+def _timeline(result: Any) -> str:
+    """Where the seconds went, from the first incident's own stamps: detected, recover run
+    started (claimed), verified; 'nan' where the drill did not get that far."""
+    first, at = result.incident, result.fault_at
+    if first is None:
+        return "no incident"
+    stamps = {"detect": first.detected_at, "claim": first.action_at,
+              "recover": at + (result.time_to_recover or float("nan"))}  # fmt: skip
+    steps = " ".join(f"{k} {(v or float('nan')) - at:.1f}s" for k, v in stamps.items())
+    states = ",".join(sorted({i.state.value for i in result.incidents or (first,)}))
+    return f"{steps} ({len(result.incidents)} incident(s): {states})"
+
+
+def _pages(mails: list[dict], symptom: str, host: str) -> int:
+    """FIRING messages about ``symptom`` on ``host`` among ``mails``."""
+    return sum("FIRING" in str(m.get("subject", "")) and symptom in str(m.get("subject", ""))
+               and host in str(m) for m in mails)  # fmt: skip
 
 
 def _variant(config_path: Path, fault: str) -> Path:
@@ -150,9 +209,9 @@ def _variant(config_path: Path, fault: str) -> Path:
     return path
 
 
-def _forget(config_path: Path, host: str) -> None:
-    """Each drill is a new fault, not flapping: close the breakers as a person would, and end an
-    incident a drill left open so the next one on this host opens its own."""
+def _forget(config_path: Path) -> None:
+    """Each drill is a new fault, not flapping: close the breakers as a person would, and end
+    the incidents a drill left open so the next one opens its own."""
     from lazarus.model import IncidentState
     from lazarus.playbooks import Guards
     from tasks.remediate import load_playbooks
@@ -162,13 +221,15 @@ def _forget(config_path: Path, host: str) -> None:
     store = open_store(config)
     try:
         guards = Guards(store)
+        targets = {f"{s.name}@{h.name}" for s in config.inventory.services
+                   for h in config.inventory.hosts_of(s)}  # fmt: skip
         for incident in store.active():
-            for name in load_playbooks(config):
-                guards.reset_breaker(incident.target, name)
-            if incident.host == host and incident.state is not IncidentState.REMEDIATING:
+            targets.add(incident.target)
+            if incident.state is not IncidentState.REMEDIATING:
                 store.transition(incident.id, IncidentState.RESOLVED, reason="bench: next drill")
-        for name in load_playbooks(config):
-            guards.reset_breaker(f"web@{host}", name)
+        for target in targets:
+            for name in load_playbooks(config):
+                guards.reset_breaker(target, name)
     finally:
         store.close()
 
@@ -193,6 +254,11 @@ def report(
                     else f" | {'-':>13} {ok:>5}"
                 )
         print(f"{fault:12}{cells}")
+    for fault in args.faults.split(","):
+        for mode in modes:
+            pages = [r[2] for r in results[mode].get(fault, []) if len(r) > 2 and r[2] is not None]
+            if pages:
+                print(f"{fault} {mode}: pages per drill {pages}")
     print("(median / max seconds, and how many drills got that far)")
 
 

@@ -6,6 +6,7 @@ incident's own timestamps in the store, not from the drill's guesses.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +23,19 @@ from tasks.runtime import load, open_store
 _ENDED = (IncidentState.RESOLVED, IncidentState.ESCALATED)
 
 
+# Faults whose incidents are not all on the faulted host: a stopped database breaks its
+# dependants on every host, so the drill follows every incident it opened.
+FLEET_WIDE = frozenset({"db-stop"})
+
+
 @dataclass(frozen=True)
 class DrillResult:
     host: str
     mode: str
     fault_at: float
-    incident: Incident | None
+    incident: Incident | None  # the first the fault opened
     cycles: int
+    incidents: tuple[Incident, ...] = ()  # every incident the drill followed
 
     @property
     def time_to_detect(self) -> float | None:
@@ -36,10 +43,11 @@ class DrillResult:
 
     @property
     def time_to_recover(self) -> float | None:
-        """Fault -> verified healthy; None when the drill did not end resolved."""
-        if self.incident is None or self.incident.state is not IncidentState.RESOLVED:
+        """Fault -> the last of its incidents verified healthy; None unless all resolved."""
+        followed = self.incidents or ((self.incident,) if self.incident else ())
+        if not followed or any(i.state is not IncidentState.RESOLVED for i in followed):
             return None
-        return (self.incident.verified_at or self.incident.closed_at or 0.0) - self.fault_at
+        return max(i.verified_at or i.closed_at or 0.0 for i in followed) - self.fault_at
 
 
 def warm_up(config_path: Path, cycles: int = 2) -> None:
@@ -56,34 +64,74 @@ def drill(
     interval: float | None = None,
     timeout: float = 120.0,
     phase: float = 0.0,
+    detect_only: bool = False,
 ) -> DrillResult:
-    """Inject ``mode`` on ``host`` and run the watch loop until its incident ends or time is up.
+    """Run the watch loop and, once it runs warm, inject ``mode`` on ``host``; go on until the
+    first incident on ``host`` ends (every incident it opened, for a fault in FLEET_WIDE), or
+    opened (``detect_only``), or ``timeout`` after the fault.
 
-    ``config_path`` defaults to the sandbox's own config; tests pass variants of it. ``phase``
-    is how long after the fault the first cycle starts: a real fault lands anywhere between two
-    scheduled cycles, so a benchmark draws it at random within the interval.
+    ``config_path`` defaults to the sandbox's own config; tests pass variants of it. The fault
+    lands ``phase`` seconds after the loop's first cycle began: a real fault lands anywhere
+    between two scheduled cycles of a loop that is already running, so a benchmark draws the
+    phase at random within the interval (and never counts the loop's own start).
     """
     config_path = config_path or sandbox.config_path
     config = load(config_path)
     interval = config.watch.interval if interval is None else interval
     store = open_store(config)
+    fault = _Fault(sandbox, host, mode)
     try:
         before = _newest_id(store)
-        sandbox.fault(host, mode)
-        fault_at = time.time()
-        time.sleep(phase)
-        incident: Incident | None = None
+        found: list[Incident] = []
 
-        def ended(_: LoopReport) -> bool:
-            nonlocal incident
-            incident = _incident_on(store, host, after=before)
-            done = incident is not None and incident.state in _ENDED
-            return done or time.time() - fault_at >= timeout
+        def ended(report: LoopReport) -> bool:
+            if not fault.started:
+                if report.cycles:  # warm: the fault lands ``phase`` after one of the next ticks
+                    fault.inject_after((phase - (time.monotonic() - report.started)) % interval)
+                return False
+            if fault.at is None:
+                return fault.failed()
+            fleet = mode in FLEET_WIDE
+            opened = _incidents(store, None if fleet else host, after=before)
+            found[:] = opened if fleet else opened[:1]
+            done = bool(found) and (detect_only or all(i.state in _ENDED for i in found))
+            return done or time.time() - fault.at >= timeout
 
         report = watch_until(str(config_path), interval=interval, until=ended)
-        return DrillResult(host, mode, fault_at, incident, len(report.cycles))
+        fault.failed()
+        first = min(found, key=lambda i: i.detected_at, default=None)
+        return DrillResult(host, mode, fault.at or 0.0, first, len(report.cycles), tuple(found))
     finally:
         store.close()
+
+
+class _Fault:
+    """The fault of a drill, injected on a timer beside the running loop."""
+
+    def __init__(self, sandbox: Sandbox, host: str, mode: str):
+        self.sandbox, self.host, self.mode = sandbox, host, mode
+        self.at: float | None = None
+        self.started = False
+        self._error: BaseException | None = None
+        self._timer: threading.Timer | None = None
+
+    def inject_after(self, delay: float) -> None:
+        self.started = True
+        self._timer = threading.Timer(max(0.0, delay), self._inject)
+        self._timer.start()
+
+    def _inject(self) -> None:
+        try:
+            self.sandbox.fault(self.host, self.mode)
+            self.at = time.time()
+        except BaseException as exc:  # raised in the drill's thread by failed()
+            self._error = exc
+
+    def failed(self) -> bool:
+        """False while the fault is on its way; raises what injecting it raised."""
+        if self._error is not None:
+            raise self._error
+        return False
 
 
 def _newest_id(store: Store) -> int:
@@ -91,8 +139,9 @@ def _newest_id(store: Store) -> int:
     return recent[0].id if recent else 0
 
 
-def _incident_on(store: Store, host: str, *, after: int) -> Incident | None:
-    return next((i for i in reversed(store.recent(20)) if i.id > after and i.host == host), None)
+def _incidents(store: Store, host: str | None, *, after: int) -> list[Incident]:
+    """Incidents opened after id ``after`` (on ``host``, unless None), oldest first."""
+    return [i for i in reversed(store.recent(50)) if i.id > after and host in (None, i.host)]
 
 
 @flow(name="drill", log_prints=True)

@@ -37,12 +37,14 @@ WATCHDOG = Watchdog()  # one per process: its rate limit spans stretches
 
 @dataclass
 class LoopReport:
-    """What a stretch of the loop did: cycle numbers it ran, and how many it skipped."""
+    """What a stretch of the loop did: cycle numbers it ran, how many it skipped, ran late or lost,
+    and when (``time.monotonic``) its first tick was: the others follow every interval."""
 
     cycles: list[int] = field(default_factory=list)
     skipped: int = 0
     late: int = 0
     failed: int = 0
+    started: float = 0.0
 
 
 def _logger() -> logging.Logger | logging.LoggerAdapter:
@@ -92,7 +94,7 @@ def run_cycles(
     store: Store | None = None
     recoveries = Recoveries()  # recover runs go on beside the cycles
     try:
-        start = time.monotonic()
+        start = report.started = time.monotonic()
         tick = 0
         while not until(report):
             config = source.current()

@@ -182,17 +182,18 @@ def cycle(
     anomalies = detect(fleet, observations, samples, down, reads) + log_anomalies(fleet, logs)
     anomalies += check_databases(fleet)
     found = correlate(fleet, anomalies, observations, down, reads)
+    outcomes = recoveries.ended()  # runs started by earlier cycles
+    if found.opened and remediate and auto_remediation():  # first: messages go out meanwhile
+        books = playbooks_for_watch(config)
+        acting = [i for i in found.opened if remediable(config, books, i, found.hosts_down)]
+        automatic = [i.id for i in acting if not asks_approval(books, i)]
+        recoveries.start(automatic, config_path, config.playbooks.timeout)
+        for incident in (i for i in acting if asks_approval(books, i)):
+            recover_detached(incident.id, config_path)  # a person may take minutes to answer
     deliveries = dispatch(config)  # grouped, muted, escalated: tasks.notify
     publish_board(config)  # the live incident board (tasks.oncall)
     emit_all(found.opened, "opened")
     emit_all(found.closed, "resolved")
-    books = playbooks_for_watch(config) if remediate and auto_remediation() else {}
-    acting = [i for i in found.opened if remediable(config, books, i, found.hosts_down)]
-    for incident in (i for i in acting if asks_approval(books, i)):
-        recover_detached(incident.id, config_path)  # a person may take minutes to answer
-    outcomes = recoveries.ended()  # runs started by earlier cycles
-    automatic = [i.id for i in acting if not asks_approval(books, i)]
-    recoveries.start(automatic, config_path, config.playbooks.timeout)
     failed_deliveries = settle(deliveries)
     counts = {
         "instances": len(observations),

@@ -62,6 +62,8 @@ def test_full_disk_is_cleaned_and_reported(healthy_sandbox: Any) -> None:
 
 
 def test_bad_release_is_diagnosed_and_rolled_back(healthy_sandbox: Any) -> None:
+    from lazarus import changes
+
     sb = healthy_sandbox
     releases = {h.name: os.readlink(sb.releases_dir(h.name) / "current") for h in sb.hosts}
     pids = {h.name: sb.service_pid(h.name) for h in sb.hosts if h.name != "web-3"}
@@ -79,12 +81,17 @@ def test_bad_release_is_diagnosed_and_rolled_back(healthy_sandbox: Any) -> None:
     assert {h: sb.service_pid(h) for h in pids} == pids
     store = store_of(sb, "heal-release")
     actions = [(a.action, a.ok) for a in store.actions(incident.id)]
+    seen = changes.since(store, result.fault_at - 60)
     store.close()
     assert actions == [  # a rollback is reversible: it runs without waiting for a person
         ("release.rollback", True),
         ("http.check", True),
         ("symptom.cleared", True),
     ], actions
+    # The deploy's switch and restart are changes; the rollback's restart is Lazarus's own
+    # (in the actions above), not a change, though the watch saw the unit start again.
+    assert sorted((c.kind, c.host) for c in seen) == [("release", "web-3"), ("restart", "web-3")]
+    assert all(c.at <= incident.detected_at for c in seen), seen
     # Diagnosed from the recorded change, named in the outcome message; never escalated.
     said = mentions(sb.mail(), "service_unhealthy web@web-3")
     assert mentions(said, "bad_release") and mentions(said, "v1 -> v2"), said
