@@ -5,17 +5,19 @@ Per service and host, one SSH round trip reads what the inventory names: the rel
 mtime of each ``watch_files`` entry, and when the unit's process started (its service manager's
 main PID; not for ``control: command``). A value that differs from the one seen last is a
 change record (``kind`` ``release``, ``file`` or ``restart``) stamped with that time; the first
-sight of a value is the baseline, not a change. A start that falls inside a remediation
-Lazarus ran on that host or service is Lazarus's own restart, already in that incident's
-actions, and not a change. ``lazarus.diagnose`` ranks ``bad_release`` (``recent_change`` for
-the others) from them.
+sight of a value is the baseline, not a change. A value that changed inside a remediation
+Lazarus ran on that host or service (a restart, a rollback's switch) is Lazarus's own doing,
+already in that incident's actions, and not a change. ``lazarus.diagnose`` ranks
+``bad_release`` (``recent_change`` for the others) from them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,22 +31,28 @@ from lazarus.store import Store
 log = logging.getLogger(__name__)
 KEEP_S = 7 * 86400.0  # changes older than this are forgotten
 
-# $1 the releases folder ('' = none), $2 its link's name, $3 how many watched files follow,
-# then those files, then the argv that prints the unit's main PID (none: not read). Constant
-# text: paths ride as arguments. Each line: kind, time, value, name, where time is an mtime,
-# or for ``start`` the process's age in seconds (the host's clock may be skewed; an age is not).
+# $1 the releases folder ('' = none), $2 its link's name, $3 the unit's process as last seen
+# ("pid:starttime", '' = none), $4 how many watched files follow, then those files, then the
+# argv that prints the unit's main PID (none: not read; not run while the last-seen process
+# still lives: supervisorctl is a Python start). Constant text: paths ride as arguments. Each
+# line: kind, time, value, name, where time is an mtime, or for ``start`` the process's age in
+# seconds (the host's clock may be skewed; an age is not).
 _READ = (
-    'r=$1; l=$2; n=$3; shift 3; if [ -n "$r" ]; then t=$(readlink "$r/$l" || echo -); '
+    'r=$1; l=$2; k=$3; n=$4; shift 4; if [ -n "$r" ]; then t=$(readlink "$r/$l" || echo -); '
     'printf "release %s %s %s\\n" "$(stat -c %Y "$r/$l" 2>/dev/null || echo 0)" "$t" "$l"; fi; '
     'while [ "$n" -gt 0 ]; do f=$1; shift; n=$((n - 1)); '
     'h=$(sha256sum < "$f" 2>/dev/null | cut -c1-16) || h=-; '
     'printf "file %s %s %s\\n" "$(stat -c %Y "$f" 2>/dev/null || echo 0)" "${h:--}" "$f"; done; '
-    'if [ $# -gt 0 ]; then p=$("$@" 2>/dev/null | tr -dc 0-9); '
-    's=$(sed "s/.*) //" "/proc/${p:-0}/stat" 2>/dev/null | cut -d" " -f20); '
+    'st() { sed "s/.*) //" "/proc/${1:-0}/stat" 2>/dev/null | cut -d" " -f20; }; '
+    'if [ $# -gt 0 ]; then p=${k%%:*}; s=$(st "$p"); '
+    'if [ -z "$k" ] || [ "$p:$s" != "$k" ]; then '
+    'p=$("$@" 2>/dev/null | tr -dc 0-9); s=$(st "$p"); fi; '
     'if [ "${p:-0}" -gt 0 ] && [ -n "$s" ]; then b=$(awk "/^btime/ {print \\$2}" /proc/stat); '
     'a=$(( $(date +%s) - b - s / $(getconf CLK_TCK) )); [ "$a" -ge 0 ] || a=0; '
     'printf "start %s %s:%s unit\\n" "$a" "$p" "$s"; fi; fi'
 )
+READERS = 16  # hosts read at once
+_PROCESS = re.compile(r"^[0-9]+:[0-9]+$")  # a start as read: pid:starttime
 SAME_START_S = 2.0  # a start this close to a remediation's window is that remediation's
 
 
@@ -86,13 +94,19 @@ def pid_argv(service: Service, host: Host) -> list[str]:
 
 
 def read(
-    executor: Executor, service: Service, host: Host, timeout: float, now: float | None = None
+    executor: Executor,
+    service: Service,
+    host: Host,
+    timeout: float,
+    known: str = "",
+    now: float | None = None,
 ) -> list[Seen]:
-    """What ``service`` on ``host`` shows now; a failed read raises the transport's error."""
+    """What ``service`` on ``host`` shows now (``known``: its unit's process as last seen); a
+    failed read raises the transport's error."""
     rel = service.releases
     files = [f.replace("{host}", host.name) for f in service.watch_files]
     argv = ["sh", "-c", _READ, "changes", rel.folder(host.name) if rel else "",
-            rel.current if rel else "current", str(len(files)), *files,
+            rel.current if rel else "current", known, str(len(files)), *files,
             *pid_argv(service, host)]  # fmt: skip
     out = executor.run(host, argv, timeout=timeout).stdout
     now = time.time() if now is None else now
@@ -105,15 +119,33 @@ def read(
     return seen
 
 
-def observe(executor: Executor, config: Config, timeout: float = 10.0) -> list[Seen]:
-    """Every watched value of the fleet; a host that cannot be read is skipped (logged)."""
-    seen: list[Seen] = []
-    for service, host in watched(config):
+def observe(
+    executor: Executor, config: Config, timeout: float = 10.0, known: dict[str, str] | None = None
+) -> list[Seen]:
+    """Every watched value of the fleet, read side by side; a host that cannot be read is
+    skipped (logged). ``known``: the values last seen (``last_seen``), by key."""
+    known = known or {}
+    pairs = watched(config)
+
+    def one(pair: tuple[Service, Host]) -> list[Seen]:
+        service, host = pair
         try:
-            seen += read(executor, service, host, timeout)
+            last = known.get(Seen(host.name, service.name, "start", "unit", "", 0.0).key, "")
+            return read(executor, service, host, timeout, last if _PROCESS.match(last) else "")
         except LazarusError as exc:
             log.warning("changes of %s on %s not read: %s", service.name, host.name, exc)
-    return seen
+            return []
+
+    if not pairs:
+        return []
+    with ThreadPoolExecutor(min(READERS, len(pairs))) as pool:
+        return [seen for found in pool.map(one, pairs) for seen in found]
+
+
+def last_seen(store: Store) -> dict[str, str]:
+    """The values seen last, by key: what the next read compares with."""
+    with store.transaction() as db:
+        return dict(db.execute("SELECT key, value FROM change_seen").fetchall())
 
 
 def record(store: Store, seen: Iterable[Seen], now: float | None = None) -> list[Change]:
@@ -124,8 +156,8 @@ def record(store: Store, seen: Iterable[Seen], now: float | None = None) -> list
         for s in seen:
             row = db.execute("SELECT value FROM change_seen WHERE key = ?", (s.key,)).fetchone()
             if row is not None and row[0] != s.value:
-                if s.kind == "start" and (ours := _remediated(db, s)) is not None:
-                    log.info("%s@%s started by Lazarus (incident #%d)", s.service, s.host, ours)
+                if (ours := _remediated(db, s)) is not None:
+                    log.info("%s of %s@%s: Lazarus's (#%d)", s.kind, s.service, s.host, ours)
                 else:
                     what, text = _describe(s, row[0])
                     new.append(Change(min(s.mtime or now, now), s.service, what, text, s.host))
@@ -157,7 +189,7 @@ def _describe(s: Seen, before: str) -> tuple[str, str]:
 
 def _remediated(db: Any, s: Seen) -> int | None:
     """The incident whose remediation (claimed .. closed) on ``s``'s host or service covers the
-    start ``s`` saw: a restart Lazarus made, recorded in that incident's actions."""
+    time of ``s``: Lazarus made that change (a restart, a rollback), and its actions say so."""
     row = db.execute(
         "SELECT id FROM incidents WHERE (host = ? OR service = ?) AND action_at IS NOT NULL"
         " AND action_at <= ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY id DESC LIMIT 1",

@@ -8,7 +8,7 @@ from prefect.cache_policies import NO_CACHE
 
 from lazarus import changes
 from lazarus.config import Config
-from lazarus.remote.ssh import SshExecutor
+from lazarus.remote.pool import shared_executor
 from tasks.runtime import open_store
 
 
@@ -17,10 +17,11 @@ def record_changes(config: Config) -> int:
     """Read every watched release link and file; store what changed. Returns how many did."""
     if not changes.watched(config):
         return 0
-    with SshExecutor(config.inventory.ssh, config.base_dir) as executor:
-        seen = changes.observe(executor, config, timeout=config.inventory.ssh.command_timeout)
+    executor = shared_executor(config.inventory.ssh, config.base_dir)  # warm connections
     store = open_store(config)
     try:
+        timeout = config.inventory.ssh.command_timeout
+        seen = changes.observe(executor, config, timeout, known=changes.last_seen(store))
         new = changes.record(store, seen)
     finally:
         store.close()

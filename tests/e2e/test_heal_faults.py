@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -131,28 +132,38 @@ def test_a_recovery_runs_beside_the_loop_and_ends_at_its_bound(
     warm_up(config, cycles=1)
     store = store_of(sb, "beside")
     first = max((i.id for i in store.recent(1)), default=0)
-    sb.fault("web-1", "kill")
     found: dict[str, Any] = {}
-    give_up = time.monotonic() + 150
+    stop = threading.Event()
+
+    def newest(host: str) -> Any:
+        return next((i for i in store.recent(20) if i.id > first and i.host == host), None)
+
+    def second_fault() -> None:  # lands while web-1's recover run is stuck in its wait
+        while not stop.wait(0.2):
+            stuck = newest("web-1")
+            if stuck is not None and stuck.state is IncidentState.REMEDIATING:
+                sb.fault("web-2", "kill")
+                found["kill"] = time.time()
+                return
 
     def both_ended(_: Any) -> bool:
-        for i in store.recent(20):
-            if i.id > first and i.host in ("web-1", "web-2"):
-                found[i.host] = i
-        stuck = found.get("web-1")
-        if stuck is not None and stuck.state is IncidentState.REMEDIATING and "kill" not in found:
-            sb.fault("web-2", "kill")  # the second fault lands while web-1's run is stuck
-            found["kill"] = time.time()
         ended = (IncidentState.RESOLVED, IncidentState.ESCALATED)
+        found.update({h: i for h in ("web-1", "web-2") if (i := newest(h)) is not None})
         done = all(h in found and found[h].state in ended for h in ("web-1", "web-2"))
         return done or time.monotonic() > give_up
 
+    injector = threading.Thread(target=second_fault, daemon=True)
+    give_up = time.monotonic() + 150
+    sb.fault("web-1", "kill")
+    injector.start()
     try:
         watch_until(str(config), interval=1.0, until=both_ended)
         stuck, healed = found.get("web-1"), found.get("web-2")
         history = cycles.history(store, "1/1")
         actions = [(a.action, a.ok) for a in store.actions(healed.id)] if healed else []
     finally:
+        stop.set()
+        injector.join(timeout=30)
         store.close()
     assert stuck is not None and healed is not None, found
     assert stuck.state is IncidentState.ESCALATED, stuck.reason

@@ -55,7 +55,7 @@ def start(pid: int, at: float, host: str = "web-1") -> Seen:
     return Seen(host, "api", "start", "unit", f"{pid}:{int(at) * 100}", at)
 
 
-def test_a_start_nobody_in_lazarus_made_is_a_change_and_lazarus_own_restart_is_not(
+def test_a_start_nobody_in_lazarus_made_is_a_change_and_lazarus_own_doing_is_not(
     tmp_path: Path,
 ) -> None:
     from lazarus.model import IncidentState
@@ -71,6 +71,8 @@ def test_a_start_nobody_in_lazarus_made_is_a_change_and_lazarus_own_restart_is_n
     )
     store.transition(incident.id, IncidentState.REMEDIATING, at=1100.0)
     assert changes.record(store, [start(12, 1101.0)], now=1103.0) == []
+    changes.record(store, [release("v1", 900.0)], now=1099.0)
+    assert changes.record(store, [release("v0", 1102.0)], now=1103.0) == []  # its rollback
     store.transition(incident.id, IncidentState.RESOLVED, at=1104.0)
     # after the remediation ended, a start is someone else's again; on another host too
     assert [c.kind for c in changes.record(store, [start(13, 1200.0)], now=1201.0)] == ["restart"]
