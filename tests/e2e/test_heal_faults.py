@@ -170,8 +170,8 @@ def test_a_recovery_runs_beside_the_loop_and_ends_at_its_bound(
     assert "outlived its bound of 20s" in stuck.reason, stuck.reason
     # web-2 was detected while web-1's run was still going: the loop did not wait for it.
     assert stuck.action_at < healed.detected_at < stuck.closed_at, (stuck, healed)
-    during = [c for c in history if stuck.action_at < c.started < stuck.closed_at]
-    assert len(during) >= 3, history
+    during = [c for c in history if stuck.action_at < c.started and c.finished]
+    assert any(c.finished < stuck.closed_at for c in during), history  # whole cycles meanwhile
     # web-2 healed by its own run, checked on the host; web-1 never restarted by its run.
     assert healed.state is IncidentState.RESOLVED, healed.reason
     assert actions[0] == ("ssh.restart", True), actions
