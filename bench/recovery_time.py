@@ -32,7 +32,7 @@ import httpx
 import yaml
 
 FAULTS = ("kill", "hang", "db-stop", "bad-release", "fill-disk", "partition")
-DETECT_ONLY = {"partition"}  # host down: detected and paged once; a person powers it back
+DETECT_ONLY = {"partition": "host_down"}  # detected and paged once; a person powers it back
 CHANGES: dict[str, dict[str, Any]] = {  # what the README adds to watch each kind of fault
     "fill-disk": {
         "sources": [{"kind": "ssh_metrics"}],
@@ -146,7 +146,8 @@ def drills(args: argparse.Namespace) -> dict[str, list[list[float | None]]]:
                 mails = len(sandbox.mail())
                 result = drill(sandbox, host, fault, config_path=config, phase=phase,
                                interval=args.interval, timeout=90,
-                               detect_only=fault in DETECT_ONLY)  # fmt: skip
+                               detect_only=fault in DETECT_ONLY,
+                               symptom=DETECT_ONLY.get(fault, ""))  # fmt: skip
                 pages = None
                 if fault in DETECT_ONLY and result.incident is not None:
                     watch_until(str(config), interval=args.interval,

@@ -65,10 +65,11 @@ def drill(
     timeout: float = 120.0,
     phase: float = 0.0,
     detect_only: bool = False,
+    symptom: str = "",
 ) -> DrillResult:
     """Run the watch loop and, once it runs warm, inject ``mode`` on ``host``; go on until the
-    first incident on ``host`` ends (every incident it opened, for a fault in FLEET_WIDE), or
-    opened (``detect_only``), or ``timeout`` after the fault.
+    first incident on ``host`` (with ``symptom``, if given) ends (every incident it opened, for a
+    fault in FLEET_WIDE), or opened (``detect_only``), or ``timeout`` after the fault.
 
     ``config_path`` defaults to the sandbox's own config; tests pass variants of it. The fault
     lands ``phase`` seconds after the loop's first cycle began: a real fault lands anywhere
@@ -92,7 +93,11 @@ def drill(
             if fault.at is None:
                 return fault.failed()
             fleet = mode in FLEET_WIDE
-            opened = _incidents(store, None if fleet else host, after=before)
+            opened = [
+                i
+                for i in _incidents(store, None if fleet else host, after=before)
+                if symptom in ("", i.symptom)
+            ]
             found[:] = opened if fleet else opened[:1]
             done = bool(found) and (detect_only or all(i.state in _ENDED for i in found))
             return done or time.time() - fault.at >= timeout

@@ -24,6 +24,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.exceptions import FailedRun
 from prefect.states import Completed, Failed, State
 
+from lazarus.config import Config
+from lazarus.diagnose.diagnosis import Diagnosis
 from lazarus.diagnose.inputs import diagnosis_inputs
 from lazarus.errors import LazarusError
 from lazarus.model import Incident, IncidentState
@@ -57,7 +59,6 @@ def recover(
 
     ``timeout`` (seconds, 0: none) bounds the run: past it, the run stops at its next step or
     wait and escalates (lazarus.playbooks.bound); the watch bounds the runs it starts."""
-    logger = get_run_logger()
     bound = RunBound(timeout)
     config = load(config_path)
     store = open_store(config)
@@ -68,7 +69,26 @@ def recover(
         books = load_playbooks(config)
         lines, changes = diagnosis_inputs(store, incident)  # what the watch saw
         diagnosis = diagnose(config, incident, lines, changes)
-        diagnosis_artifact(diagnosis)
+        return _act(config, store, books, incident, diagnosis, dry_run, actor, playbook, bound)
+    finally:
+        store.close()
+
+
+def _act(
+    config: Config,
+    store: Store,
+    books: dict[str, Playbook],
+    incident: Incident,
+    diagnosis: Diagnosis,
+    dry_run: bool,
+    actor: str,
+    playbook: str,
+    bound: RunBound,
+) -> State:
+    """Choose the playbook and run it within ``bound``; the diagnosis artifact comes after,
+    as does the board (each cycle publishes it too): neither delays the recovery."""
+    logger, incident_id = get_run_logger(), incident.id
+    try:
         book = _choose(books, incident, playbook, diagnosis.top.name if diagnosis.top else None)
         if book is None:  # the on-call was told when it opened; nothing here may act on it
             logger.info("no playbook matches #%d (%s)", incident_id, diagnosis.text)
@@ -91,8 +111,7 @@ def recover(
             why = f"incident is {incident.state}: another run has it"
             return Completed(name="Left alone", message=why, data=f"skipped: {incident.state}")
         url = flow_run_url(config)
-        store.set_flow_run_url(incident_id, url)
-        publish_board(config)  # the board links the run from now on
+        store.set_flow_run_url(incident_id, url)  # the board links the run from the next cycle
         sure = diagnosis.top.confidence if diagnosis.top and book.on_cause else 1.0
         with RecoveryLease(
             store, incident_id, owner=url or f"pid {os.getpid()}", ttl=config.playbooks.lease
@@ -125,7 +144,7 @@ def recover(
             return Completed(message=final.reason, data=final.state.value)
         return Failed(message=final.reason, data=final.state.value)
     finally:
-        store.close()
+        diagnosis_artifact(diagnosis)
 
 
 def run_recover(incident_id: int, config_path: str, **options: object) -> str:
