@@ -112,3 +112,30 @@ def test_a_source_removed_from_the_config_resolves_when_quiet(tmp_path: Path):
     store = Store(tmp_path / "s.db")
     open_incidents(store, _cycles([[prometheus_read(PROM, "down")]] * 3)[-1])
     assert len(close_quiet(store, now=10**10, after=600)) == 1
+
+
+def test_the_shipped_routes_page_it(tmp_path: Path):
+    """A source_down is critical: the sandbox's shipped route sends it to oncall, the README's
+    example route to sms, as it would a service_down."""
+    from lazarus.config import Notify
+    from lazarus.notify.route import receivers_for
+    from lazarus.sandbox.files import lazarus_config
+
+    failed = prometheus_read(PROM, "ConnectError")
+    (anomaly,) = _cycles([[failed]] * 3)[-1]
+    store = Store(tmp_path / "s.db")
+    (incident,) = open_incidents(store, [anomaly])
+    shipped = Notify.model_validate(lazarus_config(tmp_path, [], 8080, 25, 80)["notify"])
+    readme = Notify.model_validate(
+        {
+            "receivers": [{"name": n, "urls": ["json://x"]} for n in ("oncall", "sms")],
+            "route": {
+                "receiver": "oncall",
+                "routes": [
+                    {"matchers": ['severity="critical"'], "receiver": "sms", "continue": True}
+                ],
+            },
+        }
+    )
+    assert shipped.route and receivers_for(shipped.route, incident.facts()) == ["oncall"]
+    assert readme.route and receivers_for(readme.route, incident.facts()) == ["sms"]
