@@ -92,9 +92,12 @@ def explain_labels(
         if i > start:
             cohort.update(series[:, start:i])
         before = Before.of(cohort.ensemble)
-        score = float(cohort.update(series[:, i : i + 1])[0].score[0, 0])
+        scores = cohort.update(series[:, i : i + 1])[0]
         value = float(series[0, i])
-        out.append(Label(int(rows[i]), value, score, before.why(0, value, "1 day")))
+        why = before.why(0, value, "1 day")
+        if scores.lasting[0, 0]:
+            why = why.lasting(spec.params.shift)
+        out.append(Label(int(rows[i]), value, float(scores.score[0, 0]), why))
         start = i + 1
     return out
 

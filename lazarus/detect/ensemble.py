@@ -75,11 +75,13 @@ class Scores:
     """Per point, ``(series x time)``, float32: ``evidence`` is the mean of the two largest
     surprises in [0, 1]; ``score`` keeps only what beats the recent maximum of the evidence (the
     first point of an episode) or of the shift channel's surprise (weighted ``shift_weight``),
-    and ``label`` is ``score >= threshold``."""
+    and ``label`` is ``score >= threshold``; ``lasting`` marks where the shift channel gave the
+    score (a lasting shift, which the alarm's explanation says)."""
 
     score: np.ndarray
     evidence: np.ndarray
     label: np.ndarray
+    lasting: np.ndarray
 
 
 class Ensemble:
@@ -129,6 +131,7 @@ class Ensemble:
         # points then fits within 3x the input with the shift channel's state beside it.
         score = np.empty(block.shape, dtype=np.float32)
         evidence = np.empty(block.shape, dtype=np.float32)
+        lasting = np.empty(block.shape, dtype=bool)
         # numpy frees the GIL inside its loops, so a second core can take the seasonal view.
         parallel = self.seasonal is not None and block.size >= PARALLEL
         with ThreadPoolExecutor(1) if parallel else nullcontext() as helper:
@@ -142,13 +145,15 @@ class Ensemble:
                 said = self.suppressor.update(found)
                 shifted = self.shift_suppressor.update(shifted)
                 shifted *= self.params.shift_weight
+                won = shifted > said
                 np.maximum(said, shifted, out=said)
                 if speaking is not None:
                     found *= speaking
                     said *= speaking
                 transpose_into(evidence[:, start:stop], found)
                 transpose_into(score[:, start:stop], said)
-        return Scores(score, evidence, score >= self.params.threshold)
+                transpose_into(lasting[:, start:stop], won)
+        return Scores(score, evidence, score >= self.params.threshold, lasting)
 
     def _rows(
         self, raw: np.ndarray, helper: ThreadPoolExecutor | None

@@ -36,6 +36,13 @@ class Why:
     def text(self, value: float) -> str:
         return f"{value:.4g}, expected {self.low:.4g} to {self.high:.4g} ({self.view})"
 
+    def lasting(self, points: int) -> Why:
+        """The same band, said of an alarm the shift channel raised: the last ``points``
+        together were the news, so the value itself may sit inside the band."""
+        return Why(
+            f"a lasting shift over the last {points} points; {self.view}", self.low, self.high
+        )
+
 
 @dataclass(frozen=True)
 class _Column:

@@ -176,12 +176,33 @@ def test_a_lasting_shift_after_a_spike_is_still_news() -> None:
     x = noise(0, 2400)
     x[1500] += 40.0
     x[1800:2000] += 4.0
-    with_shift = Ensemble(1, EnsembleParams(threshold=0.03)).update(x).label[0]
+    scores = Ensemble(1, EnsembleParams(threshold=0.03)).update(x)
+    with_shift = scores.label[0]
     without = Ensemble(1, EnsembleParams(threshold=0.03, shift_weight=0.0)).update(x).label[0]
     assert with_shift[1500] and without[1500]
     assert with_shift[1800:1830].any()
     assert not without[1800:1830].any()
     assert not with_shift[1830:2400].any()  # the shift is said once, its end is no news
+    # Which channel spoke is kept, for the explanation.
+    assert scores.lasting[0, 1800:1830][with_shift[1800:1830]].all()
+    assert not scores.lasting[0, 1500]
+
+
+def test_an_alarm_the_shift_channel_raised_says_it_was_a_lasting_shift() -> None:
+    from datetime import datetime, timedelta
+
+    from lazarus.detect.csvfile import explain_labels
+
+    x = noise(0, 2400)
+    x[1500] += 40.0
+    x[1800:2000] += 4.0
+    # 7-hour steps: fewer than 4 points a day, so no seasonal view, as in the test above
+    stamps = [datetime(2026, 1, 1) + timedelta(hours=7 * i) for i in range(len(x))]
+    labels = explain_labels(x, stamps, EnsembleParams(threshold=0.03))
+    shift = [label for label in labels if 1800 <= label.row < 1830]
+    spike = [label for label in labels if label.row == 1500]
+    assert shift and "a lasting shift over the last 20 points" in shift[0].text()
+    assert spike and "lasting" not in spike[0].text()
 
 
 def test_a_state_pickled_before_the_shift_channel_resumes() -> None:
