@@ -730,6 +730,17 @@ class ServerSettings(Strict):
 
     _token_is_reference = field_validator("token")(_a_reference)
 
+    @model_validator(mode="after")
+    def _links_reachable(self) -> ServerSettings:
+        """A link to 0.0.0.0 reaches nobody: listening everywhere needs the public ``url``."""
+        if self.links and self.links.url is None and self.address[0] in ("0.0.0.0", "::", "[::]"):
+            raise Located(
+                f"listen is {self.listen} (every address): say how a browser reaches lazarus "
+                "serve, e.g. url: https://lazarus.example.com",
+                ("links", "url"),
+            )
+        return self
+
     @property
     def address(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")

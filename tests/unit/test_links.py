@@ -74,3 +74,18 @@ def test_the_link_key_must_be_a_secret_reference() -> None:
         ServerSettings.model_validate({"token": "env:T", "links": {"key": "inline-key"}})
     ok = ServerSettings.model_validate({"token": "env:T", "links": {"key": "secret:k"}})
     assert ok.links is not None and ok.links.ttl == 43200 and ok.links.silence == 7200
+
+
+def test_links_from_a_server_listening_everywhere_need_its_public_url(tmp_path: Path) -> None:
+    from lazarus.config import load_config
+    from lazarus.errors import ConfigError
+
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "inventory: {ssh: {key: id}, hosts: [{name: web-1, address: 127.0.0.1}]}\n"
+        "server:\n  listen: 0.0.0.0:9095\n  token: env:T\n  links: {key: env:K}\n"
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    said = str(getattr(raised.value, "errors", [raised.value])[0])
+    assert "fleet.yaml:5: server.links.url: listen is 0.0.0.0:9095" in said
