@@ -29,10 +29,13 @@ def open_incidents(store: Store, anomalies: Iterable[Anomaly]) -> list[Incident]
     """Incidents opened by this cycle's anomalies (ongoing ones are not returned again).
 
     An instance with an active probe incident is one fault: its probe failing another way
-    (refused, then "server disconnected" while it restarts) opens nothing new."""
+    (refused, then "server disconnected" while it restarts) opens nothing new. Nor does what was
+    seen before the fault's last incident resolved: a recovery beside the loop may resolve it
+    between this cycle's probes and its correlation."""
     anomalies = list(anomalies)
     store.mark_seen(anomalies)
     probed = {i.target: i.fingerprint for i in store.active() if i.symptom in PROBE_SYMPTOMS}
+    healed = _resolved_since(store, min((a.at for a in anomalies), default=0.0))
     opened = []
     for anomaly in anomalies:
         if (
@@ -40,11 +43,33 @@ def open_incidents(store: Store, anomalies: Iterable[Anomaly]) -> list[Incident]
             and probed.get(anomaly.target, anomaly.fingerprint) != anomaly.fingerprint
         ):
             continue
+        if anomaly.at < healed.get(_fault_of(anomaly.target, anomaly.symptom), float("-inf")):
+            continue  # seen before a recovery (beside the cycle) resolved it: stale, not new
         incident, created = store.open_incident(anomaly)
         if created:
             opened.append(incident)
             _check_promise(anomaly)
     return opened
+
+
+def _fault_of(target: str, symptom: str) -> str:
+    """One fault per probe target (down or unhealthy alike), else per fingerprint."""
+    return target if symptom in PROBE_SYMPTOMS else f"{target}/{symptom}"
+
+
+def _resolved_since(store: Store, since: float) -> dict[str, float]:
+    """When each fault's newest incident resolved, for those resolved at or after ``since``."""
+    with store.transaction() as db:
+        rows = db.execute(
+            "SELECT fingerprint, symptom, MAX(closed_at) FROM incidents"
+            " WHERE state = 'resolved' AND closed_at >= ? GROUP BY fingerprint, symptom",
+            (since,),
+        ).fetchall()
+    healed: dict[str, float] = {}
+    for fingerprint, symptom, closed in rows:
+        fault = _fault_of(fingerprint.rsplit("/", 1)[0], symptom)
+        healed[fault] = max(closed, healed.get(fault, closed))
+    return healed
 
 
 def _check_promise(anomaly: Anomaly) -> None:

@@ -57,3 +57,20 @@ def test_host_down_resolves_when_the_host_answers_and_mutes_remediation_of_its_s
         ("host_down", "symptom cleared: the host answers again")
     ]
     store.close()
+
+
+def test_what_a_cycle_saw_before_a_recovery_resolved_the_fault_opens_nothing(
+    tmp_path: Path,
+) -> None:
+    """Recoveries run beside the loop: a cycle may probe a service before its restart and
+    correlate after the recovery resolved it. That stale verdict is not a new fault."""
+    store = Store(tmp_path / "s.db")
+    (hung,) = open_incidents(store, [anomaly("service_unhealthy", T0)])
+    store.claim(hung.id)
+    store.transition(hung.id, IncidentState.RESOLVED, at=T0 + 15)
+    assert open_incidents(store, [anomaly("service_unhealthy", T0 + 10)]) == []  # probed at +10
+    assert open_incidents(store, [anomaly("service_down", T0 + 12)]) == []  # the same instance
+    assert open_incidents(store, [anomaly("disk_full", T0 + 10)]) != []  # another fault
+    (again,) = open_incidents(store, [anomaly("service_unhealthy", T0 + 20)])  # after: a new one
+    assert again.id != hung.id
+    store.close()
