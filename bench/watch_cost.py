@@ -1,28 +1,36 @@
-"""Cost of one watch cycle: wall seconds and Prefect task runs per cycle, by fleet size, shards
-and store, and whether a cycle fits the interval.
+"""Cost of one watch cycle: seconds and Prefect task runs per cycle, by fleet size, shards and
+store, and whether a cycle fits the interval.
 
     python bench/watch_cost.py --sizes 10,100,1000 --cycles 5 [--faults 500,hang] [--sandbox]
+    python bench/watch_cost.py --ssh --sizes 100,1000 --faults "" --cycles 3   # SSH metrics
     python bench/watch_cost.py --sizes 1000,5000 --shards 1,2 --stores sqlite,postgres \
         --faults "" --interval 15s      # the side-by-side table of the README
 
-Runs the real ``flows.watch.watch`` flow in Prefect's local ephemeral mode (its own Prefect
-home and state in a temp folder, removed at the end unless ``--keep``). Targets are synthetic
-hosts ``syn-0001``... whose one service is probed at ``http://127.0.0.1:PORT/health/<host>`` on
-a threaded HTTP server in a child process. The server closes every connection (HTTP/1.0), so
-each probe pays a TCP connect as it would against distinct hosts. ``--sandbox`` swaps three
-synthetic targets for the three sandbox hosts (real sshd + web, host metrics over SSH); it
-needs root and takes its name and subnet from LAZARUS_TEST_SANDBOX (name:subnet).
+Runs the real ``flows.watch.watch`` flow in Prefect's local ephemeral mode (each shard process
+its own Prefect home in a temp folder, removed at the end unless ``--keep``). Targets are
+synthetic hosts ``syn-0001``... whose one service is probed at
+``http://127.0.0.1:PORT/health/<host>`` on a threaded HTTP server in a child process. The server
+closes every connection (HTTP/1.0), so each probe pays a TCP connect as it would against
+distinct hosts. ``--ssh`` gives every synthetic host its own loopback address served by real
+OpenSSH sshd processes (bench/ssh_fleet.py, host keys pinned and verified) and reads its SSH
+metrics each cycle. ``--sandbox`` swaps three synthetic targets for the three sandbox hosts
+(real sshd + web, host metrics over SSH); it needs root and takes its name and subnet from
+LAZARUS_TEST_SANDBOX (name:subnet).
 
 Per size, store, shard count and phase (healthy, then each of ``--faults``): a fresh folder and
-state, one healthy warm-up cycle (not counted), then ``--cycles`` cycles. With N shards a cycle
-is the N shard watches run side by side (threads of one process, as N workers would run them);
-its time is the slowest one's, and ``kept`` says whether every cycle fitted ``--interval``.
-``--stores postgres`` puts the store on a throwaway PostgreSQL 15 cluster (``state.url``, a fresh
-database per row; needs root and Debian's postgresql-15). Under a fault every tenth synthetic target
-answers 500 (``500``) or not at all within the probe timeout (``hang``), so detection opens
-incidents on the second cycle, correlation files them and notify delivers them to a local HTTP
-sink, one message per host (``group_by: [host]``, the costly case). Recovery is off. Task runs
-are counted from the Prefect API per flow run. Prints the figures; asserts nothing about time.
+state, the config's ``watch.interval`` set to ``--interval`` (detectors size their history by
+it), one healthy warm-up cycle per shard (not counted: Prefect starts, SSH connections open),
+then ``--cycles`` cycles. Each shard runs in a process of its own, as N workers run them, and
+the shards begin each cycle together. A cycle's time is its lease in the store (begin to
+finish of the stages, without the flow run's start-up, as the served loop runs them), the
+slowest shard's; ``kept`` says whether every cycle fitted ``--interval``; ``ssh min`` is the
+fewest hosts whose SSH metrics a cycle read. ``--stores postgres`` puts the store on a
+throwaway PostgreSQL 15 cluster (``state.url``, a fresh database per row; needs root and
+Debian's postgresql-15). Under a fault every tenth synthetic target answers 500 (``500``) or
+not at all within the probe timeout (``hang``), so detection opens incidents on the second
+cycle, correlation files them and notify delivers them to a local HTTP sink, one message per
+host (``group_by: [host]``, the costly case). Recovery is off. Task runs are counted from the
+Prefect API per flow run. Prints the figures; asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -37,15 +45,19 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.synchronize import Barrier
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.ssh_fleet import SshFleet
 from flows.cli import prefect_environment
 from lazarus.sandbox.files import PLAYBOOKS, write_yaml
 
@@ -53,6 +65,7 @@ FAIL_EVERY = 10  # with a fault on, syn-0010, syn-0020 ... fail: 10% of the synt
 FAULTS = ("", "500", "hang")  # index shared with the server process: none, HTTP 500, no answer
 PROBE_TIMEOUT_S = 2.0
 HANG_S = PROBE_TIMEOUT_S + 1.0
+BARRIER_S = 1800.0  # a shard process that neither arrives nor fails in this long is stuck
 
 
 # --- the synthetic fleet: one HTTP server, one /health/<host> path per target ----------------
@@ -129,10 +142,15 @@ def write_config(
     synthetic: int,
     port: int,
     sink_port: int,
+    interval: float,
     sandbox: Any | None,
     state: dict[str, str] | None = None,
+    ssh: SshFleet | None = None,
 ) -> Path:
-    """A lazarus.yaml with ``synthetic`` targets (plus the sandbox's hosts), recovery off."""
+    """A lazarus.yaml with ``synthetic`` targets (plus the sandbox's hosts), recovery off.
+
+    With ``ssh``, each synthetic host is one of its sshd addresses and has SSH metrics read.
+    """
     import yaml
 
     inventory: dict[str, Any] = {
@@ -143,11 +161,24 @@ def write_config(
     sources: list[dict[str, Any]] = []
     if sandbox is not None:
         inventory = yaml.safe_load(sandbox.config_path.read_text())["inventory"]
-        ssh = inventory["ssh"]
-        ssh.update({k: str(sandbox.root / ssh[k]) for k in ("key", "known_hosts")})
+        pinned = inventory["ssh"]
+        pinned.update({k: str(sandbox.root / pinned[k]) for k in ("key", "known_hosts")})
         sources = [{"kind": "ssh_metrics", "hosts": {"role": "web"}}]
+    if ssh is not None:
+        inventory["ssh"] = {
+            "user": "root",
+            "key": str(ssh.key),
+            "known_hosts": str(ssh.known_hosts),
+            "port": ssh.port,
+            "command_timeout": PROBE_TIMEOUT_S * 2,
+        }
+        sources = [{"kind": "ssh_metrics", "hosts": {"role": "syn"}}]
     inventory["hosts"] += [
-        {"name": f"syn-{i:04d}", "address": "127.0.0.1", "labels": {"role": "syn"}}
+        {
+            "name": f"syn-{i:04d}",
+            "address": ssh.targets[i - 1].address if ssh is not None else "127.0.0.1",
+            "labels": {"role": "syn"},
+        }
         for i in range(1, synthetic + 1)
     ]
     inventory["services"].append(
@@ -155,7 +186,7 @@ def write_config(
             "name": "syn",
             "hosts": {"role": "syn"},
             "probe": {
-                "http": f"http://{{address}}:{port}/health/{{host}}",
+                "http": f"http://127.0.0.1:{port}/health/{{host}}",
                 "timeout": PROBE_TIMEOUT_S,
             },
             "control": {"kind": "command", "restart": "true"},
@@ -175,8 +206,8 @@ def write_config(
                 "retries": 0,
             },
             "recovery": {"enabled": False},
-            # back-to-back cycles: a 15 s interval would make each wait half of it (lazarus.cycles)
-            "watch": {"interval": "100ms"},
+            # the interval to keep: detectors size their history by it (a day of 15 s points)
+            "watch": {"interval": f"{interval}s"},
             "playbooks": {"dir": str(PLAYBOOKS)},
             "state": state or {"path": "state/lazarus.db"},
         },
@@ -189,31 +220,120 @@ def write_config(
 
 @dataclass(frozen=True)
 class Cycle:
+    """One cycle over every shard: the slowest shard's lease time, and the sums of the rest."""
+
     seconds: float
-    flow_run_ids: list[UUID]
     failing: int
+    metric_hosts: int
+    tasks: int
 
 
-def run_cycles(config_path: Path, count: int, shards: int = 1) -> list[Cycle]:
-    """``count`` watch cycles back to back, each the ``shards`` shard watches side by side;
-    the wall time of each cycle and its flow run ids."""
-    from concurrent.futures import ThreadPoolExecutor
+@dataclass(frozen=True)
+class ShardCycle:
+    seconds: float
+    failing: int
+    metric_hosts: int
+    tasks: int
 
-    from flows.watch import watch
 
-    def one(shard: int) -> Any:
-        return watch(str(config_path), shard=shard, shards=shards, return_state=True)
+def shard_worker(
+    config_path: str,
+    shard: int,
+    shards: int,
+    count: int,
+    home: str,
+    step: Barrier,
+    out: Queue,
+) -> None:
+    """Child process: one shard as its own worker runs it, with its own Prefect and its own
+    warm SSH connections. One warm-up cycle, then ``count`` cycles, each begun with the other
+    shards' at the ``step`` barrier (the parent's too: it sets the fault after the warm-up).
 
-    cycles = []
-    with ThreadPoolExecutor(shards) as pool:
+    A cycle's time is its lease in the store (``watch_cycles``, begin to finish): the cycle's
+    stages without the flow run's start-up, as the served loop runs them.
+    """
+    os.environ["PREFECT_HOME"] = home
+    prefect_environment(Path(home))
+    from flows.watch import shard_key, watch
+    from lazarus.cycles import history
+    from tasks.runtime import load, open_store
+
+    runs = []
+    try:
+        watch(config_path, shard=shard, shards=shards)
+        step.wait()
         for _ in range(count):
-            started = time.perf_counter()
-            states = list(pool.map(one, range(shards)))
-            seconds = time.perf_counter() - started
-            failing = sum(s.result()["failing"] for s in states)
-            ids = [s.state_details.flow_run_id for s in states]
-            cycles.append(Cycle(seconds, ids, failing))
-    return cycles
+            step.wait()
+            state = watch(config_path, shard=shard, shards=shards, return_state=True)
+            counts = state.result()
+            if "cycle" not in counts:
+                raise RuntimeError(f"shard {shard + 1}/{shards}: a cycle was skipped: {counts}")
+            runs.append((counts, state.state_details.flow_run_id))
+        store = open_store(load(config_path))
+        try:
+            took = {
+                r.number: r.finished - r.started
+                for r in history(store, shard_key(shard, shards))
+                if r.finished
+            }
+        finally:
+            store.close()
+        out.put(
+            (
+                shard,
+                [
+                    ShardCycle(took[c["cycle"]], c["failing"], c["metric_hosts"], task_runs(i))
+                    for c, i in runs
+                ],
+            )
+        )
+    except BaseException as exc:
+        step.abort()
+        out.put((shard, f"{type(exc).__name__}: {exc}"))
+        raise
+
+
+def run_cycles(
+    config_path: Path, count: int, shards: int, homes: Path, set_fault: Callable[[], None]
+) -> list[Cycle]:
+    """``count`` cycles, each the ``shards`` shard watches side by side in their own processes
+    (as N workers run them), after one warm-up cycle and ``set_fault``."""
+    ctx = multiprocessing.get_context("spawn")
+    step = ctx.Barrier(shards + 1, timeout=BARRIER_S)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=shard_worker,
+            args=(str(config_path), i, shards, count, str(homes / f"shard-{i}"), step, out),
+        )
+        for i in range(shards)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        step.wait()  # every shard warmed up
+        set_fault()
+        for _ in range(count):
+            step.wait()
+        found = dict(out.get(timeout=BARRIER_S) for _ in procs)
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+            if proc.is_alive() and proc.pid is not None:
+                os.kill(proc.pid, signal.SIGTERM)
+                proc.join(timeout=10)
+    failed = [why for why in found.values() if isinstance(why, str)]
+    if failed:
+        raise RuntimeError("; ".join(failed))
+    return [
+        Cycle(
+            max(found[i][n].seconds for i in found),
+            sum(found[i][n].failing for i in found),
+            sum(found[i][n].metric_hosts for i in found),
+            sum(found[i][n].tasks for i in found),
+        )
+        for n in range(count)
+    ]
 
 
 def task_runs(flow_run_id: UUID, settle: float = 10.0) -> int:
@@ -245,22 +365,22 @@ class Row:
     store: str
     shards: int
     cycles: list[Cycle]
-    tasks: list[int]
     interval: float
 
     def line(self) -> str:
-        secs = [c.seconds for c in self.cycles]
+        secs, tasks = [c.seconds for c in self.cycles], [c.tasks for c in self.cycles]
         kept = "yes" if max(secs) <= self.interval else "no"
         return (
             f"{self.label:>22} {self.store:>8} {self.shards:>6} {len(secs):>6}"
             f" {statistics.median(secs):>9.2f} {max(secs):>9.2f} {kept:>5}"
-            f" {statistics.median(self.tasks):>10g} {max(self.tasks):>9}"
+            f" {statistics.median(tasks):>10g} {max(tasks):>9}"
+            f" {min(c.metric_hosts for c in self.cycles):>8}"
         )
 
 
 HEADER = (
     f"{'targets':>22} {'store':>8} {'shards':>6} {'cycles':>6} {'median s':>9} {'max s':>9}"
-    f" {'kept':>5} {'tasks med':>10} {'tasks max':>9}"
+    f" {'kept':>5} {'tasks med':>10} {'tasks max':>9} {'ssh min':>8}"
 )
 
 
@@ -304,7 +424,13 @@ class Plan:
 
 
 def measure(
-    plan: Plan, root: Path, fleet: Fleet, sink_port: int, sandbox: Any, stores: Stores
+    plan: Plan,
+    root: Path,
+    fleet: Fleet,
+    sink_port: int,
+    sandbox: Any,
+    stores: Stores,
+    ssh: SshFleet | None = None,
 ) -> Row:
     """A fresh folder and state, one healthy warm-up cycle, then ``cycles`` under ``fault``.
 
@@ -314,17 +440,18 @@ def measure(
     folder.mkdir()
     synthetic = plan.size - (len(sandbox.hosts) if sandbox is not None else 0)
     state = stores.state(plan.store)
-    config = write_config(folder, synthetic, fleet.port, sink_port, sandbox, state)
-    run_cycles(config, 1, plan.shards)
-    fleet.fail(plan.fault)
+    config = write_config(
+        folder, synthetic, fleet.port, sink_port, plan.interval, sandbox, state, ssh
+    )
+    count = max(plan.cycles, 3) if plan.fault else plan.cycles
     try:
-        count = max(plan.cycles, 3) if plan.fault else plan.cycles
-        measured = run_cycles(config, count, plan.shards)
+        measured = run_cycles(
+            config, count, plan.shards, root / "prefect", lambda: fleet.fail(plan.fault)
+        )
     finally:
         fleet.fail("")
     label = f"{plan.size} ({measured[0].failing} {plan.fault})" if plan.fault else f"{plan.size}"
-    tasks = [sum(task_runs(i) for i in c.flow_run_ids) for c in measured]
-    row = Row(label, plan.store, plan.shards, measured, tasks, plan.interval)
+    row = Row(label, plan.store, plan.shards, measured, plan.interval)
     print(row.line(), flush=True)
     return row
 
@@ -340,6 +467,9 @@ def main() -> int:
     parser.add_argument("--stores", default="sqlite", help="comma-separated: sqlite,postgres")
     parser.add_argument("--interval", default="15s", help="the watch interval a cycle must keep")
     parser.add_argument("--sandbox", action="store_true", help="include the 3 sandbox hosts")
+    parser.add_argument(
+        "--ssh", action="store_true", help="every target its own sshd address, SSH metrics on"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (Prefect DB)")
     args = parser.parse_args()
     from lazarus.config import parse_duration
@@ -355,16 +485,21 @@ def main() -> int:
         parser.error("--stores takes sqlite, postgres; --shards counts of 1 or more")
     if args.sandbox and min(sizes) <= 3:
         parser.error("with --sandbox every size must exceed the 3 sandbox hosts")
+    if args.sandbox and args.ssh:
+        parser.error("--sandbox and --ssh each bring their own SSH hosts: pick one")
 
     root = Path(tempfile.mkdtemp(prefix="lazarus-watch-cost-"))
-    prefect_environment(root / "prefect")
+    prefect_environment()  # each shard process has its own Prefect home (shard_worker)
     from lazarus.sandbox import Sandbox
     from lazarus.sandbox.sinks import SinkProcess
 
     fleet = Fleet().start()
     sandbox = None
+    ssh = SshFleet(root / "ssh", max(sizes)) if args.ssh else None
     stores = Stores(store_names)
     try:
+        if ssh is not None:
+            ssh.start()
         with SinkProcess(root / "sinks") as sinks:
             if args.sandbox:
                 name, _, subnet = os.environ.get("LAZARUS_TEST_SANDBOX", "wcost:219").partition(":")
@@ -375,10 +510,12 @@ def main() -> int:
                     for shards in shard_counts:
                         for store in store_names:
                             plan = Plan(size, store, shards, fault, args.cycles, interval)
-                            measure(plan, root, fleet, sinks.http_port, sandbox, stores)
+                            measure(plan, root, fleet, sinks.http_port, sandbox, stores, ssh)
     finally:
         if sandbox is not None:
             sandbox.down()
+        if ssh is not None:
+            ssh.stop()
         stores.stop()
         fleet.stop()
         if not args.keep:
