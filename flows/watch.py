@@ -175,13 +175,16 @@ def cycle(
     observations = probe_services(fleet)
     collected = query_sources(fleet)
     samples = collected.samples
-    down = reach_hosts(fleet, observations)
+    # quoted too, and every task takes ``fleet``: Prefect walks a task's inputs before it
+    # starts, 295,000 objects and ~10 s a cycle at 5,000 targets (bench/README.md)
+    seen, sampled = quote(observations), quote(samples)
+    down = reach_hosts(fleet, seen)
     logs = collect_logs(fleet)
     reads = collected.reads + log_reads(logs)  # a source failing N cycles: source_down
     record_changes(fleet)  # before diagnosis: a release switched this cycle is on record
-    anomalies = detect(fleet, observations, samples, down, reads) + log_anomalies(fleet, logs)
+    anomalies = detect(fleet, seen, sampled, down, reads) + log_anomalies(fleet, logs)
     anomalies += check_databases(fleet)
-    found = correlate(fleet, anomalies, observations, down, reads)
+    found = correlate(fleet, anomalies, seen, down, reads)
     outcomes = recoveries.ended()  # runs started by earlier cycles
     if found.opened and remediate and auto_remediation():  # first: messages go out meanwhile
         books = playbooks_for_watch(config)
@@ -209,5 +212,5 @@ def cycle(
         "cycle": number,
     }
     publish_summary(counts, anomalies, shard=shard, shards=shards)
-    send_heartbeat(config)  # the dead-man's switch: beats stop when cycles stop
+    send_heartbeat(fleet)  # the dead-man's switch: beats stop when cycles stop
     return counts

@@ -383,15 +383,18 @@ class Store:
 
     def save_streaks(self, streaks: Mapping[str, int]) -> None:
         """Store this cycle's verdicts: a count of 0 ends a streak; keys not given (another
-        shard's targets) keep theirs."""
+        shard's targets) keep theirs. Only what changed is written: a healthy fleet of 5,000
+        targets wrote 10,000 deletes a cycle, a round trip each on PostgreSQL."""
         with self._tx() as db:
+            held = {r[0]: r[1] for r in db.execute("SELECT key, count FROM streaks")}
             db.executemany(
-                "DELETE FROM streaks WHERE key = ?", [(k,) for k, v in streaks.items() if v <= 0]
+                "DELETE FROM streaks WHERE key = ?",
+                [(k,) for k, v in streaks.items() if v <= 0 and k in held],
             )
             db.executemany(
                 "INSERT INTO streaks (key, count) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET count = excluded.count",
-                [(k, v) for k, v in streaks.items() if v > 0],
+                [(k, v) for k, v in streaks.items() if v > 0 and held.get(k) != v],
             )
 
 
