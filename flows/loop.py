@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from prefect import flow, get_run_logger
@@ -27,6 +28,8 @@ from flows.watch import Recoveries, cycle, shard_key
 from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
 from lazarus.notify.deadman import Watchdog
+from lazarus.remote.pool import shared_executor
+from lazarus.sources.probes import check_all, instances
 from lazarus.store import Store
 from tasks.cycles import watch_cycle
 from tasks.runtime import load, open_store
@@ -113,7 +116,7 @@ def run_cycles(
                 got = None
                 report.failed += 1
                 logger.exception("watch %s: the cycle failed: %s", key, exc)
-                for sent in WATCHDOG.failed(config, exc):
+                for sent in WATCHDOG.failed(config, exc, probe=partial(_failing, config)):
                     logger.error("watch %s: page to %s: %s", key, sent.receiver, sent.error or "ok")
             if isinstance(got, Skipped) and 0 < got.wait < every / 2:
                 time.sleep(got.wait)  # another starter's cycle just began: ours follows it
@@ -133,6 +136,13 @@ def run_cycles(
         if store is not None:
             store.close()
     return report
+
+
+def _failing(config: Config) -> list[str]:
+    """What the probes find failing now, without the store: for the watchdog's page."""
+    executor = shared_executor(config.inventory.ssh, config.base_dir)
+    found = check_all(instances(config.inventory), executor=executor)
+    return [f"{o.target}: {o.detail}" for o in found if not o.ok]
 
 
 def _log_cycle(key: str, counts: dict[str, int]) -> None:

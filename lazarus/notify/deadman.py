@@ -76,8 +76,11 @@ class Watchdog:
     def completed(self) -> None:
         self.failures = 0
 
-    def failed(self, config: Config, exc: BaseException) -> list[Delivery]:
-        """Count a failed cycle; page when due. Returns the deliveries (none when not due)."""
+    def failed(
+        self, config: Config, exc: BaseException, probe: Callable[[], list[str]] = list
+    ) -> list[Delivery]:
+        """Count a failed cycle; page when due, with what ``probe`` finds failing now (probes
+        need no store). Returns the deliveries (none when not due)."""
         self.failures += 1
         now = self.clock()
         route = config.notify.route
@@ -89,9 +92,12 @@ class Watchdog:
         what = "cannot write its state" if store_failed(exc) else "fails every cycle"
         why = redact(f"{type(exc).__name__}: {exc}")
         store = "state.url" if config.state.url else config.state.path
+        failing = probe()
+        seen = "\n".join(f"- {line}" for line in failing) if failing else "- nothing"
         title = f"[CRITICAL] Lazarus {what}: {why}"
         body = (
             f"**Lazarus {what}** ({self.failures} failed cycle(s) in a row): `{why}`.\n\n"
+            f"Failing in its probes now:\n{seen}\n\n"
             "It keeps trying every interval, but until a cycle completes no failure is "
             "recorded, notified or healed. Free the state disk or fix the store "
             f"({store}), then check "

@@ -382,6 +382,8 @@ def test_state_disk_full_pages_directly_and_a_killed_service_is_seen_once_it_has
 
     report = watch_until(str(outage.config), until=paged)
     assert report.failed >= 1
+    (page,) = [m for m in outage.pager.messages("mail") if "cannot write" in m["subject"]]
+    assert target in str(page)  # it still probes: the page names what fails now
     more = watch_until(str(outage.config), until=lambda r: r.failed >= 3)  # still failing
     assert more.cycles == []
     assert outage.beats() == beats  # no beat from a failed cycle: the checker would page too

@@ -34,12 +34,12 @@ def _config(tmp_path: Path, repeat: str = "1h") -> Config:
 
 
 @pytest.fixture
-def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """What the dead-man sent: (receiver, title); the chat receiver refuses, mail takes it."""
-    got: list[tuple[str, str]] = []
+def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str]]:
+    """What the dead-man sent: (receiver, title, body); chat refuses, mail takes it."""
+    got: list[tuple[str, str, str]] = []
 
     def deliver(name: str, urls: Any, title: str, body: str, **_: Any) -> Delivery:
-        got.append((name, title))
+        got.append((name, title, body))
         return Delivery(name, name == "mail", (), "" if name == "mail" else "refused")
 
     monkeypatch.setattr(deadman, "deliver", deliver)
@@ -47,14 +47,15 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
 
 
 def test_a_store_that_cannot_be_written_pages_at_once_then_once_per_repeat_interval(
-    tmp_path: Path, sent: list[tuple[str, str]]
+    tmp_path: Path, sent: list[tuple[str, str, str]]
 ) -> None:
     now = [0.0]
     dog = Watchdog(clock=lambda: now[0])
     config = _config(tmp_path)
     full = sqlite3.OperationalError("database or disk is full")
-    outcomes = dog.failed(config, full)
+    outcomes = dog.failed(config, full, probe=lambda: ["web@web-3: refused"])
     assert [(o.receiver, o.ok) for o in outcomes] == [("chat", False), ("mail", True)]
+    assert "web@web-3: refused" in sent[-1][2]
     assert "cannot write its state" in sent[-1][1] and "disk is full" in sent[-1][1]
     for _ in range(50):  # a failing cycle every second for a while: no more pages
         now[0] += 1
@@ -65,7 +66,7 @@ def test_a_store_that_cannot_be_written_pages_at_once_then_once_per_repeat_inter
 
 
 def test_other_failures_page_after_dead_after_in_a_row(
-    tmp_path: Path, sent: list[tuple[str, str]]
+    tmp_path: Path, sent: list[tuple[str, str, str]]
 ) -> None:
     dog, config = Watchdog(clock=lambda: 0.0), _config(tmp_path)
     boom = RuntimeError("bug in a stage")
