@@ -56,34 +56,57 @@ class Recoveries:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(PARALLEL_RECOVERIES, thread_name_prefix="lazarus-recover")
         self._runs: dict[int, Future[str]] = {}
+        self._args: dict[int, tuple[str, float]] = {}  # what each was started with, for a retry
+        self._retried: set[int] = set()
 
     def start(self, incident_ids: Iterable[int], config_path: str, timeout: float) -> None:
         for i in incident_ids:
             if i not in self._runs:  # one run per incident from here; the claim guards the rest
-                self._runs[i] = self._pool.submit(
-                    copy_context().run,
-                    run_recover, i, config_path, actor="automation", timeout=timeout,
-                )  # fmt: skip
+                self._args[i] = (config_path, timeout)
+                self._submit(i)
+
+    def _submit(self, incident_id: int) -> None:
+        config_path, timeout = self._args[incident_id]
+        self._runs[incident_id] = self._pool.submit(
+            copy_context().run,
+            run_recover, incident_id, config_path, actor="automation", timeout=timeout,
+        )  # fmt: skip
 
     @property
     def running(self) -> int:
         return sum(not f.done() for f in self._runs.values())
 
     def ended(self) -> list[str]:
-        """The outcome words of the runs that ended since the last call (``crashed`` for a run
-        that raised: logged with its traceback, and its recover run shows it)."""
+        """The outcome words of the runs that ended since the last call. A run that crashed
+        before it claimed its incident (a Prefect server answering 503 under load) is started
+        once more; one that crashed again, or after its claim, is ``crashed`` (logged with its
+        traceback; its recover run shows it, and the incident says where it stopped)."""
         out = []
         for incident_id, future in list(self._runs.items()):
-            if future.done():
-                del self._runs[incident_id]
-                out.append(_outcome(incident_id, future))
+            if not future.done():
+                continue
+            del self._runs[incident_id]
+            outcome = _outcome(incident_id, future)
+            config_path = self._args[incident_id][0]
+            again = outcome == "crashed" and incident_id not in self._retried
+            if again and _unclaimed(config_path, incident_id):
+                log.warning("the recover run of #%d crashed before acting: again", incident_id)
+                self._retried.add(incident_id)
+                self._submit(incident_id)
+                continue
+            del self._args[incident_id]
+            self._retried.discard(incident_id)
+            out.append(outcome)
         return out
 
     def close(self) -> list[str]:
         """Wait for the runs still going (each ends by its bound); the outcomes not collected."""
-        wait(list(self._runs.values()))
+        out: list[str] = []
+        while self._runs:
+            wait(list(self._runs.values()))
+            out += self.ended()
         self._pool.shutdown()
-        return self.ended()
+        return out
 
 
 def _outcome(incident_id: int, future: Future[str]) -> str:
@@ -92,6 +115,15 @@ def _outcome(incident_id: int, future: Future[str]) -> str:
     except Exception:
         log.exception("the recover run of incident #%d crashed", incident_id)
         return "crashed"
+
+
+def _unclaimed(config_path: str, incident_id: int) -> bool:
+    """Whether no recover run has claimed the incident yet (nothing acted on it)."""
+    store = open_store(load(config_path))
+    try:
+        return store.get(incident_id).action_at is None
+    finally:
+        store.close()
 
 
 def recover_all(incident_ids: list[int], config_path: str, timeout: float = 0.0) -> list[str]:
