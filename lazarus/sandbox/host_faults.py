@@ -4,7 +4,8 @@ Each host has ``releases/`` with ``v1`` (healthy) and ``v2`` (its /health answer
 ``current`` link the demo service reads at start, as a real deploy would. Each host's sshd
 runs in a mount namespace of its own where a 16 MiB tmpfs is mounted on ``disk/``: only that
 host's SSH sessions see it (``df`` on another host does not list it), and it goes away with
-that sshd, so ``down`` leaves no mount behind.
+that sshd, so ``down`` leaves no mount behind. The same namespace gives the host an empty home
+of its own, as a fresh host has, instead of this machine's root shell set-up.
 """
 
 from __future__ import annotations
@@ -56,12 +57,15 @@ def _in_host(sshd_pid: int, script: str, *args: str) -> str:
 
 
 def mount_disk(sshd_pid: int, disk: Path) -> None:
-    """A ``DISK_SIZE`` tmpfs on ``disk`` seen only by the host's SSH sessions."""
+    """A ``DISK_SIZE`` tmpfs on ``disk`` seen only by the host's SSH sessions, and an empty
+    home: bash sources root's ``.bashrc`` for every SSH command, and this machine's (pyenv,
+    cargo) costs each remote command up to seconds that a sandbox host should not inherit."""
     disk.mkdir(parents=True, exist_ok=True)
     script = (
-        'mountpoint -q "$1" || mount -t tmpfs -o size="$2" lazarus-disk "$1"; mkdir -p "$1/logs"'
+        'mountpoint -q "$1" || mount -t tmpfs -o size="$2" lazarus-disk "$1"; mkdir -p "$1/logs"; '
+        'mountpoint -q "$3" || mount -t tmpfs -o size=1m,mode=700 lazarus-home "$3"'
     )
-    _in_host(sshd_pid, script, str(disk), DISK_SIZE)
+    _in_host(sshd_pid, script, str(disk), DISK_SIZE, os.path.expanduser("~root"))
 
 
 _FILL = (
