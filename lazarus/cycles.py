@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from lazarus.errors import LazarusError
 from lazarus.store import Store
 
 log = logging.getLogger(__name__)
@@ -171,7 +173,14 @@ def hold(
 
     def keep_alive() -> None:
         while not done.wait(ttl / 3):
-            if not renew(store, got, ttl, clock()):
+            try:
+                held = renew(store, got, ttl, clock())
+            except (sqlite3.Error, LazarusError) as exc:  # a busy or absent store: next tick
+                log.warning(
+                    "could not renew the lease of cycle %d of %s: %s", got.number, shard, exc
+                )
+                continue
+            if not held:
                 log.error("lost the lease of cycle %d of %s", got.number, shard)
                 return
 

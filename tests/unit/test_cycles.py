@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
+
+import pytest
 
 from lazarus import cycles
 from lazarus.cycles import Cycle, Skipped
@@ -63,6 +66,30 @@ def test_hold_renews_while_running_and_finishes(tmp_path: Path) -> None:
     assert record.finished is not None and record.holder == "a"
     with cycles.hold(store, "1/1", "b", min_gap=0.0, ttl=0.3) as got:
         assert isinstance(got, Cycle) and got.number == 2
+
+
+def test_a_busy_store_skips_one_renewal_and_the_lease_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A renewal that meets a locked store is tried again next tick; the renewer never dies
+    of it (it used to, and the lease then expired under a cycle still running)."""
+    store = _store(tmp_path)
+    real_renew, calls = cycles.renew, []
+
+    def flaky_renew(*args: object, **kwargs: object) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real_renew(*args, **kwargs)
+
+    monkeypatch.setattr(cycles, "renew", flaky_renew)
+    with cycles.hold(store, "1/1", "a", min_gap=0.0, ttl=0.3) as got:
+        assert isinstance(got, Cycle)
+        threading.Event().wait(0.8)  # past the lease: only renewals after the failure keep it
+        assert len(calls) >= 3
+        assert isinstance(cycles.begin(store, "1/1", "b", min_gap=0.0, ttl=0.3), Skipped)
+    (record,) = cycles.history(store, "1/1")
+    assert record.finished is not None and record.holder == "a"
 
 
 def test_a_cycle_that_raised_is_released_not_finished(tmp_path: Path) -> None:
