@@ -179,7 +179,7 @@ class PostgresConnection:
     def _translate(self, sql: str) -> tuple[str, str | None]:
         text = translate(sql)
         head = text.lstrip().upper()
-        if head.startswith("CREATE TABLE"):
+        if head.startswith(("CREATE TABLE", "ALTER TABLE")):
             self._serials.clear()
             self._keys.clear()
             return text, None
@@ -209,9 +209,10 @@ class PostgresConnection:
         return f"{text} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {sets}"
 
     def _serial(self, table: str) -> str | None:
-        """The table's serial column (``id`` or the added ``rowid``), for ``lastrowid``."""
+        """The table's serial column (``id`` or the added ``rowid``), for ``lastrowid``. The
+        catalogue is read through ``_run`` too: a lost connection is StoreUnavailable here."""
         if table not in self._serials:
-            row = self._conn.execute(
+            row = self._run(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
                 " AND column_default LIKE 'nextval%%' ORDER BY ordinal_position LIMIT 1",
                 (table,),
@@ -224,7 +225,7 @@ class PostgresConnection:
         if table not in self._keys:
             names = [
                 r[0]
-                for r in self._conn.execute(
+                for r in self._run(
                     "SELECT column_name FROM information_schema.columns WHERE table_name = %s"
                     " ORDER BY ordinal_position",
                     (table,),
@@ -232,7 +233,7 @@ class PostgresConnection:
             ]
             key = [
                 r[0]
-                for r in self._conn.execute(
+                for r in self._run(
                     "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
                     " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
                     " WHERE i.indrelid = %s::regclass AND i.indisprimary",

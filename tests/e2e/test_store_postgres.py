@@ -3,6 +3,7 @@ connections, a lost connection that rolls back whole, and `lazarus state migrate
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -156,3 +157,63 @@ def test_state_migrate_moves_a_sqlite_store_to_postgresql(
     # A second move would mix two histories: refused, nothing written.
     assert main(["state", "migrate", "-c", str(config)]) == 1
     assert "already holds 3 incident(s)" in capsys.readouterr().err
+
+
+def _terminate(postgres: Any, database: str) -> None:
+    """PostgreSQL drops every connection to ``database``, as when it restarts."""
+    with psycopg.connect(postgres.dsn(), autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (database,),
+        )
+
+
+def test_postgresql_going_away_mid_cycle_is_logged_and_the_loop_runs_it_again(
+    pg_url: str,
+    postgres: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import flows.loop as loop
+
+    monkeypatch.setenv("LAZARUS_TEST_STATE_URL", pg_url)
+    config = tmp_path / "lazarus.yaml"
+    config.write_text(yaml.safe_dump({
+        "inventory": {"ssh": {"key": "k"}, "hosts": [{"name": "web-1", "address": "10.0.0.1"}]},
+        "state": {"url": "env:LAZARUS_TEST_STATE_URL"},
+    }))  # fmt: skip
+    ran: list[int] = []
+
+    def cycle(config: Any, config_path: str, number: int, *rest: Any) -> dict[str, int]:
+        """A cycle's writes; PostgreSQL goes away in the middle of the first one."""
+        ran.append(number)
+        store = Store(pg_url)
+        try:
+            with store.transaction() as db:
+                db.execute("INSERT INTO streaks (key, count) VALUES (?, 1)", (f"cycle-{number}",))
+                if len(ran) == 1:
+                    _terminate(postgres, pg_url.rsplit("/", 1)[1])
+                db.execute("INSERT INTO last_seen (fingerprint, at) VALUES (?, ?)", ("f", 1.0))
+        finally:
+            store.close()
+        return {"cycle": number, "opened": 0, "closed": 0, "escalated": 0}
+
+    monkeypatch.setattr(loop, "cycle", cycle)
+    said = [logging.getLogger(name) for name in ("flows.loop", "lazarus.db")]
+    for logger in said:  # Prefect's logging set-up may have taken caplog's handler off the root
+        logger.addHandler(caplog.handler)
+    try:
+        report = loop.run_cycles(str(config), until=lambda r: bool(r.cycles), interval=0.5)
+    finally:
+        for logger in said:
+            logger.removeHandler(caplog.handler)
+
+    assert "the cycle failed" in caplog.text and "connection lost" in caplog.text
+    assert len(ran) == 2 and report.cycles == ran[1:]  # the next tick ran it again, once
+    assert report.failed == 1
+    store = Store(pg_url)
+    assert store.streaks() == {f"cycle-{ran[1]}": 1}  # nothing of the cut one, nothing twice
+    assert store.last_seen("f") == 1.0
+    store.close()
