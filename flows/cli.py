@@ -215,10 +215,11 @@ def _secrets_set(args: argparse.Namespace) -> int:
 def _deploy(args: argparse.Namespace) -> int:
     path = config_path(args)
     need_server("deploy")
-    from flows.deploy import deploy
+    from flows.deploy import PREFECT_FILE, ROOT, deploy
 
     for deployment_id in deploy(path, pool=args.pool, shards=args.shards):
         print("deployment-id", deployment_id)
+    print(f"wrote {PREFECT_FILE.relative_to(ROOT)}: prefect deploy --all re-applies the same")
     return 0
 
 

@@ -34,7 +34,7 @@ from lazarus.notify.state import NotifyState
 from lazarus.oncall import APPROVE, REJECT, approved_by, record_step
 from lazarus.playbooks import Playbook, PlaybookResult, StepContext, plan, select
 from lazarus.playbooks.bound import RunBound
-from lazarus.playbooks.leases import RecoveryLease
+from lazarus.playbooks.leases import RecoveryLease, take_over
 from lazarus.playbooks.runs import run_context
 from lazarus.store import Store
 from tasks.diagnose import diagnose, diagnosis_artifact
@@ -105,26 +105,31 @@ def _act(
             if paused:
                 logger.info("incident #%d left alone: %s", incident_id, paused)
                 return Completed(name="Left alone", message=paused, data=f"paused: {paused}")
-        claimed = store.claim(incident_id)
+        url = flow_run_url(config)
+        owner, ttl = url or f"pid {os.getpid()}", config.playbooks.lease
+        claimed, finished = store.claim(incident_id), None
+        if claimed is None and (finished := take_over(store, incident_id, owner, ttl)) is not None:
+            claimed = store.get(incident_id)  # its run died at a step safe to repeat
+            logger.warning("incident #%d: taking over after %s", incident_id, finished or "none")
         if claimed is None:
             logger.info("incident #%d is %s: another run has it", incident_id, incident.state)
             why = f"incident is {incident.state}: another run has it"
             return Completed(name="Left alone", message=why, data=f"skipped: {incident.state}")
-        url = flow_run_url(config)
-        store.set_flow_run_url(incident_id, url)  # the board links the run from the next cycle
         sure = diagnosis.top.confidence if diagnosis.top and book.on_cause else 1.0
-        with RecoveryLease(
-            store, incident_id, owner=url or f"pid {os.getpid()}", ttl=config.playbooks.lease
+        with RecoveryLease(  # at once: a claim without a lease looks dead after ttl
+            store, incident_id, owner=owner, ttl=ttl, resumed=finished is not None
         ) as lease:
+            store.set_flow_run_url(incident_id, url)  # the board links the run from the next cycle
 
-            def at_step(where: str) -> None:
+            def at_step(where: str, repeatable: bool) -> None:
                 bound.check(where)
-                lease.at_step(where)
+                lease.at_step(where, repeatable)
 
             try:
                 final, lines = _run(
-                    config, store, books, book, claimed, actor, url, sure, at_step, bound.sleep
-                )
+                    config, store, books, book, claimed, actor, url, sure,
+                    at_step, bound.sleep, finished or [],
+                )  # fmt: skip
             except Exception as exc:  # never leave the incident remediating: say where it broke
                 reason = f"{book.name} stopped: {type(exc).__name__}: {exc}"
                 store.transition(
@@ -207,8 +212,9 @@ def _run(
     actor: str,
     url: str,
     confidence: float,
-    at_step: Callable[[str], None],
+    at_step: Callable[[str, bool], None],
     sleep: Callable[[float], None],
+    finished: list[str],
 ) -> tuple[Incident, list[str]]:
     """The playbook's run and the incident's end: resolved only when its verify passed."""
 
@@ -239,6 +245,7 @@ def _run(
                 on_decision=decided,
                 confidence=confidence,
                 at_step=at_step,
+                skip=finished,
             )
     except LazarusError as exc:  # a guard said no, before anything ran
         reason = f"{book.name} not run: {type(exc).__name__}: {exc}"

@@ -228,8 +228,16 @@ CREATE TABLE IF NOT EXISTS link_uses (
 # a row is (re)sent by a flush once due (lazarus.notify.state).
 _OUTBOX = "ALTER TABLE notify_undelivered ADD COLUMN due_at DOUBLE PRECISION NOT NULL DEFAULT 0"
 
+# Version 5: a recovery lease says which steps its run finished, whether the step it is in may
+# run again (lazarus.playbooks.leases: another run takes over), and how often it was taken over.
+_TAKEOVER = """
+ALTER TABLE recovery_leases ADD COLUMN done TEXT NOT NULL DEFAULT '';
+ALTER TABLE recovery_leases ADD COLUMN resumable INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE recovery_leases ADD COLUMN takeovers INTEGER NOT NULL DEFAULT 0
+"""
+
 # Version n is MIGRATIONS[n - 1]: statements separated by ";".
-MIGRATIONS: tuple[str, ...] = (_CORE, _FEATURES, _ONCALL, _OUTBOX)
+MIGRATIONS: tuple[str, ...] = (_CORE, _FEATURES, _ONCALL, _OUTBOX, _TAKEOVER)
 
 
 def statements(script: str) -> list[str]:

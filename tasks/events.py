@@ -1,6 +1,8 @@
 """Prefect events for incident lifecycle changes, so automations and the UI can react to them.
 
-Event names: ``lazarus.incident.opened|resolved|escalated``, and a person's steps
+Event names: ``lazarus.incident.opened|resolved|escalated``, ``lazarus.incident.interrupted``
+(a recover run died at a step safe to repeat: the automation starts the run that takes over),
+and a person's steps
 ``lazarus.incident.acknowledged|approved|rejected`` (who, in the related ``lazarus.person.<name>``
 resource and the payload); resource id ``lazarus.target.<host>.<service>``; the incident id rides
 along as a label and in the payload.
@@ -15,7 +17,16 @@ from prefect.events import emit_event
 
 from lazarus.model import Anomaly, Incident
 
-KINDS = ("opened", "resolved", "escalated", "acknowledged", "approved", "rejected")
+# interrupted: a recover run died mid-way at a step safe to repeat; another run takes over.
+KINDS = (
+    "opened",
+    "resolved",
+    "escalated",
+    "acknowledged",
+    "approved",
+    "rejected",
+    "interrupted",
+)
 
 
 def resource_id(incident: Incident) -> str:

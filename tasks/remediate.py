@@ -8,7 +8,7 @@ approval as a paused flow run that a person resumes from the UI with a form.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Literal
 
 from prefect import get_run_logger, pause_flow_run, task
@@ -71,15 +71,22 @@ def run_step(label: str, call: Callable[[], StepResult]) -> StepResult:
 
 
 def reconcile_interrupted(config: Config, store: Store) -> list[Incident]:
-    """Escalate incidents a killed run left remediating (lazarus.playbooks.leases) and page
-    the on-call with the step each stopped at; the watch does this every cycle."""
-    stuck = reconcile(store, ttl=config.playbooks.lease)
-    for incident in stuck:
+    """What killed runs left remediating (lazarus.playbooks.leases): a lease handed over is
+    announced as ``lazarus.incident.interrupted``, on which the deployed automation starts the
+    recover run that takes it over; the rest are escalated and the on-call paged with the step
+    each stopped at. The watch does this every cycle; returns the escalated incidents."""
+    found = reconcile(store, ttl=config.playbooks.lease)
+    for incident in found.handed_over:
+        get_run_logger().warning(
+            "incident #%d: its recover run stopped mid-way; another run takes over", incident.id
+        )
+        emit_incident(incident, "interrupted")
+    for incident in found.escalated:
         get_run_logger().error("incident #%d: %s", incident.id, incident.reason)
         emit_incident(incident, incident.state.value)
-    if stuck:  # told with their groups, the reason and the audit in the message
+    if found.escalated:  # told with their groups, the reason and the audit in the message
         settle(dispatch(config))
-    return stuck
+    return found.escalated
 
 
 def describe(planned: list[PlannedStep]) -> list[str]:
@@ -108,14 +115,16 @@ def remediate(
     request_approval: Callable[[list[str]], None],
     on_decision: Callable[[Approval], None] = lambda answer: None,
     confidence: float = 1.0,
-    at_step: Callable[[str], None] = lambda where: None,
+    at_step: Callable[[str, bool], None] = lambda where, repeatable: None,
+    skip: Iterable[str] = (),
 ) -> PlaybookResult:
     """Run ``book`` for ``ctx.incident`` under the breaker, error-rate and fleet-cap guards.
 
     ``books`` answers nested run_playbook steps; ``confidence`` is the diagnosis' (a trigger's
     min_confidence above it asks a person first); ``at_step`` hears each step's
-    ``block/id`` before it runs (the recovery lease). Raises Throttled before anything runs when
-    a guard says no.
+    ``block/id`` and whether it may run again before it runs (the recovery lease); ``skip``
+    names the steps a run this one took over finished. Raises Throttled before anything runs
+    when a guard says no.
     """
     logger = get_run_logger()
     incident: Incident = ctx.incident
@@ -160,9 +169,10 @@ def remediate(
     hooks = Hooks(
         approve=approve,
         audit=audit,
-        before=lambda block, step: at_step(f"{block}/{step.id}"),
+        before=lambda block, step: at_step(f"{block}/{step.id}", step.impl.idempotent),
         step_runner=lambda step, call: run_step(f"{step.id} ({step.action})", call),
         playbooks=books,
         confidence=confidence,
+        skip=frozenset(skip),
     )
     return run_guarded(Guards(store, sleep=ctx.sleep), book, ctx, hooks)  # a bound ends waits

@@ -72,6 +72,7 @@ class Hooks:
     confidence: float = 1.0
     playbooks: Mapping[str, Playbook] = field(default_factory=dict)
     depth: int = 0
+    skip: frozenset[str] = frozenset()  # "block/id" a run this one took over finished
 
 
 def select(
@@ -178,6 +179,11 @@ def _run_block(
     approved: list[bool],
 ) -> None:
     for step in (s for s in steps if applies(s, ctx)):
+        if f"{block}/{step.id}" in hooks.skip:
+            detail = "finished by the run this one took over"
+            result.steps.append(StepOutcome(block, step.id, True, detail, 0))
+            done.append(step)
+            continue
         if not approved[0] and _asks_before(book, step, hooks.confidence):
             if not hooks.approve(step, plan(book, ctx)):
                 raise ApprovalRejected(f"{book.name}: step {step.id!r} was not approved")
@@ -250,7 +256,7 @@ def _nested(name: str, ctx: StepContext, hooks: Hooks) -> PlaybookResult:
         )
     if name not in hooks.playbooks:
         raise ActionError(ctx.step_id, f"run_playbook: no playbook named {name!r}")
-    inner = run(hooks.playbooks[name], ctx, replace(hooks, depth=hooks.depth + 1))
+    inner = run(hooks.playbooks[name], ctx, replace(hooks, depth=hooks.depth + 1, skip=frozenset()))
     if inner.status != "resolved":
         raise ActionError(ctx.step_id, f"playbook {name!r} {inner.status}: {inner.error}")
     return inner

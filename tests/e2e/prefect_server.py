@@ -6,13 +6,16 @@ helpers read what the deployed runs did.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +26,32 @@ import pytest
 BIN = Path(sys.executable).parent
 FINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")  # flow run state types that end a run
 T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def end_group(leader: subprocess.Popen, wait: float = 15) -> None:
+    """SIGTERM the process group of ``leader`` (which may have exited already, leaving children
+    in it), give it ``wait`` seconds, then SIGKILL whatever is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(leader.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(leader.pid, 0)
+            except ProcessLookupError:
+                break
+            leader.poll()  # reap the leader, so it does not count as alive
+            time.sleep(0.2)
+    leader.poll()
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -70,10 +99,43 @@ def prefect_server(tmp_path: Path, port: int, database_url: str = "") -> Iterato
         log.close()
 
 
+@dataclass(frozen=True)
+class Worker:
+    """A running process worker: its log file, and its process group to end it."""
+
+    name: str
+    log: Path
+    proc: subprocess.Popen
+
+    def die(self) -> None:
+        """SIGKILL the worker and every process under it, as a lost machine would end them all
+        at once (Prefect starts each flow run in a session of its own, so not by group)."""
+        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)  # nobody runs on, or starts another, meanwhile
+        for pid in [*_descendants(self.proc.pid), self.proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux /proc), children before their parents' parents."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += [*_descendants(int(child)), int(child)]
+    return found
+
+
 @contextmanager
-def worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Iterator[Path]:
-    """A process worker on the lazarus pool, polling every second; yields its log file."""
+def worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Iterator[Worker]:
+    """A process worker on the lazarus pool, polling every second, in a working directory of its
+    own (``tmp_path/name``, as on a machine of its own)."""
     path = tmp_path / f"{name}.log"
+    home = tmp_path / name
+    home.mkdir(exist_ok=True)
     log = path.open("w")
     proc = subprocess.Popen(
         [
@@ -88,12 +150,13 @@ def worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Iterato
             name,
         ],
         env={**env, "PREFECT_WORKER_QUERY_SECONDS": "1"},
+        cwd=home,
         stdout=log,
         stderr=log,
         start_new_session=True,
     )
     try:
-        yield path
+        yield Worker(name, path, proc)
     finally:
         stop(proc)
         log.close()
@@ -150,12 +213,13 @@ def completed(env: dict[str, str], deployment_id: str, count: int = 1) -> list[d
     return wait_for(f"{count} completed run(s) of deployment {deployment_id}", check)
 
 
-def wait_incident(db: Path, host: str, states: tuple[str, ...], limit: int = 90) -> Any:
-    """The newest incident on ``host`` in the store ``db`` once it is in one of ``states``."""
+def wait_incident(db: Path | str, host: str, states: tuple[str, ...], limit: int = 90) -> Any:
+    """The newest incident on ``host`` in the store ``db`` (a file or a PostgreSQL URL) once it
+    is in one of ``states``."""
     from lazarus.store import Store
 
     for _ in range(limit):
-        if db.exists():
+        if not isinstance(db, Path) or db.exists():
             store = Store(db)
             try:
                 found = [i for i in store.recent() if i.host == host]
@@ -167,7 +231,7 @@ def wait_incident(db: Path, host: str, states: tuple[str, ...], limit: int = 90)
     pytest.fail(f"no incident on {host} reached {states}")
 
 
-def actions(db: Path, incident_id: int) -> list[tuple[str, str, bool]]:
+def actions(db: Path | str, incident_id: int) -> list[tuple[str, str, bool]]:
     """(action, actor, ok) of everything recovery did for an incident."""
     from lazarus.store import Store
 

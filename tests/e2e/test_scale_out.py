@@ -1,12 +1,17 @@
-"""Scale-out: Lazarus on a Prefect server backed by a real PostgreSQL, two process workers on one
-work pool, watch sharded over two deployments.
+"""Scale-out: one real PostgreSQL holds both the Prefect server's database and the Lazarus store
+(``state.url``); two process workers, each in a working directory of its own as on two machines,
+serve one work pool; the watch is sharded over two deployments.
 
-Two sandbox services die at once; the automation starts a recover run per opened incident, and
-both workers serve the pool. Which of them starts a given run is Prefect's race between their
-polls (one may win them all), so the test holds each run to exactly one start instead. Each
-incident gets exactly one restart (the store's claim keeps any second run out), and a person's
-extra recover run for a resolved incident acts on nothing. Workers, server and the PostgreSQL
-cluster are stopped in finally blocks.
+Two sandbox services die at once; the automation starts a recover run per opened incident. The
+service-down playbook here waits between its restart and its check, and the worker running the
+first recovery to reach that wait is SIGKILLed with every run it started, as a lost machine.
+Its lease lapses, a watch on the other worker hands the recovery over, and the recover run the
+automation starts for that takes it over: the finished restart is not run again, the
+interrupted wait and the check run once, the incident resolves. Prefect marks the dead run
+Crashed once its heartbeats stop. Each incident gets exactly one restart and one firing
+message; a person's extra recover run for a resolved incident acts on nothing. Which worker
+starts a run is Prefect's race between their polls, so the test holds each run to exactly one
+start instead. Every wait is on a condition, bounded generously (a loaded machine is slow).
 """
 
 from __future__ import annotations
@@ -14,20 +19,24 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from lazarus.sandbox.postgres import PostgresServer
 from lazarus.shard import owners
+from lazarus.store import Store
 from tests.conftest import need_postgres
 from tests.e2e.conftest import variant
 from tests.e2e.prefect_server import (
     FINAL,
+    Worker,
     actions,
     api,
-    completed,
+    free_port,
     lazarus,
     prefect_server,
     run_deployment,
@@ -38,18 +47,31 @@ from tests.e2e.prefect_server import (
 )
 
 pytestmark = pytest.mark.e2e
-PORT = 4394
 SHARDS = 2
 WORKERS = ("scale-a", "scale-b")
 # a worker logs this only once the server let it move the run to PENDING, i.e. it runs it
-# By id: a recover run renames itself ("recover #12 ...") after the worker logged its first name.
+# By id: a recover run renames itself ("recover #12 ...") after the worker logged their first name.
 SUBMITTING = re.compile(r"submitting flow run '([0-9a-f-]{36})'")
 ABORTED = re.compile(r"Aborted submission of flow run '([0-9a-f-]{36})'")
+RUN_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+SETTLE = "steps/settle"
+SERVICE_DOWN = {  # the shipped one, with a wait to die in between the restart and the check
+    "version": 1,
+    "name": "service-down",
+    "trigger": {"matchers": ['symptom="service_down"']},
+    "steps": [
+        {"id": "restart", "action": "ssh.restart", "retries": 2, "retry_delay": "2s"},
+        {"id": "settle", "action": "wait", "with": {"duration": "10s"}},
+        {"id": "check", "action": "http.check", "with": {"within": "30s", "interval": "1s"}},
+    ],
+    "verify": [{"id": "cleared", "action": "symptom.cleared", "with": {"within": "30s"}}],
+}
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """`prefect server start` on a throwaway PostgreSQL 15 cluster of its own."""
+    """`prefect server start` on a throwaway PostgreSQL 15 cluster of its own, which holds the
+    Lazarus store too: its URL rides in LAZARUS_STATE_URL of every process the test starts."""
     import psycopg
 
     need_postgres()
@@ -57,9 +79,10 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
     try:
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE prefect")
+            conn.execute("CREATE DATABASE lazarus")
         url = cluster.dsn("prefect").replace("postgresql://", "postgresql+asyncpg://", 1)
-        with prefect_server(tmp_path, PORT, database_url=url) as env:
-            yield env
+        with prefect_server(tmp_path, free_port(), database_url=url) as env:
+            yield {**env, "LAZARUS_STATE_URL": cluster.dsn("lazarus")}
     finally:
         cluster.stop()
 
@@ -83,14 +106,14 @@ def _new_final(env: dict[str, str], deployment_id: str, earlier: set[str]) -> di
     return new[0] if new and new[0]["state_type"] in FINAL else None
 
 
-def _started(logs: dict[str, Path], ids: set[str]) -> Counter[tuple[str, str]] | None:
+def _started(workers: list[Worker], ids: set[str]) -> Counter[tuple[str, str]] | None:
     """How often each worker started each flow run (its submissions less those the server
     aborted because the other worker had it), once every run in ``ids`` appears there."""
     seen: Counter[tuple[str, str]] = Counter()
-    for name, path in logs.items():
-        text = path.read_text()
-        seen.update((name, run) for run in SUBMITTING.findall(text))
-        seen.subtract((name, run) for run in ABORTED.findall(text))
+    for w in workers:
+        text = w.log.read_text()
+        seen.update((w.name, run) for run in SUBMITTING.findall(text))
+        seen.subtract((w.name, run) for run in ABORTED.findall(text))
     seen = +seen  # only positive counts: runs this worker really started
     return seen if ids <= {run for _, run in seen} else None
 
@@ -108,16 +131,51 @@ def _victims(sandbox: Any) -> list[str]:
     return sorted(by_shard.values())
 
 
-def test_two_workers_two_shards_each_incident_handled_once(
+def _settling(db: str) -> tuple[int, str] | None:
+    """(incident, flow run id) of a recovery in its wait step, read from its lease."""
+    store = Store(db)
+    try:
+        with store.transaction() as tx:
+            row = tx.execute(
+                "SELECT incident_id, owner FROM recovery_leases WHERE step = ?", (SETTLE,)
+            ).fetchone()
+    finally:
+        store.close()
+    found = RUN_ID.search(row["owner"]) if row is not None else None
+    return (row["incident_id"], found.group(0)) if found else None
+
+
+def _ended(env: dict[str, str], deployment_id: str, state_type: str) -> list[dict[str, Any]]:
+    """The deployment's runs that ended in ``state_type``; a failed one fails the test."""
+    found = runs(env, deployment_id)
+    failed = [(r["name"], r["state"]["message"]) for r in found if r["state_type"] == "FAILED"]
+    assert not failed, failed
+    return [r for r in found if r["state_type"] == state_type]
+
+
+def _runner(workers: list[Worker], run_id: str) -> Worker | None:
+    """The worker that started flow run ``run_id``."""
+    started = _started(workers, {run_id})
+    return next((w for w in workers if started and started[(w.name, run_id)]), None)
+
+
+def test_two_workers_two_shards_one_killed_mid_playbook_each_incident_handled_once(
     healthy_sandbox: Any, server: dict[str, str], tmp_path: Path
 ) -> None:
     sandbox = healthy_sandbox  # every fault it makes is cleared again afterwards
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "service-down.yaml").write_text(yaml.safe_dump(SERVICE_DOWN))
     config = variant(sandbox, "scale-out", {
-        "state.path": "state/scale-out.db",
+        "state.url": "env:LAZARUS_STATE_URL",
         "watch.interval": 2,
+        "playbooks.dir": str(books),
         "playbooks.fleet_cap": 2,
+        "playbooks.lease": "15s",
+        "notify.route.group_by": ["host", "symptom"],  # one message group per fault
     })  # fmt: skip
-    db = sandbox.root / "state" / "scale-out.db"
+    db = server["LAZARUS_STATE_URL"]
+    chat_before = len(sandbox.chat())
     deployed = lazarus(server, "deploy", "-c", str(config), "--shards", str(SHARDS))
     assert deployed.returncode == 0, deployed.stderr
     ids = _ids(deployed.stdout)
@@ -127,43 +185,80 @@ def test_two_workers_two_shards_each_incident_handled_once(
     for host in victims:
         sandbox.fault(host, "kill")
     with (
-        worker(server, tmp_path, WORKERS[0]) as log_a,
-        worker(server, tmp_path, WORKERS[1]) as log_b,
+        worker(server, tmp_path, WORKERS[0]) as first,
+        worker(server, tmp_path, WORKERS[1]) as second,
     ):
+        pool = [first, second]
+        # the worker whose recover run is in the wait, restart done, dies with it
+        taken, killed_run = wait_for("a recovery in its wait step", lambda: _settling(db), 300)
+        dead = wait_for("the worker of that run", lambda: _runner(pool, killed_run))
+        dead.die()
+        restarted = {h: sandbox.service_pid(h) for h in victims}  # what the restarts started
+        survivor = next(w for w in pool if w is not dead)
+
         incidents = [
-            wait_incident(db, host, ("resolved", "escalated"), limit=150) for host in victims
+            wait_incident(db, host, ("resolved", "escalated"), limit=300) for host in victims
         ]
         for incident in incidents:
             assert incident.state == "resolved", incident.reason
-            assert sandbox.health(incident.host) == 200
-            restarts = [a for a in actions(db, incident.id) if a[0] == "ssh.restart"]
-            assert restarts == [("ssh.restart", "automation", True)]  # handled once
+            assert sandbox.health(incident.host) == 200  # checked on the host itself
+            if incident.id == taken:  # the takeover did not restart it again
+                assert sandbox.service_pid(incident.host) == restarted[incident.host]
+            done = actions(db, incident.id)
+            # the restart the dead run finished is not run again; the rest ran once
+            assert [a for a in done if a[0] == "ssh.restart"] == [
+                ("ssh.restart", "automation", True)
+            ]
+            assert [a[0] for a in done if a[2]].count("wait") == 1, done
+            assert [a[0] for a in done if a[2]].count("http.check") == 1, done
+            # one firing message for the fault, whichever shard's watch or worker saw it
+            firing = [
+                m
+                for m in sandbox.chat()[chat_before:]
+                if "FIRING" in str(m) and f"web@{incident.host}" in str(m)
+            ]
+            assert len(firing) == 1, firing
+        handed = [a for a in actions(db, taken) if a[0] == "reconcile"]
+        assert handed == [("reconcile", "lazarus", True)], handed  # taken over, no person needed
 
-        for shard in range(SHARDS):  # each shard's watch deployment ran to completion
-            completed(server, ids[f"watch-{shard}"])
+        for shard in range(SHARDS):  # each shard's watch ran to completion; only the dead
+            watch = ids[f"watch-{shard}"]  # worker's runs crashed, as Prefect was told
+            wait_for(f"a completed watch-{shard} run", partial(_ended, server, watch, "COMPLETED"))
+            for run in _ended(server, watch, "CRASHED"):
+                assert "its worker died" in run["state"]["message"], run
+                assert _runner(pool, run["id"]) is dead, run
 
         # a person's extra recover run for a resolved incident acts on nothing
-        done = incidents[0]
-        before, earlier = actions(db, done.id), {r["id"] for r in runs(server, ids["recover"])}
-        run_deployment(server, "recover/recover", incident_id=done.id)
+        finished = incidents[0]
+        before, earlier = actions(db, finished.id), {r["id"] for r in runs(server, ids["recover"])}
+        run_deployment(server, "recover/recover", incident_id=finished.id)
         extra = wait_for(
-            "the extra recover run", lambda: _new_final(server, ids["recover"], earlier)
+            "the extra recover run", lambda: _new_final(server, ids["recover"], earlier), 180
         )
         assert extra["state_type"] == "COMPLETED", extra["state_name"]
-        assert actions(db, done.id) == before
+        assert actions(db, finished.id) == before
         wait_for(
             "the skip in the extra run's log",
             lambda: [m for m in _logs(server, extra["id"]) if "another run has it" in m],
         )
-        recovers = runs(server, ids["recover"])
-        assert len(recovers) >= len(victims) + 1
-        assert all(r["state_type"] == "COMPLETED" for r in recovers), recovers
 
-        # both workers serve the pool, and each recover run was started by exactly one of them
-        assert _online(server) == set(WORKERS)
-        logs = dict(zip(WORKERS, (log_a, log_b), strict=True))
+        # the dead worker's runs are marked Crashed once their heartbeats stop; every other
+        # recover run completed
+        def settled() -> list[dict[str, Any]] | None:
+            found = runs(server, ids["recover"])
+            return found if all(r["state_type"] in FINAL for r in found) else None
+
+        recovers = wait_for("every recover run to end", settled, 300)
+        crashed = {r["id"] for r in recovers if r["state_type"] == "CRASHED"}
+        assert killed_run in crashed
+        assert all(r["state_type"] == "COMPLETED" for r in recovers if r["id"] not in crashed)
+        assert len(recovers) - len(crashed) >= len(victims) + 1
+
+        # the survivor serves the pool, and each recover run was started by exactly one worker
+        assert survivor.name in _online(server)
         run_ids = {r["id"] for r in recovers}
-        started = wait_for("the workers' logs of the recover runs", lambda: _started(logs, run_ids))
+        started = wait_for("the workers' logs of the recover runs", lambda: _started(pool, run_ids))
         for r in recovers:
             by = [w for (w, run), n in started.items() if run == r["id"] for _ in range(n)]
             assert len(by) == 1, (r["name"], by)
+        assert {w for (w, run) in started if run in crashed} == {dead.name}

@@ -9,9 +9,15 @@ from pathlib import Path
 import pytest
 
 from lazarus.model import Incident, IncidentState
-from lazarus.playbooks import Playbook, StepContext, run
+from lazarus.playbooks import Hooks, Playbook, StepContext, run
 from lazarus.playbooks.guards import Guards
-from lazarus.playbooks.leases import RecoveryLease, reconcile
+from lazarus.playbooks.leases import (
+    HANDOVER_WAIT,
+    Reconciled,
+    RecoveryLease,
+    reconcile,
+    take_over,
+)
 from lazarus.store import Store
 from tests.unit.test_store import anomaly
 
@@ -35,21 +41,22 @@ def test_an_expired_lease_escalates_with_the_step_and_frees_the_fleet_slot(store
     with guards.fleet_lease("web", "web-1", cap=1):
         lease = RecoveryLease(store, incident_id, "run-1", ttl=5)
         lease.__enter__()
-        lease.at_step("steps/restart")
+        lease.at_step("steps/restart", False)
         lease._stop.set()  # the run is killed: nothing renews or releases
-        assert reconcile(store) == []  # still within its lease
-        [stuck] = reconcile(store, now=time.time() + 10, ttl=5)
+        assert reconcile(store) == Reconciled()  # still within its lease
+        [stuck] = reconcile(store, now=time.time() + 10, ttl=5).escalated
     assert stuck.state is IncidentState.ESCALATED
     assert "interrupted at step steps/restart" in stuck.reason
+    assert "not safe to repeat: a person decides" in stuck.reason
     assert [a.action for a in store.actions(incident_id)] == ["reconcile"]
-    assert reconcile(store, now=time.time() + 10, ttl=5) == []  # once
+    assert reconcile(store, now=time.time() + 10, ttl=5) == Reconciled()  # once
     assert store.claim(incident_id) is not None  # a person can start it again
 
 
 def test_a_run_without_a_lease_counts_from_its_claim(store: Store) -> None:
     incident_id = _remediating(store)
-    assert reconcile(store, ttl=60) == []
-    [stuck] = reconcile(store, now=time.time() + 61, ttl=60)
+    assert reconcile(store, ttl=60) == Reconciled()
+    [stuck] = reconcile(store, now=time.time() + 61, ttl=60).escalated
     assert stuck.id == incident_id and "unknown" in stuck.reason
 
 
@@ -57,7 +64,7 @@ def test_a_live_run_renews_its_lease_and_releases_it(store: Store) -> None:
     incident_id = _remediating(store)
     with RecoveryLease(store, incident_id, "run-1", ttl=0.3):
         time.sleep(0.5)  # longer than the ttl: only the renewals keep it
-        assert reconcile(store, ttl=0.3) == []
+        assert reconcile(store, ttl=0.3) == Reconciled()
     assert store.get(incident_id).state is IncidentState.REMEDIATING
 
 
@@ -79,3 +86,70 @@ def test_any_exception_in_a_step_fails_that_step() -> None:
     assert result.status == "failed"
     assert "unexpected OverflowError: cannot sleep that long" in result.error
     assert [(s.id, s.ok) for s in result.steps] == [("w", False)]
+
+
+STEPS = {
+    "version": 1,
+    "name": "slow-restart",
+    "trigger": {"matchers": ['symptom="service_down"']},
+    "steps": [
+        {"id": "restart", "action": "ssh.restart"},
+        {"id": "hold", "action": "wait", "with": {"duration": "1s"}},
+        {"id": "again", "action": "wait", "with": {"duration": "2s"}},
+    ],
+}
+
+
+def _killed_at(store: Store, incident_id: int, steps: list[tuple[str, bool]]) -> None:
+    """A run that went through ``steps`` (block/id, safe to repeat) and died in the last."""
+    lease = RecoveryLease(store, incident_id, "run-1", ttl=5)
+    lease.__enter__()
+    for step, repeatable in steps:
+        lease.at_step(step, repeatable)
+    lease._stop.set()
+
+
+def test_a_run_killed_in_a_step_safe_to_repeat_is_taken_over_once_past_its_finished_steps(
+    store: Store,
+) -> None:
+    incident_id = _remediating(store)
+    _killed_at(store, incident_id, [("steps/restart", True), ("steps/hold", True)])
+    later = time.time() + 10
+    found = reconcile(store, now=later, ttl=5)
+    assert [i.id for i in found.handed_over] == [incident_id] and found.escalated == []
+    assert store.get(incident_id).state is IncidentState.REMEDIATING  # still being recovered
+    assert reconcile(store, now=later, ttl=5) == Reconciled()  # handed over once
+    takers = [take_over(store, incident_id, f"run-{n}", ttl=5) for n in (2, 3)]
+    assert takers == [["steps/restart"], None]  # exactly one run takes it, past the restart
+
+    # the run that takes over skips what the dead one finished and runs the rest once
+    book = Playbook.model_validate(STEPS)
+    incident = store.get(incident_id)
+    slept: list[float] = []
+    result = run(book, StepContext(incident, sleep=slept.append), Hooks(skip=frozenset(takers[0])))
+    assert result.status == "resolved"
+    assert [(s.id, s.attempts) for s in result.steps] == [("restart", 0), ("hold", 1), ("again", 1)]
+    assert slept == [1.0, 2.0]  # the interrupted step ran again, then the next
+
+
+def test_a_run_taken_over_that_dies_again_goes_to_a_person(store: Store) -> None:
+    incident_id = _remediating(store)
+    _killed_at(store, incident_id, [("steps/hold", True)])
+    assert reconcile(store, now=time.time() + 10, ttl=5).handed_over
+    assert reconcile(store, now=time.time() + 20, ttl=5) == Reconciled()  # still waiting
+    # nobody takes the handed-over lease in time
+    [stuck] = reconcile(store, now=time.time() + 11 + HANDOVER_WAIT * 5, ttl=5).escalated
+    assert (
+        "interrupted at step steps/hold" in stuck.reason and "no run took it over" in stuck.reason
+    )
+
+    again = _remediating(store, "web-2")
+    _killed_at(store, again, [("steps/hold", True)])
+    assert reconcile(store, now=time.time() + 10, ttl=5).handed_over
+    assert take_over(store, again, "run-2", ttl=5) == []
+    lease = RecoveryLease(store, again, "run-2", ttl=5, resumed=True)
+    lease.__enter__()
+    lease.at_step("steps/hold", True)
+    lease._stop.set()  # the run that took over dies too
+    [stuck] = reconcile(store, now=time.time() + 20, ttl=5).escalated
+    assert stuck.id == again and "taken over once already" in stuck.reason

@@ -45,14 +45,22 @@ class StepResult:
 
 
 class Action:
-    """One kind of step. Subclasses set ``name``, ``Params``, ``destructive``, ``acts`` and
-    ``run``. ``acts``: each try changes the target (a restart, a rollback), so the per-target
-    circuit breaker counts it; checks, waits and messages do not."""
+    """One kind of step. Subclasses set ``name``, ``Params``, ``destructive``, ``acts``
+    (``idempotent`` where it differs from ``not acts``) and ``run``. ``acts``: each try changes
+    the target (a restart, a rollback), so the per-target circuit breaker counts it; checks,
+    waits and messages do not."""
 
     name: ClassVar[str]
     Params: ClassVar[type[Params]] = Params
     destructive: ClassVar[bool] = False
     acts: ClassVar[bool] = True
+
+    @property
+    def idempotent(self) -> bool:
+        """Running it again after its run died mid-way does no harm, so another run may take
+        over there (lazarus.playbooks.leases): reads, waits and messages; an action that
+        changes its target says so itself."""
+        return not self.acts
 
     def describe(self, ctx: StepContext, params: Any) -> tuple[str, list[str]]:
         """(host, argv) this step would touch, for dry-run plans; changes nothing."""

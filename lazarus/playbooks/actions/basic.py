@@ -175,6 +175,7 @@ class NestedParams(Params):
 class RunPlaybook(Action):
     name = "run_playbook"
     acts = False
+    idempotent = False  # the inner playbook's own steps may not be
     Params = NestedParams
 
     def run(self, ctx: StepContext, params: NestedParams) -> StepResult:

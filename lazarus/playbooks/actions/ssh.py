@@ -26,6 +26,7 @@ class ControlParams(Params):
 class _Control(Action):
     Params = ControlParams
     verb: Literal["restart", "start", "stop", "status"]
+    idempotent = True  # a second restart (start, stop) leaves the service as the first did
 
     def describe(self, ctx: StepContext, params: ControlParams) -> tuple[str, list[str]]:
         service = ctx.service(params.service)
