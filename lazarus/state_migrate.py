@@ -25,9 +25,12 @@ class MigrateError(LazarusError):
 
 def migrate(sqlite_path: Path, url: str) -> dict[str, int]:
     """Copy the SQLite store at ``sqlite_path`` into the PostgreSQL store at ``url``;
-    returns the rows copied per table."""
+    returns the rows copied per table (none when there is no store yet)."""
+    if not sqlite_path.exists():  # a first set-up: nothing to move, the schema is made
+        Store(url).close()
+        return {}
     if not sqlite_path.is_file():
-        raise MigrateError(f"{sqlite_path}: no SQLite store there")
+        raise MigrateError(f"{sqlite_path}: not an SQLite store file")
     source = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
     Store(sqlite_path).close()  # bring the file to the current schema version first
     target = Store(url)

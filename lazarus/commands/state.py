@@ -37,6 +37,9 @@ def _migrate(args: argparse.Namespace) -> int:
     except LazarusError as exc:
         print(f"error: {exc}; nothing was written", file=sys.stderr)
         return 1
+    if not copied:
+        print(f"no SQLite store at {source} yet: nothing to move; the PostgreSQL store is ready")
+        return 0
     total = sum(copied.values())
     print(f"moved {total} rows in {len(copied)} tables from {source} to PostgreSQL")
     for table, rows in copied.items():
