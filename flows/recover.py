@@ -63,7 +63,7 @@ def recover(
     config = load(config_path)
     store = open_store(config)
     try:
-        reconcile_interrupted(config, store)
+        reconcile_interrupted(config, store, spare=incident_id)  # its own lease is this run's
         incident = store.get(incident_id)
         label_run(run_name(incident), run_tags(incident))
         books = load_playbooks(config)

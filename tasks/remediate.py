@@ -70,12 +70,13 @@ def run_step(label: str, call: Callable[[], StepResult]) -> StepResult:
     return call()
 
 
-def reconcile_interrupted(config: Config, store: Store) -> list[Incident]:
+def reconcile_interrupted(config: Config, store: Store, spare: int | None = None) -> list[Incident]:
     """What killed runs left remediating (lazarus.playbooks.leases): a lease handed over is
     announced as ``lazarus.incident.interrupted``, on which the deployed automation starts the
     recover run that takes it over; the rest are escalated and the on-call paged with the step
-    each stopped at. The watch does this every cycle; returns the escalated incidents."""
-    found = reconcile(store, ttl=config.playbooks.lease)
+    each stopped at. The watch does this every cycle; returns the escalated incidents. A recover
+    run spares its own incident: a handed-over lease there is the one it takes over."""
+    found = reconcile(store, ttl=config.playbooks.lease, spare=spare)
     for incident in found.handed_over:
         get_run_logger().warning(
             "incident #%d: its recover run stopped mid-way; another run takes over", incident.id

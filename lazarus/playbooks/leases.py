@@ -35,7 +35,7 @@ BEFORE = "(before the first step)"  # nothing ran yet: another run may start it 
 TAKEOVERS = 1  # a run that dies again after a takeover is a person's to look at
 # Lease periods a handed-over recovery waits for the run that takes it over: an automation's
 # run on a worker's next poll, its process start and diagnosis, on a loaded machine.
-HANDOVER_WAIT = 4
+HANDOVER_WAIT = 8
 _RESUMABLE_BLOCKS = ("steps/", "verify/")  # compensation after a failure is not resumed
 
 
@@ -128,9 +128,13 @@ class Reconciled:
     handed_over: list[Incident] = field(default_factory=list)
 
 
-def reconcile(store: Store, now: float | None = None, ttl: float = LEASE_TTL) -> Reconciled:
+def reconcile(
+    store: Store, now: float | None = None, ttl: float = LEASE_TTL, spare: int | None = None
+) -> Reconciled:
     """Hand over or escalate every incident left ``remediating`` by a run whose lease ran out
-    (or that never took one and started longer than ``ttl`` ago); see the module docstring."""
+    (or that never took one and started longer than ``ttl`` ago); see the module docstring.
+    ``spare``: the incident of the recover run calling, which takes a handed-over lease itself
+    however late it came."""
     now = time.time() if now is None else now
     found = Reconciled()
     for incident in store.active():
@@ -144,6 +148,8 @@ def reconcile(store: Store, now: float | None = None, ttl: float = LEASE_TTL) ->
             ).fetchone()
             started = incident.action_at or incident.detected_at
             if (row is not None and row["until"] > now) or (row is None and started > now - ttl):
+                continue
+            if row is not None and row["owner"] == HANDED_OVER and incident.id == spare:
                 continue
             step = row["step"] if row is not None else "(unknown: the run took no lease)"
             handing = (

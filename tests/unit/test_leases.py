@@ -137,6 +137,8 @@ def test_a_run_taken_over_that_dies_again_goes_to_a_person(store: Store) -> None
     _killed_at(store, incident_id, [("steps/hold", True)])
     assert reconcile(store, now=time.time() + 10, ttl=5).handed_over
     assert reconcile(store, now=time.time() + 20, ttl=5) == Reconciled()  # still waiting
+    late = time.time() + 11 + HANDOVER_WAIT * 5
+    assert reconcile(store, now=late, ttl=5, spare=incident_id) == Reconciled()  # its taker's
     # nobody takes the handed-over lease in time
     [stuck] = reconcile(store, now=time.time() + 11 + HANDOVER_WAIT * 5, ttl=5).escalated
     assert (
