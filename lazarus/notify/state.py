@@ -109,6 +109,7 @@ class NotifyState:
 
 
 UNDELIVERED_FOR = 86400.0  # a message undelivered for a day is dropped (its send log stays)
+RETRY_BACKOFF_CAP = 300.0  # the longest wait between two flushes' tries of one message
 
 
 def lease(notify: Notify) -> float:
@@ -143,19 +144,22 @@ def delivered(state: NotifyState, notification: Notification) -> None:
 
 
 def keep_undelivered(state: NotifyState, notification: Notification, now: float) -> None:
-    """Keep a message that no receiver took, for the next flush (lazarus.notify.send)."""
+    """Keep a message that no receiver took (lazarus.notify.send). The first failure is due
+    again at the next flush; after that each wait is as long as the message has waited, up to
+    RETRY_BACKOFF_CAP: a receiver that is down for good is not hammered every cycle."""
     first = notification.first_at or now
+    due = now + min(now - first, RETRY_BACKOFF_CAP)
     with state.tx() as db:
         if notification.outbox is not None:
             kept = db.execute(
-                "UPDATE notify_undelivered SET due_at = ? WHERE id = ?", (now, notification.outbox)
+                "UPDATE notify_undelivered SET due_at = ? WHERE id = ?", (due, notification.outbox)
             ).rowcount
             if kept:
                 return
         db.execute(
             "INSERT INTO notify_undelivered (key, notification, first_at, due_at)"
             " VALUES (?, ?, ?, ?)",
-            (notification.key, replace(notification, first_at=first).to_json(), first, now),
+            (notification.key, replace(notification, first_at=first).to_json(), first, due),
         )
 
 

@@ -117,6 +117,7 @@ def watch_approving(config: Path, meanwhile: Callable[[], None] = lambda: None) 
     from prefect.flow_runs import resume_flow_run
 
     outcome: dict[str, Any] = {}
+    time.sleep(1.0)  # a check runs once per its interval (1s): a cycle sooner keeps its verdict
     thread = threading.Thread(target=lambda: outcome.update(watch_once(config)), daemon=True)
     thread.start()
     paused = None

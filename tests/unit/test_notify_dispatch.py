@@ -315,6 +315,27 @@ def test_a_message_no_receiver_took_is_sent_again_at_the_next_flush(state: Notif
     assert tried == [("ops", 0), ("boss", 0), ("ops", 1)]
 
 
+def test_a_receiver_down_for_good_is_tried_again_with_growing_waits(state: NotifyState):
+    """Each retry waits as long as the message has waited (capped): one flush a second for
+    an hour would otherwise try a dead receiver 3,600 times, with an error logged each time."""
+    from lazarus.notify.deliver import Delivery
+    from lazarus.notify.send import attempt
+    from lazarus.notify.state import RETRY_BACKOFF_CAP
+
+    cfg = notify(route={"group_wait": "0s"})
+
+    def send(receiver: str, urls: Any, title: str, body: str, **kw: Any) -> Delivery:
+        return Delivery(receiver, False, (), "connection refused")
+
+    record(state, cfg, [alert("web-1", "api", incident_id=stored(state, "web-1", "api"))], T0)
+    tried_at = []
+    for second in [*range(21), 1000, 1000 + RETRY_BACKOFF_CAP - 1, 1000 + RETRY_BACKOFF_CAP]:
+        for n in dispatch.flush(state, cfg, T0 + second):
+            assert not attempt(state, cfg, n, T0 + second, final=True, send=send)
+            tried_at.append(second)
+    assert tried_at == [0, 1, 2, 4, 8, 16, 1000, 1000 + RETRY_BACKOFF_CAP]
+
+
 def test_a_message_whose_sender_died_before_sending_it_is_sent_once_its_lease_ends(
     state: NotifyState,
 ):
