@@ -131,6 +131,9 @@ def crash_automation() -> AutomationCore:
                 "prefect.flow-run.Failed",
                 "prefect.flow-run.Cancelled",
                 "prefect.flow-run.Crashed",
+                # a run waiting for a person's approval sends no heartbeat; its worker is alive
+                "prefect.flow-run.Paused",
+                "prefect.flow-run.Suspended",
                 # recover's named final states (flows/recover.py): an ended run is never crashed
                 "prefect.flow-run.No playbook",
                 "prefect.flow-run.Left alone",
