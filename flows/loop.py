@@ -24,7 +24,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from prefect.exceptions import MissingContextError
 
-from flows.watch import Recoveries, cycle, shard_key
+from flows.watch import Recoveries, cycle, shard_key, take_over_interrupted
 from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
 from lazarus.notify.deadman import Watchdog
@@ -106,6 +106,7 @@ def run_cycles(
                 store = store or open_store(config)  # here: a full disk may refuse even that
                 with watch_cycle(store, key, holder, interval=every) as got:
                     if not isinstance(got, Skipped):
+                        take_over_interrupted(config, config_path, store, remediate, recoveries)
                         counts = cycle(
                             config, config_path, got.number, shard, shards, remediate, recoveries
                         )

@@ -25,6 +25,7 @@ from lazarus.cycles import Skipped, holder_id
 from lazarus.detect.sources import log_reads
 from lazarus.incidents import asks_approval, remediable
 from lazarus.shard import shard_config
+from lazarus.store import Store
 from tasks.changes import record_changes
 from tasks.collect import probe_services, query_sources, reach_hosts
 from tasks.cycles import watch_cycle
@@ -167,7 +168,7 @@ def watch(
         for _ in range(2):
             with watch_cycle(store, key, holder, interval=config.watch.interval) as got:
                 if not isinstance(got, Skipped):
-                    reconcile_interrupted(config, store)  # what a killed recover run left
+                    take_over_interrupted(config, config_path, store, remediate, recoveries)
                     counts = cycle(
                         config, config_path, got.number, shard, shards, remediate, recoveries
                     )
@@ -184,6 +185,19 @@ def watch(
     finally:
         recoveries.close()
         store.close()
+
+
+def take_over_interrupted(
+    config: Config, config_path: str, store: Store, remediate: bool, recoveries: Recoveries
+) -> None:
+    """What killed recover runs left remediating: escalated, or handed over to another run
+    (tasks.remediate.reconcile_interrupted). A watch that remediates starts that run itself,
+    beside its cycles: without a Prefect server (``lazarus serve``'s local mode, where a killed
+    serve took its recover runs with it) nothing else would, and with one the deployed
+    automation may start one too; exactly one takes the lease (leases.take_over)."""
+    handed = reconcile_interrupted(config, store)
+    if handed and remediate and auto_remediation():
+        recoveries.start([i.id for i in handed], config_path, config.playbooks.timeout)
 
 
 def shard_key(shard: int, shards: int) -> str:

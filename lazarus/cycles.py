@@ -6,9 +6,11 @@ a deployment's run, a person's ``lazarus watch``), in one process or many, never
 * a cycle due less than ``min_gap`` after the last one began is skipped ("just ran"), so two
   starts 0.3 s apart are one cycle, and a for-N streak counts cycles, never runs.
 The holder renews its lease while it runs; a holder that died stops renewing and its lease
-expires, so the next starter takes over. A cycle that raised (a crash, Ctrl-C) is released,
-not finished: ``finished`` means its stages all ran, so its streaks moved. Cycle numbers
-only grow. The SQL is plain, so the table moves to PostgreSQL with the rest of the store.
+expires, so the next starter takes over; a holder that was a process on this machine and is
+gone (``kill -9`` of ``lazarus serve``, then a restart) is known dead at once, without the wait.
+A cycle that raised (a crash, Ctrl-C) is released, not finished: ``finished`` means its stages
+all ran, so its streaks moved. Cycle numbers only grow. The SQL is plain, so the table moves
+to PostgreSQL with the rest of the store.
 """
 
 from __future__ import annotations
@@ -61,8 +63,30 @@ class CycleRecord:
 
 
 def holder_id() -> str:
-    """Who holds a lease: host, process and a random part (two loops in one process differ)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """Who holds a lease: machine, process and a random part (two loops in one process differ).
+    The machine is its host name and process namespace: a process id means one process there."""
+    return f"{_machine()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _machine() -> str:
+    try:
+        return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:  # no /proc: no namespace to tell, so no holder is ever known dead here
+        return socket.gethostname()
+
+
+def gone(holder: str) -> bool:
+    """Whether ``holder`` was a process of this machine that no longer runs."""
+    parts = holder.rsplit(":", 2)
+    if len(parts) != 3 or "/" not in parts[0] or parts[0] != _machine() or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 def begin(
@@ -79,12 +103,13 @@ def begin(
         number = 1
         if last is not None:
             number = last["cycle"] + 1
-            if last["finished"] is None and last["expires"] > now:
+            dead = last["finished"] is None and gone(last["holder"])
+            if last["finished"] is None and last["expires"] > now and not dead:
                 return Skipped(
                     f"cycle {last['cycle']} still runs ({last['holder']},"
                     f" began {now - last['started']:.1f}s ago)"
                 )
-            if now - last["started"] < min_gap:
+            if now - last["started"] < min_gap and not dead:
                 return Skipped(
                     f"cycle {last['cycle']} began {now - last['started']:.1f}s ago"
                     f" (less than {min_gap:g}s)",

@@ -74,7 +74,8 @@ def reconcile_interrupted(config: Config, store: Store, spare: int | None = None
     """What killed runs left remediating (lazarus.playbooks.leases): a lease handed over is
     announced as ``lazarus.incident.interrupted``, on which the deployed automation starts the
     recover run that takes it over; the rest are escalated and the on-call paged with the step
-    each stopped at. The watch does this every cycle; returns the escalated incidents. A recover
+    each stopped at. The watch does this every cycle, and starts the taking run itself when it
+    remediates (flows.watch.take_over_interrupted); returns the incidents handed over. A recover
     run spares its own incident: a handed-over lease there is the one it takes over."""
     found = reconcile(store, ttl=config.playbooks.lease, spare=spare)
     for incident in found.handed_over:
@@ -87,7 +88,7 @@ def reconcile_interrupted(config: Config, store: Store, spare: int | None = None
         emit_incident(incident, incident.state.value)
     if found.escalated:  # told with their groups, the reason and the audit in the message
         settle(dispatch(config))
-    return found.escalated
+    return found.handed_over
 
 
 def describe(planned: list[PlannedStep]) -> list[str]:

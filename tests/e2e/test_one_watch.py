@@ -25,11 +25,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 HOST = "web-3"
 
 
-def _serve(config: Path, log: Path) -> subprocess.Popen:
+def _serve(config: Path, log: Path, session: bool = False) -> subprocess.Popen:
+    """`lazarus serve` without a Prefect server; ``session``: its own process group."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     return subprocess.Popen(
         [sys.executable, "-m", "lazarus.cli", "serve", "-c", str(config)],
         stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=config.parent,
+        start_new_session=session,
     )  # fmt: skip
 
 
@@ -103,3 +105,78 @@ def test_three_starters_never_overlap_and_streaks_count_cycles(
     finished = sum(c.finished is not None for c in begun)
     assert finished <= streak <= len(begun) + 1, (streak, finished, len(begun), numbers)
     assert all("skipped" in s or "cycle" in s for s in skipped)
+
+
+HOLD = {
+    "version": 1,
+    "name": "service-down",
+    "trigger": {"matchers": ['symptom="service_down"']},
+    "steps": [
+        {"id": "restart", "action": "ssh.restart"},
+        {"id": "hold", "action": "wait", "with": {"duration": "6s"}},  # serve dies in here
+    ],
+    "verify": [{"id": "cleared", "action": "symptom.cleared", "with": {"within": "30s"}}],
+}
+
+
+def test_serve_killed_mid_playbook_takes_its_recovery_over_after_a_restart(
+    healthy_sandbox: Any, tmp_path: Path
+) -> None:
+    """`lazarus serve` without a Prefect server, its recovery running beside the loop: kill -9
+    of serve and all its children while the playbook waits after its restart, serve again. The
+    new serve resumes the recovery once the dead one's lease lapses: the restart is not run
+    again, the wait is, and the incident resolves instead of escalating for a person."""
+    import yaml
+
+    from lazarus.model import IncidentState
+    from lazarus.store import Store
+
+    sb, host = healthy_sandbox, "web-2"
+    books = tmp_path / "playbooks"
+    books.mkdir()
+    (books / "service-down.yaml").write_text(yaml.safe_dump(HOLD))
+    config = variant(sb, "serve-killed", {
+        "state.path": "state/serve-killed.db",
+        "watch.interval": "1s",
+        "playbooks.dir": str(books),
+        "playbooks.lease": "3s",
+    })  # fmt: skip
+    store = Store(sb.root / "state" / "serve-killed.db")
+
+    def holding() -> int | None:
+        with store.transaction() as db:
+            row = db.execute(
+                "SELECT incident_id FROM recovery_leases WHERE step = 'steps/hold'"
+            ).fetchone()
+        return row["incident_id"] if row else None
+
+    first = _serve(config, tmp_path / "serve-1.log", session=True)
+    second = None
+    try:
+        _wait(lambda: sb.service_pid(host) is not None, 60, f"{host}'s service to run")
+        sb.fault(host, "kill")
+        _wait(lambda: holding() is not None, 180, "the recovery to reach its wait")
+        os.killpg(first.pid, signal.SIGKILL)  # serve and every child: its local Prefect server
+        first.wait(timeout=30)
+        incident_id, restarted = holding(), sb.service_pid(host)
+        assert incident_id is not None and restarted is not None
+        assert store.get(incident_id).state is IncidentState.REMEDIATING
+
+        second = _serve(config, tmp_path / "serve-2.log", session=True)
+        ended = (IncidentState.RESOLVED, IncidentState.ESCALATED)
+        _wait(lambda: store.get(incident_id).state in ended, 240, "the recovery to end")
+        incident = store.get(incident_id)
+        actions = [(a.action, a.target.split("@")[0], a.ok) for a in store.actions(incident_id)]
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+        store.close()
+
+    assert incident.state is IncidentState.RESOLVED, (incident.reason, actions)
+    assert sb.health(host) == 200  # on the host, not through Lazarus
+    assert sb.service_pid(host) == restarted  # the restart ran once: the same process
+    assert [a for a in actions if a[0] == "ssh.restart"] == [("ssh.restart", "restart", True)]
+    assert ("reconcile", "steps/hold", True) in actions  # handed over at the wait
+    assert "taking over" in (tmp_path / "serve-2.log").read_text()

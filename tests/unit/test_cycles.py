@@ -132,3 +132,22 @@ def test_many_threads_never_overlap(tmp_path: Path) -> None:
         t.join()
     assert overlaps[0] == 0
     assert granted == list(range(1, len(granted) + 1))
+
+
+def test_a_holder_process_gone_from_this_machine_is_taken_over_at_once(tmp_path: Path) -> None:
+    """kill -9 of `lazarus serve`, then a restart: its cycle's lease is not waited out."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a process id that no longer runs (reaped)
+    machine = cycles.holder_id().rsplit(":", 2)[0]
+    store = _store(tmp_path)
+    dead = f"{machine}:{child.pid}:abcdef"
+    alive = cycles.holder_id()
+    elsewhere = f"other-host/1:{child.pid}:abcdef"
+    assert cycles.gone(dead) and not cycles.gone(alive) and not cycles.gone(elsewhere)
+    assert not cycles.gone("a") and not cycles.gone(f"{machine.split('/')[0]}:{child.pid}:ab")
+    for holder, expect in ((alive, Skipped), (elsewhere, Skipped), (dead, Cycle)):
+        cycles.begin(store, holder, holder, min_gap=2.5, ttl=30, now=100.0)
+        assert isinstance(cycles.begin(store, holder, "b", min_gap=2.5, ttl=30, now=101.0), expect)
