@@ -119,13 +119,20 @@ async def ensure_deadman(watch_ids: list[UUID], deadman_id: UUID, within: float)
 def crash_automation() -> AutomationCore:
     """Prefect's recipe for runs whose worker died (SIGKILL, a lost machine): a run silent for
     three heartbeats is marked Crashed, which frees its deployment's concurrency slot, so that
-    shard's next watch run is not held back by a run that will never end."""
+    shard's next watch run is not held back by a run that will never end (Prefect's own lease
+    on that slot lapses only after 5 minutes). The silence counts from Pending, not from the
+    first heartbeat: a run whose worker died while its process started never sent one."""
     return AutomationCore(
         name=CRASH_AUTOMATION,
         description="Marks a Lazarus flow run Crashed when its heartbeats stop.",
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
+            after={
+                "prefect.flow-run.Pending",
+                "prefect.flow-run.Running",
+                "prefect.flow-run.heartbeat",
+            },
             expect={
+                "prefect.flow-run.Running",
                 "prefect.flow-run.heartbeat",
                 "prefect.flow-run.Completed",
                 "prefect.flow-run.Failed",

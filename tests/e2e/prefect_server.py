@@ -99,6 +99,9 @@ def prefect_server(tmp_path: Path, port: int, database_url: str = "") -> Iterato
         log.close()
 
 
+RUN_ID_VAR = b"PREFECT__FLOW_RUN_ID="
+
+
 @dataclass(frozen=True)
 class Worker:
     """A running process worker: its log file, and its process group to end it."""
@@ -106,6 +109,16 @@ class Worker:
     name: str
     log: Path
     proc: subprocess.Popen
+
+    def running(self) -> set[str]:
+        """Ids of the flow runs this worker's processes run now (Prefect hands each its id in
+        PREFECT__FLOW_RUN_ID): which worker runs what, with no log to parse."""
+        found: set[str] = set()
+        for pid in _descendants(self.proc.pid):
+            with contextlib.suppress(OSError):
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                found |= {v.partition(b"=")[2].decode() for v in env if v.startswith(RUN_ID_VAR)}
+        return found
 
     def die(self) -> None:
         """SIGKILL the worker and every process under it, as a lost machine would end them all

@@ -191,7 +191,10 @@ def test_two_workers_two_shards_one_killed_mid_playbook_each_incident_handled_on
         pool = [first, second]
         # the worker whose recover run is in the wait, restart done, dies with it
         taken, killed_run = wait_for("a recovery in its wait step", lambda: _settling(db), 300)
-        dead = wait_for("the worker of that run", lambda: _runner(pool, killed_run))
+        dead = wait_for(
+            "the worker of that run",
+            lambda: next((w for w in pool if killed_run in w.running()), None),
+        )
         dead.die()
         restarted = {h: sandbox.service_pid(h) for h in victims}  # what the restarts started
         survivor = next(w for w in pool if w is not dead)

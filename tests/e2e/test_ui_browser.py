@@ -159,16 +159,22 @@ def _start_recover(page: Any, incident: Any) -> str:
     return name
 
 
-def _open_listed_run(page: Any, name: str) -> None:
-    """The deployment page lists the new run by its name (stacked toasts may repeat it). On a
-    busy machine the list can miss its next poll; the operator reloads, as anyone would."""
-    link = page.get_by_role("link", name=name, exact=True).first
-    for _ in range(4):
+def _shown(page: Any, locator: Any, tries: int = 4) -> None:
+    """Wait for ``locator`` to show. On a busy machine a page can miss its next poll (a run
+    that ended stops polling for its last logs); the operator reloads, as anyone would."""
+    for _ in range(tries - 1):
         try:
-            expect(link).to_be_visible(timeout=15_000)
-            break
+            expect(locator).to_be_visible(timeout=15_000)
+            return
         except AssertionError:
             page.reload()
+    expect(locator).to_be_visible(timeout=LOG_MS)
+
+
+def _open_listed_run(page: Any, name: str) -> None:
+    """The deployment page lists the new run by its name (stacked toasts may repeat it)."""
+    link = page.get_by_role("link", name=name, exact=True).first
+    _shown(page, link)
     link.click()
 
 
@@ -234,7 +240,7 @@ def test_operator_recovers_and_approves_in_the_prefect_ui(
             state = page.locator(".state-badge").first
             expect(state).to_have_text("Paused", timeout=WAIT_MS)
             asked = page.get_by_text("waits for approval").first
-            expect(asked).to_be_visible(timeout=LOG_MS)
+            _shown(page, asked)
             _shot(page, "3-paused")
             assert os.readlink(releases / "current") == "r2"
             assert actions(db, incident.id) == []
@@ -245,7 +251,7 @@ def test_operator_recovers_and_approves_in_the_prefect_ui(
             _approve(page, "ana", "approved in the browser test")
             expect(state).to_have_text("Completed", timeout=WAIT_MS)
             logged = page.get_by_text("approval: approve by ana (approved in the browser test)")
-            expect(logged).to_be_visible(timeout=LOG_MS)
+            _shown(page, logged)
             _shot(page, "5-completed")
             resolved = wait_incident(db, host, ("resolved", "escalated"), limit=30)
             assert resolved.id == incident.id
