@@ -8,7 +8,8 @@ sourced from this checkout. An automation runs the recover deployment for each
 over a dead one's recovery), so the watch deployments only detect and notify
 (``remediate=False``); the recover flow itself checks the auto-remediation switch. A second,
 proactive automation is the dead-man's switch: once a watch run has completed, no completed
-watch run within ``watch.dead_after`` intervals runs the deadman deployment, which pages
+watch run within ``watch.dead_after`` intervals and a run's start-up allowance
+(lazarus.notify.deadman.deployed_silence) runs the deadman deployment, which pages
 without the store (flows/deadman.py). A third marks Crashed every run whose heartbeats stopped
 (its worker died), which frees its deployment's slot. It writes ``deployments/prefect.yaml``
 of what it deployed. Running it twice changes nothing but parameters and schedule.
@@ -39,6 +40,7 @@ from prefect.events.schemas.events import ResourceSpecification
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.variables import Variable
 
+from lazarus.notify.deadman import deployed_silence
 from tasks.runtime import load
 from tasks.switch import NAME as SWITCH
 
@@ -288,7 +290,7 @@ def deploy(config_path: Path, pool: str = POOL, shards: int = 1) -> list[str]:
         )
     )
     asyncio.run(ensure_automation(ids[shards]))
-    silence = config.watch.dead_after * config.watch.interval
+    silence = deployed_silence(config.watch)
     asyncio.run(ensure_deadman(ids[:shards], ids[shards + 3], silence))
     asyncio.run(_upsert(crash_automation()))
     write_prefect_file(PREFECT_FILE, config_path, deploy_flow.declared)

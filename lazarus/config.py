@@ -680,6 +680,12 @@ class Watch(Strict):
     dead_after: int = Field(
         3, ge=1, description="intervals without a completed cycle before the dead-man pages"
     )
+    startup: Duration = Field(
+        30.0,
+        ge=0,
+        description="a deployment's watch run's start-up (worker poll, new process, config"
+        " load), allowed beside dead_after intervals before the dead-man automation pages",
+    )
 
 
 class State(Strict):

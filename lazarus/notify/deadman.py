@@ -13,12 +13,23 @@ import sqlite3
 import time
 from collections.abc import Callable
 
-from lazarus.config import Config
+from lazarus.config import Config, Watch
 from lazarus.db import StoreUnavailable
 from lazarus.detect.sources import redact
 from lazarus.notify.deliver import Delivery, deliver
 
 REPAGE_DEFAULT = 4 * 3600.0  # Alertmanager's repeat_interval, when no route sets one
+
+
+def deployed_silence(watch: Watch) -> float:
+    """How long the dead-man automation waits for a completed watch deployment run before it
+    pages: ``dead_after`` intervals beyond the slowest healthy run, ``watch.startup`` (the
+    worker's poll for scheduled runs, 10 s by default; a process start, 4-8 s on a loaded 2-core
+    machine; the config load and the cycle). A run that comes due while one runs is cancelled,
+    not queued, so one slow run skips a completion with nothing wrong: the bare
+    ``dead_after * interval`` paged every 20 s at a 2 s interval while the watch was fine.
+    (``lazarus serve``'s own watchdog counts failed cycles instead: no process starts there.)"""
+    return watch.dead_after * watch.interval + watch.startup
 
 
 def receivers(config: Config) -> list[str]:
@@ -36,7 +47,8 @@ def page(config: Config, silent_for: float) -> list[Delivery]:
     title = f"[CRITICAL] Lazarus is not watching: no completed cycle for {silent_for:.0f}s"
     body = (
         f"**Lazarus has not completed a watch cycle for {silent_for:.0f} s** "
-        f"({config.watch.dead_after} intervals of {config.watch.interval:g} s). Failures are "
+        f"(`watch.dead_after` {config.watch.dead_after}, interval {config.watch.interval:g} s)."
+        " Failures are "
         "neither detected nor healed until it runs again. Check the watch flow runs in the "
         "Prefect UI, the work pool's worker, and the state disk (`lazarus check`)."
     )

@@ -51,7 +51,12 @@ def test_deploy_schedule_automation_and_manual_recover(
     config = variant(
         sandbox,
         "prefect-server",
-        {"state.path": "state/prefect-server.db", "watch.interval": 2, "watch.dead_after": 5},
+        {
+            "state.path": "state/prefect-server.db",
+            "watch.interval": 2,
+            "watch.dead_after": 5,
+            "watch.startup": "8s",  # the test's worker polls every second
+        },
     )
     db = sandbox.root / "state" / "prefect-server.db"
     first = lazarus(server, "deploy", "-c", str(config))

@@ -3,6 +3,7 @@ after watch.dead_after in a row, and never more than once per repeat_interval.""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,37 @@ def test_other_failures_page_after_dead_after_in_a_row(
     assert dog.failed(config, boom) == [] and dog.failed(config, boom) == []
     assert dog.failed(config, boom)
     assert "fails every cycle" in sent[-1][1]
+
+
+def _completion_gaps(interval: float, poll: float, run: float, until: float = 600.0) -> list[float]:
+    """A deployment's healthy watch runs: one due every ``interval``, started at the worker's
+    next poll, each taking ``run`` seconds (process start, config load, cycle); a due run that
+    finds one still going is cancelled (one watch at a time). The gaps between completions."""
+    done, busy_until, t = [], 0.0, 0.0
+    while t < until:
+        start = -(-t // poll) * poll  # the next poll at or after it came due
+        if start >= busy_until:
+            busy_until = start + run
+            done.append(busy_until)
+        t += interval
+    return [b - a for a, b in itertools.pairwise(done)]
+
+
+@pytest.mark.parametrize("interval", [1.0, 2.0, 5.0, 15.0, 60.0])
+@pytest.mark.parametrize("run", [4.0, 8.0, 14.0])
+def test_the_deployed_dead_mans_window_outlasts_every_healthy_gap(
+    interval: float, run: float
+) -> None:
+    """The automation paged every 20 s at a 2 s interval while the watch was fine: a run that
+    starts in 4-8 s, behind a 10 s worker poll, leaves gaps longer than 3 intervals."""
+    from lazarus.config import Watch
+
+    watch = Watch(interval=interval, dead_after=3)
+    gaps = _completion_gaps(interval, poll=10.0, run=run)
+    assert max(gaps) < deadman.deployed_silence(watch)
+    if interval <= 2:  # the bare dead_after * interval is what paged falsely
+        assert max(gaps) > watch.dead_after * watch.interval
+    longer = Watch(interval=interval, dead_after=6)  # more cycles missed before it pages
+    assert deadman.deployed_silence(longer) - deadman.deployed_silence(watch) == 3 * interval
+    quick = Watch(interval=interval, dead_after=3, startup="5s")  # a worker polling every 1 s
+    assert deadman.deployed_silence(quick) == 3 * interval + 5
