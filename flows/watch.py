@@ -36,7 +36,7 @@ from tasks.heartbeat import send_heartbeat
 from tasks.logs import collect_logs, log_anomalies
 from tasks.notify import dispatch, settle
 from tasks.oncall import publish_board
-from tasks.remediate import playbooks_for_watch, reconcile_interrupted
+from tasks.remediate import announce_unclaimed, playbooks_for_watch, reconcile_interrupted
 from tasks.runtime import load, open_store
 from tasks.switch import auto_remediation
 
@@ -191,11 +191,12 @@ def take_over_interrupted(
     config: Config, config_path: str, store: Store, remediate: bool, recoveries: Recoveries
 ) -> None:
     """What killed recover runs left remediating: escalated, or handed over to another run
-    (tasks.remediate.reconcile_interrupted). A watch that remediates starts that run itself,
-    beside its cycles: without a Prefect server (``lazarus serve``'s local mode, where a killed
-    serve took its recover runs with it) nothing else would, and with one the deployed
-    automation may start one too; exactly one takes the lease (leases.take_over)."""
-    handed = reconcile_interrupted(config, store)
+    (tasks.remediate.reconcile_interrupted); and incidents whose run died before its claim,
+    handed over once (tasks.remediate.announce_unclaimed). A watch that remediates starts that
+    run itself, beside its cycles: without a Prefect server (``lazarus serve``'s local mode,
+    where a killed serve took its recover runs with it) nothing else would, and with one the
+    deployed automation may start one too; exactly one claims or takes the lease."""
+    handed = reconcile_interrupted(config, store) + announce_unclaimed(config, store)
     if handed and remediate and auto_remediation():
         recoveries.start([i.id for i in handed], config_path, config.playbooks.timeout)
 

@@ -19,7 +19,10 @@ from pydantic import Field
 
 from lazarus.config import Config
 from lazarus.errors import ConfigError
+from lazarus.incidents import hosts_down, remediable
 from lazarus.model import Incident
+from lazarus.notify.silences import remediation_paused
+from lazarus.notify.state import NotifyState
 from lazarus.playbooks import (
     Guards,
     Hooks,
@@ -31,11 +34,12 @@ from lazarus.playbooks import (
     run_guarded,
 )
 from lazarus.playbooks.actions import StepResult
-from lazarus.playbooks.leases import reconcile
+from lazarus.playbooks.leases import hand_over_unclaimed, reconcile, unclaimed
 from lazarus.playbooks.schema import StepBase
 from lazarus.store import Store
 from tasks.events import emit_incident
 from tasks.notify import dispatch, settle
+from tasks.switch import auto_remediation
 
 MAX_ANSWERS = 5  # answers by people who may not approve, before the run gives up asking
 
@@ -89,6 +93,32 @@ def reconcile_interrupted(config: Config, store: Store, spare: int | None = None
     if found.escalated:  # told with their groups, the reason and the audit in the message
         settle(dispatch(config))
     return found.handed_over
+
+
+def announce_unclaimed(config: Config, store: Store) -> list[Incident]:
+    """Incidents automatic recovery should have claimed by now and nobody did: the run started
+    for each died before its claim (lazarus.playbooks.leases.hand_over_unclaimed). Each is
+    announced as ``lazarus.incident.interrupted``, once, so the automation starts another run;
+    returns them. Those a silence or maintenance window pauses, or no playbook may match, are
+    not automatic recovery's to claim."""
+    waiting = unclaimed(store, ttl=config.playbooks.lease)
+    if not waiting or config.playbooks.dry_run or not auto_remediation():
+        return []
+    books, down, now = playbooks_for_watch(config), hosts_down(store), time.time()
+    state = NotifyState(store)
+    due = [
+        i
+        for i in waiting
+        if remediable(config, books, i, down)
+        and not remediation_paused(state, config.notify, i.facts(), now)
+    ]
+    handed = hand_over_unclaimed(store, due)
+    for incident in handed:
+        get_run_logger().warning(
+            "incident #%d: no recover run claimed it; another run takes it", incident.id
+        )
+        emit_incident(incident, "interrupted")
+    return handed
 
 
 def describe(planned: list[PlannedStep]) -> list[str]:

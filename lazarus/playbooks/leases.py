@@ -14,6 +14,9 @@ renewing, so its lease runs out. ``reconcile`` then finds the incident still ``r
   executions left running when it starts.
 
 Nothing stays stuck: a handed-over lease nobody takes within ``HANDOVER_WAIT`` escalates too.
+And a run killed before it claimed its incident leaves no lease at all: ``hand_over_unclaimed``
+hands such an incident to another run, once, when nobody claimed it ``UNCLAIMED_WAIT`` lease
+periods after it opened.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ TAKEOVERS = 1  # a run that dies again after a takeover is a person's to look at
 # Lease periods a handed-over recovery waits for the run that takes it over: an automation's
 # run on a worker's next poll, its process start and diagnosis, on a loaded machine.
 HANDOVER_WAIT = 8
+# Lease periods an opened incident waits for automatic recovery to claim it: the automation's
+# run on a worker's poll, its process start and diagnosis, on a loaded machine.
+UNCLAIMED_WAIT = 2
 _RESUMABLE_BLOCKS = ("steps/", "verify/")  # compensation after a failure is not resumed
 
 
@@ -184,6 +190,43 @@ def reconcile(
         if moved is not None:
             found.escalated.append(moved)
     return found
+
+
+def unclaimed(store: Store, ttl: float = LEASE_TTL, now: float | None = None) -> list[Incident]:
+    """Active incidents nobody claimed ``UNCLAIMED_WAIT * ttl`` after they opened (the caller
+    keeps those automatic recovery should have acted on)."""
+    now = time.time() if now is None else now
+    waiting = (IncidentState.OPEN, IncidentState.NOTIFIED)
+    return [
+        i
+        for i in store.active()
+        if i.state in waiting and i.action_at is None and i.detected_at < now - UNCLAIMED_WAIT * ttl
+    ]
+
+
+def hand_over_unclaimed(store: Store, incidents: list[Incident]) -> list[Incident]:
+    """Hand each incident (of ``unclaimed``) to another run, once: its automatic recover run
+    died before its claim (a worker killed as it started), so no lease lapses and nothing
+    else says so. Recorded in the audit in the same transaction that checks for it, so two
+    watches (shards, machines) never both hand it over; returns those handed over now."""
+    handed = []
+    for incident in incidents:
+        target = f"{BEFORE}@{incident.host}"
+        with store.transaction() as db:
+            if db.execute(
+                "SELECT 1 FROM actions WHERE incident_id = ? AND action = 'reconcile'"
+                " AND target = ?",
+                (incident.id, target),
+            ).fetchone():
+                continue
+            db.execute(
+                "INSERT INTO actions (incident_id, action, target, actor, ok, detail, at)"
+                " VALUES (?, 'reconcile', ?, 'lazarus', 1, ?, ?)",
+                (incident.id, target, "no recover run claimed it: handed to another run",
+                 time.time()),
+            )  # fmt: skip
+        handed.append(incident)
+    return handed
 
 
 def take_over(

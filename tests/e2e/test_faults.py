@@ -132,6 +132,43 @@ def test_a_recover_run_killed_mid_step_is_escalated_with_its_step_and_frees_its_
         store.close()
 
 
+def test_an_incident_whose_recover_run_died_before_its_claim_is_handed_over_once(
+    healthy_sandbox: Any,
+) -> None:
+    """The automation's recover run died before it claimed its incident (its worker killed as
+    it started), so no lease lapses: here no run started at all (``remediate=False``, as the
+    deployed watch runs). Two lease periods later the watch hands it over, once (recorded in
+    the audit), and a watch that remediates runs it: the service heals."""
+    from flows.watch import watch
+    from lazarus.model import IncidentState
+    from lazarus.store import Store
+
+    sb, host = healthy_sandbox, "web-3"
+    config = variant(sb, "unclaimed", {"state.path": "state/unclaimed.db", "playbooks.lease": "2s"})
+    sb.fault(host, "kill")
+    store = Store(sb.root / "state" / "unclaimed.db")
+    try:
+
+        def opened() -> Any:
+            watch(str(config), remediate=False)
+            return next((i for i in store.active() if i.host == host), None)
+
+        incident = _wait(f"the incident on {host}", opened)
+        time.sleep(4.5)  # two lease periods: no run claimed it
+        counts = watch(str(config))
+        healed = store.get(incident.id)
+        audit = [(a.action, a.target) for a in store.actions(incident.id)]
+        watch(str(config))  # once: a later cycle hands nothing over again
+        again = [(a.action, a.target) for a in store.actions(incident.id)]
+    finally:
+        store.close()
+    assert healed.state is IncidentState.RESOLVED, (healed.reason, audit)
+    assert counts["resolved"] == 1
+    assert sb.health(host) == 200  # on the host, not through Lazarus
+    assert audit[0] == ("reconcile", f"(before the first step)@{host}")
+    assert again.count(audit[0]) == 1
+
+
 def test_the_dead_mans_page_and_heartbeat_need_neither_store_nor_watch(
     sinks: Any, mark: str, tmp_path: Path
 ) -> None:

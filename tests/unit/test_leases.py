@@ -13,10 +13,13 @@ from lazarus.playbooks import Hooks, Playbook, StepContext, run
 from lazarus.playbooks.guards import Guards
 from lazarus.playbooks.leases import (
     HANDOVER_WAIT,
+    UNCLAIMED_WAIT,
     Reconciled,
     RecoveryLease,
+    hand_over_unclaimed,
     reconcile,
     take_over,
+    unclaimed,
 )
 from lazarus.store import Store
 from tests.unit.test_store import anomaly
@@ -155,3 +158,30 @@ def test_a_run_taken_over_that_dies_again_goes_to_a_person(store: Store) -> None
     lease._stop.set()  # the run that took over dies too
     [stuck] = reconcile(store, now=time.time() + 20, ttl=5).escalated
     assert stuck.id == again and "taken over once already" in stuck.reason
+
+
+def test_an_incident_nobody_claimed_is_handed_over_once_after_a_bound(tmp_path: Path) -> None:
+    """The automation's recover run died before its claim: nothing else says so. The watch
+    hands it over once the bound passed, once only, whichever of two watches (two stores on
+    one file: two processes) asks first; claimed or fresh incidents are left alone."""
+    first, second = Store(tmp_path / "l.db"), Store(tmp_path / "l.db")
+    try:
+        lost, _ = first.open_incident(anomaly("web-1"))
+        claimed = _remediating(first, "web-2")
+        bound = UNCLAIMED_WAIT * 5
+        soon = lost.detected_at + bound - 1  # its run may still be starting
+        assert unclaimed(first, ttl=5, now=soon) == []
+        later = lost.detected_at + bound + 1
+        waiting = unclaimed(first, ttl=5, now=later)
+        assert [i.id for i in waiting] == [lost.id]  # the claimed one is a lease's business
+        assert [i.id for i in hand_over_unclaimed(first, waiting)] == [lost.id]
+        assert hand_over_unclaimed(second, unclaimed(second, ttl=5, now=later)) == []
+        assert hand_over_unclaimed(first, waiting) == []
+        [record] = first.actions(lost.id)
+        assert (record.action, record.target) == ("reconcile", "(before the first step)@web-1")
+        assert first.claim(lost.id) is not None  # the run it starts claims as any run does
+        assert unclaimed(first, ttl=5, now=later) == []
+        assert first.get(claimed).state is IncidentState.REMEDIATING
+    finally:
+        first.close()
+        second.close()
