@@ -23,8 +23,9 @@ it), one healthy warm-up cycle per shard (not counted: Prefect starts, SSH conne
 then ``--cycles`` cycles. Each shard runs in a process of its own, as N workers run them, and
 the shards begin each cycle together. A cycle's time is its lease in the store (begin to
 finish of the stages, without the flow run's start-up, as the served loop runs them), the
-slowest shard's; ``kept`` says whether every cycle fitted ``--interval``; ``ssh min`` is the
-fewest hosts whose SSH metrics a cycle read. ``--stores postgres`` puts the store on a
+slowest shard's; ``kept`` says whether every cycle fitted ``--interval``; above each row, the
+config's load time (median of 3), which a deployment's run pays before each cycle; ``ssh min``
+is the fewest hosts whose SSH metrics a cycle read. ``--stores postgres`` puts the store on a
 throwaway PostgreSQL 15 cluster (``state.url``, a fresh database per row; needs root and
 Debian's postgresql-15). Under a fault every tenth synthetic target answers 500 (``500``) or
 not at all within the probe timeout (``hang``), so detection opens incidents on the second
@@ -444,6 +445,7 @@ def measure(
         folder, synthetic, fleet.port, sink_port, plan.interval, sandbox, state, ssh
     )
     count = max(plan.cycles, 3) if plan.fault else plan.cycles
+    print(f"  config load, {plan.size} targets: {config_load(config):.2f} s", flush=True)
     try:
         measured = run_cycles(
             config, count, plan.shards, root / "prefect", lambda: fleet.fail(plan.fault)
@@ -454,6 +456,19 @@ def measure(
     row = Row(label, plan.store, plan.shards, measured, plan.interval)
     print(row.line(), flush=True)
     return row
+
+
+def config_load(path: Path, times: int = 3) -> float:
+    """Median seconds to read and validate the config: what a deployment's watch run pays
+    every cycle before its lease (not in the cycle times; ``lazarus serve`` pays it once)."""
+    from lazarus.config import load_config
+
+    took = []
+    for _ in range(times):
+        start = time.perf_counter()
+        load_config(path)
+        took.append(time.perf_counter() - start)
+    return statistics.median(took)
 
 
 def main() -> int:
