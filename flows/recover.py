@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
+from contextvars import ContextVar
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -44,6 +45,10 @@ from tasks.oncall import publish_board, publish_report
 from tasks.remediate import Approval, describe, load_playbooks, reconcile_interrupted, remediate
 from tasks.runtime import flow_run_url, label_run, load, open_store
 from tasks.switch import auto_remediation
+
+# Called once the run holds its incident's claim (or knows it will not act): the watch starts
+# its next recover run then, not at the same moment (flows.watch.Recoveries).
+claimed_hook: ContextVar[Callable[[], None]] = ContextVar("claimed_hook", default=lambda: None)
 
 
 @flow(name="recover", log_prints=True)
@@ -119,6 +124,7 @@ def _act(
         with RecoveryLease(  # at once: a claim without a lease looks dead after ttl
             store, incident_id, owner=owner, ttl=ttl, resumed=finished is not None
         ) as lease:
+            claimed_hook.get()()
             store.set_flow_run_url(incident_id, url)  # the board links the run from the next cycle
 
             def at_step(where: str, repeatable: bool) -> None:

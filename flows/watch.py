@@ -19,11 +19,11 @@ from prefect import flow, get_run_logger
 from prefect.context import SettingsContext
 from prefect.utilities.annotations import quote
 
-from flows.recover import run_recover
+from flows.recover import claimed_hook, run_recover
 from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
 from lazarus.detect.sources import log_reads
-from lazarus.incidents import asks_approval, remediable
+from lazarus.incidents import asks_approval, dependencies_first, remediable
 from lazarus.shard import shard_config
 from lazarus.store import Store
 from tasks.changes import record_changes
@@ -41,6 +41,7 @@ from tasks.runtime import load, open_store
 from tasks.switch import auto_remediation
 
 PARALLEL_RECOVERIES = 8
+START_WAIT = 30.0  # a run slower than this to claim no longer holds the next ones back
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +53,11 @@ class Recoveries:
     incident's claim still apply inside each run); each is bounded by ``playbooks.timeout``
     (lazarus.playbooks.bound), so none holds a slot, or leaves its incident remediating, for
     good. Each run gets a copy of the starting cycle's context: it is a child of the watch's run.
+
+    Runs start one after another: each creates its Prefect run and claims its incident before
+    the next begins. Started together, their writes met on the Prefect server's SQLite, which
+    answered ``503`` to all but one, and Prefect's client retried each 2-10 s later: seconds
+    before any restart (bench/README.md).
     """
 
     def __init__(self) -> None:
@@ -59,6 +65,7 @@ class Recoveries:
         self._runs: dict[int, Future[str]] = {}
         self._args: dict[int, tuple[str, float]] = {}  # what each was started with, for a retry
         self._retried: set[int] = set()
+        self._gate = threading.Lock()  # held by the run that is starting
 
     def start(self, incident_ids: Iterable[int], config_path: str, timeout: float) -> None:
         for i in incident_ids:
@@ -67,11 +74,26 @@ class Recoveries:
                 self._submit(i)
 
     def _submit(self, incident_id: int) -> None:
-        config_path, timeout = self._args[incident_id]
         self._runs[incident_id] = self._pool.submit(
-            copy_context().run,
-            run_recover, incident_id, config_path, actor="automation", timeout=timeout,
-        )  # fmt: skip
+            copy_context().run, self._run, incident_id, *self._args[incident_id]
+        )
+
+    def _run(self, incident_id: int, config_path: str, timeout: float) -> str:
+        """One recover run, started once the one before it claimed (``START_WAIT`` at most)."""
+        gated, done = self._gate.acquire(timeout=START_WAIT), False
+
+        def claimed() -> None:
+            nonlocal done
+            if gated and not done:
+                done = True
+                self._gate.release()
+
+        token = claimed_hook.set(claimed)
+        try:
+            return run_recover(incident_id, config_path, actor="automation", timeout=timeout)
+        finally:
+            claimed()
+            claimed_hook.reset(token)
 
     @property
     def running(self) -> int:
@@ -235,7 +257,8 @@ def cycle(
     outcomes = recoveries.ended()  # runs started by earlier cycles
     if found.opened and remediate and auto_remediation():  # first: messages go out meanwhile
         books = playbooks_for_watch(config)
-        acting = [i for i in found.opened if remediable(config, books, i, found.hosts_down)]
+        opened = dependencies_first(config, found.opened)
+        acting = [i for i in opened if remediable(config, books, i, found.hosts_down)]
         automatic = [i.id for i in acting if not asks_approval(books, i)]
         recoveries.start(automatic, config_path, config.playbooks.timeout)
         for incident in (i for i in acting if asks_approval(books, i)):

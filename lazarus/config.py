@@ -408,6 +408,10 @@ class Inventory(Strict):
             *(("databases", i, d) for i, d in enumerate(self.databases)),
         ]
 
+    def depended_on(self) -> set[str]:
+        """The services and databases that something ``depends_on``."""
+        return {d for _, _, item in self._dependants() for d in item.depends_on}
+
     def watched(self) -> list[Service]:
         """Every instance kind the watch probes: the services, then the databases as services."""
         return [*self.services, *(d.as_service() for d in self.databases if d.liveness())]

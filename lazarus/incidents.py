@@ -9,7 +9,7 @@ and is left alone: it decides resolved or escalated after verifying.
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from lazarus import symptoms
 from lazarus.config import Config
@@ -152,6 +152,13 @@ def remediable(
     if incident.service and incident.host in hosts_down:
         return False
     return config.recovery.enabled and any(may_match(b, incident) for b in books.values())
+
+
+def dependencies_first(config: Config, incidents: Sequence[Incident]) -> list[Incident]:
+    """``incidents`` with those of a service or database that others ``depends_on`` first:
+    their recovery is what the dependants' recoveries wait for, so it starts first."""
+    needed = config.inventory.depended_on()
+    return sorted(incidents, key=lambda i: i.service not in needed)
 
 
 def asks_approval(books: Mapping[str, Playbook], incident: Incident) -> bool:

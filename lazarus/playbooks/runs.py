@@ -23,11 +23,11 @@ def run_context(
     executor: Executor | None = None,
 ) -> Iterator[StepContext]:
     """A StepContext for ``incident``: ``notify`` sends a playbook's message to the incident's
-    receivers; without ``executor`` an SSH one is opened from the inventory and closed after."""
-    if executor is not None:
-        yield StepContext(incident, config, executor=executor, notify=notify)
-        return
-    from lazarus.remote.ssh import SshExecutor  # paramiko only for runs that may use SSH
+    receivers; without ``executor``, the process's warm SSH connections (the watch's, in its
+    process): a restart then costs an exec, not a handshake (~170 ms idle, seconds under load).
+    Not the watch's back-off: a step dials its host even while the watch waits to redial it."""
+    if executor is None:
+        from lazarus.remote.pool import shared_executor  # paramiko only for runs that use SSH
 
-    with SshExecutor(config.inventory.ssh, config.base_dir) as ssh:
-        yield StepContext(incident, config, executor=ssh, notify=notify)
+        executor = shared_executor(config.inventory.ssh, config.base_dir).inner
+    yield StepContext(incident, config, executor=executor, notify=notify)

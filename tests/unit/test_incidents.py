@@ -74,3 +74,23 @@ def test_what_a_cycle_saw_before_a_recovery_resolved_the_fault_opens_nothing(
     (again,) = open_incidents(store, [anomaly("service_unhealthy", T0 + 20)])  # after: a new one
     assert again.id != hung.id
     store.close()
+
+
+def test_the_recovery_of_what_others_depend_on_starts_first(tmp_path: Path) -> None:
+    """A stopped dependency opens its own incident and one per dependant in the same cycle:
+    the dependants' playbooks wait for it, so its run is started before theirs."""
+    from lazarus.config import Config
+    from lazarus.incidents import dependencies_first
+
+    probe = {"http": "http://{address}:8080/health"}
+    config = Config.model_validate({"inventory": {
+        "ssh": {"key": "k"}, "hosts": [{"name": "web-1", "address": "10.0.0.1"}],
+        "services": [{"name": "api", "depends_on": ["cache"], "probe": probe},
+                     {"name": "cache", "probe": probe}],
+    }})  # fmt: skip
+    store = Store(tmp_path / "s.db")
+    cache = Anomaly("web-1", "cache", "service_down", "critical", "refused", T0)
+    api, dep = open_incidents(store, [anomaly("service_down", T0), cache])
+    assert [i.service for i in dependencies_first(config, [api, dep])] == ["cache", "api"]
+    assert [i.service for i in dependencies_first(config, [dep, api])] == ["cache", "api"]
+    store.close()

@@ -717,3 +717,23 @@ def test_run_guarded_counts_outcomes_and_throttles(tmp_path: Path) -> None:
         (leases,) = db.execute("SELECT COUNT(*) FROM fleet_leases").fetchone()
     assert oks == [1, 0] and leases == 0
     store.close()
+
+
+def test_a_run_uses_the_process_warm_ssh_connections_without_the_watch_back_off(
+    tmp_path: Path,
+) -> None:
+    """A recover run in the watch's process restarts over the connection the watch keeps warm
+    (a handshake cost seconds under load), and dials a host the watch waits to redial."""
+    from lazarus.playbooks.runs import run_context
+    from lazarus.remote.pool import shared_executor
+
+    config = Config.model_validate(
+        {"inventory": {"ssh": {"key": "k"}, "hosts": [{"name": "web-1", "address": "10.0.0.1"}]}}
+    )
+    incident = Incident(1, "fp", "web-1", "api", "service_down", "critical",
+                        IncidentState.OPEN, "down", {}, 0.0)  # fmt: skip
+    warm = shared_executor(config.inventory.ssh, config.base_dir)
+    with run_context(config, incident, notify=print) as first:
+        assert first.executor is warm.inner
+    with run_context(config, incident, notify=print) as second:
+        assert second.executor is first.executor

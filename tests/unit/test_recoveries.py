@@ -30,3 +30,33 @@ def test_runs_go_on_beside_the_caller_and_a_crash_before_acting_is_tried_once_mo
     release.set()
     assert sorted(recoveries.close()) == ["crashed", "resolved"]
     assert tries == {1: 1, 2: 2}
+
+
+def test_runs_start_one_after_another_each_once_the_one_before_claimed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Started together, runs met on the Prefect server's SQLite (503, retried seconds later)."""
+    from flows.recover import claimed_hook
+
+    events: list[str] = []
+    claim = {1: threading.Event(), 2: threading.Event()}
+    second = threading.Event()
+
+    def fake_recover(incident_id: int, config_path: str, **options: object) -> str:
+        events.append(f"start {incident_id}")
+        second.set() if incident_id == 2 else None
+        claim[incident_id].wait(10)
+        events.append(f"claimed {incident_id}")
+        claimed_hook.get()()
+        return "resolved"
+
+    monkeypatch.setattr(watch, "run_recover", fake_recover)
+    recoveries = watch.Recoveries()
+    recoveries.start([1, 2], "lazarus.yaml", timeout=60.0)
+    assert not second.wait(0.5)  # the second waits for the first's claim
+    assert events == ["start 1"]
+    claim[1].set()
+    assert second.wait(10)
+    claim[2].set()
+    assert recoveries.close() == ["resolved", "resolved"]
+    assert events == ["start 1", "claimed 1", "start 2", "claimed 2"]
