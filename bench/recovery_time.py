@@ -156,9 +156,12 @@ def drills(args: argparse.Namespace) -> dict[str, list[list[float | None]]]:
                     watch_until(str(config), interval=args.interval,
                                 until=lambda r: len(r.cycles) >= AFTER_DETECT)  # fmt: skip
                     pages = _pages(sandbox.mail()[mails:], result.incident.symptom, host)
-                out[fault].append([result.time_to_detect, result.time_to_recover, pages])
+                steps = _steps(config, result)
+                out[fault].append([result.time_to_detect, result.time_to_recover, pages,
+                                   *_phases(result)])  # fmt: skip
                 print(f"{args.child} {fault} {i + 1}/{args.runs} {host}: "
-                      + _timeline(result) + ("" if pages is None else f", {pages} page(s)"),
+                      + _timeline(result) + ("" if pages is None else f", {pages} page(s)")
+                      + "".join(f"\n    {line}" for line in steps),
                       file=sys.stderr, flush=True)  # fmt: skip
                 sandbox.fault(host, "heal" if fault == "partition" else "clear")
                 _forget(config)
@@ -194,6 +197,39 @@ def _timeline(result: Any) -> str:
     steps = " ".join(f"{k} {(v or float('nan')) - at:.1f}s" for k, v in stamps.items())
     states = ",".join(sorted({i.state.value for i in result.incidents or (first,)}))
     return f"{steps} ({len(result.incidents)} incident(s): {states})"
+
+
+def _phases(result: Any) -> list[float | None]:
+    """The recovery in three phases, for the incident verified last: fault -> detected,
+    detected -> claimed by its recover run (the run's start), claimed -> verified (the
+    playbook); None for a phase the drill did not reach."""
+    ended = [i for i in result.incidents if i.verified_at] if result.time_to_recover else []
+    last = max(ended, key=lambda i: i.verified_at, default=None)
+    if last is None or last.action_at is None:
+        return [None, None, None]
+    at = result.fault_at
+    return [last.detected_at - at, last.action_at - last.detected_at,
+            last.verified_at - last.action_at]  # fmt: skip
+
+
+def _steps(config_path: Path, result: Any) -> list[str]:
+    """Per incident, seconds after the fault: detected, claimed, each step's end, verified."""
+    from tasks.runtime import load, open_store
+
+    store = open_store(load(config_path))
+    try:
+        lines = []
+        for seen in result.incidents:
+            incident, at = store.get(seen.id), result.fault_at
+            marks = [("detected", incident.detected_at), ("claimed", incident.action_at),
+                     *((a.target.split("@")[0], a.at) for a in store.actions(incident.id)),
+                     ("verified", incident.verified_at)]  # fmt: skip
+            lines.append(f"#{incident.id} {incident.target} {incident.symptom}: " + ", ".join(
+                f"{name} {stamp - at:.1f}" for name, stamp in marks if stamp is not None
+            ) + f" ({incident.state.value})")  # fmt: skip
+        return lines
+    finally:
+        store.close()
 
 
 def _pages(mails: list[dict], symptom: str, host: str) -> int:
@@ -262,6 +298,34 @@ def report(
             if pages:
                 print(f"{fault} {mode}: pages per drill {pages}")
     print("(median / max seconds, and how many drills got that far)")
+    _breakdown(results, args.faults.split(","))
+
+
+TARGETS = {"kill": 15.0, "hang": 15.0, "db-stop": 15.0, "bad-release": 15.0, "fill-disk": 20.0}
+TARGETS_DETECT = {"partition": 15.0}
+SERVER_KILL = 12.0
+
+
+def _breakdown(results: dict[str, dict[str, list[list[Any]]]], faults: list[str]) -> None:
+    """Medians of the three phases of each resolved drill, and the target beside the total."""
+    print("\nwhere the seconds go (medians of resolved drills): fault -> detected -> claimed"
+          " -> verified, and the target")  # fmt: skip
+    print(f"{'fault':12} {'mode':7} {'detect':>7} {'start':>7} {'playbook':>9} {'total':>7}"
+          f" {'target':>7}")  # fmt: skip
+    for fault in faults:
+        for mode, by_fault in results.items():
+            runs = [r for r in by_fault.get(fault, []) if len(r) > 5 and r[3] is not None]
+            target = SERVER_KILL if (mode, fault) == ("server", "kill") else TARGETS.get(fault)
+            if not runs:
+                detect = [r[0] for r in by_fault.get(fault, []) if r[0] is not None]
+                if fault in TARGETS_DETECT and detect:
+                    print(f"{fault:12} {mode:7} {statistics.median(detect):7.1f} {'':>7}"
+                          f" {'':>9} {'':>7} {TARGETS_DETECT[fault]:7.0f} (detect)")  # fmt: skip
+                continue
+            detect, start, playbook = (statistics.median(r[i] for r in runs) for i in (3, 4, 5))
+            total = statistics.median(r[1] for r in runs)
+            print(f"{fault:12} {mode:7} {detect:7.1f} {start:7.1f} {playbook:9.1f} {total:7.1f}"
+                  f" {target or float('nan'):7.0f}")  # fmt: skip
 
 
 if __name__ == "__main__":
