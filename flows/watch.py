@@ -241,6 +241,10 @@ def cycle(
     config = shard_config(config, shard, shards)
     # quoted: Prefect would otherwise walk the whole fleet's config before every task starts
     fleet = quote(config)
+    # SSH reads of release links and unit start times, beside the probes: they took ~1 s a
+    # cycle under load, more when a unit had just died (its start time is read then), and
+    # delayed every incident's recover run by as much (bench/README.md)
+    changed = record_changes.submit(fleet)
     observations = probe_services(fleet)
     collected = query_sources(fleet)
     samples = collected.samples
@@ -250,7 +254,7 @@ def cycle(
     down = reach_hosts(fleet, seen)
     logs = collect_logs(fleet)
     reads = collected.reads + log_reads(logs)  # a source failing N cycles: source_down
-    record_changes(fleet)  # before diagnosis: a release switched this cycle is on record
+    changed.result()  # before diagnosis: a release switched this cycle is on record
     anomalies = detect(fleet, seen, sampled, down, reads) + log_anomalies(fleet, logs)
     anomalies += check_databases(fleet)
     found = correlate(fleet, anomalies, seen, down, reads)
