@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from lazarus.errors import LazarusError
-from lazarus.sandbox import _proc, database, files, host_faults, network
+from lazarus.sandbox import _proc, database, files, host_faults, network, supervisor
 
 Fault = Literal[
     "kill", "hang", "error", "clear", "partition", "heal", "fill-disk", "bad-release", "flap",
@@ -164,15 +164,8 @@ class Sandbox:
 
     def service_pid(self, host: str) -> int | None:
         """PID of the host's web service as supervisord reports it; None when not running."""
-        conf = self.host_dir(self.host(host).name) / "supervisord.conf"
-        try:
-            out = _proc.run(
-                ["supervisorctl", "-c", str(conf), "pid", files.SERVICE], timeout=10, check=False
-            )
-        except OSError:  # includes TimeoutError
-            return None
-        pid = out.strip()
-        return int(pid) if pid.isdigit() and int(pid) > 0 else None
+        sock = self.host_dir(self.host(host).name) / files.SUPERVISOR_SOCK
+        return supervisor.program_pid(sock, files.SERVICE)
 
     def health(self, host: str) -> int | None:
         """HTTP status of the host's /health (1 s timeout); None when nothing answers."""

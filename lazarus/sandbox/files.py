@@ -11,6 +11,7 @@ import yaml
 from lazarus.sandbox import _proc
 
 SERVICE = "web"
+SUPERVISOR_SOCK = "supervisor.sock"  # supervisord's XML-RPC socket, in the host's folder
 # The playbooks shipped beside the package: the sandbox runs from a checkout.
 PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 
@@ -70,7 +71,7 @@ def supervisord_config(
     """supervisord managing ``web`` (needing the database at ``db``, ADDRESS:PORT, if any) and
     the ``extra`` program sections; autorestart off so a killed service stays down."""
     path = host_dir / "supervisord.conf"
-    sock = host_dir / "supervisor.sock"
+    sock = host_dir / SUPERVISOR_SOCK
     command = (
         f"{sys.executable} -m lazarus.sandbox.demo_service --host {address} --port {service_port}"
         f" --release {host_dir / 'releases' / 'current'}" + (f" --db {db}" if db else "")

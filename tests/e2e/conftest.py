@@ -75,8 +75,8 @@ def healthy_sandbox(sandbox: Any) -> Any:
         sandbox.fault(host.name, "clear")
 
 
-def variant(sandbox: Any, name: str, changes: dict[str, Any]) -> Path:
-    """A copy of the sandbox config with ``changes`` merged in (dotted keys), beside it."""
+def _changed(sandbox: Any, changes: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox config with ``changes`` merged in (dotted keys)."""
     data = yaml.safe_load(sandbox.config_path.read_text())
     for dotted, value in changes.items():
         node = data
@@ -84,6 +84,23 @@ def variant(sandbox: Any, name: str, changes: dict[str, Any]) -> Path:
         for key in parents:  # a number picks a list's item: inventory.services.0.releases
             node = node[int(key)] if isinstance(node, list) else node.setdefault(key, {})
         node[last] = value
+    return data
+
+
+def variant(sandbox: Any, name: str, changes: dict[str, Any]) -> Path:
+    """A copy of the sandbox config with ``changes`` merged in (dotted keys), beside it."""
     path = sandbox.config_path.with_name(f"{name}.yaml")
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(_changed(sandbox, changes)))
     return path
+
+
+def stand_in(sandbox: Any, folder: Path, changes: dict[str, Any]) -> Path:
+    """``folder`` made to show the session's sandbox (its files linked, so ``Sandbox.load``
+    drives the same hosts) with a config of its own, ``changes`` merged in, and no store yet:
+    for what reads the sandbox's own config, as a fire drill or the README's commands do."""
+    folder.mkdir(parents=True)
+    for entry in sandbox.root.iterdir():
+        if entry.name not in ("lazarus.yaml", "state") and entry.suffix != ".yaml":
+            (folder / entry.name).symlink_to(entry)
+    (folder / "lazarus.yaml").write_text(yaml.safe_dump(_changed(sandbox, changes)))
+    return folder

@@ -202,12 +202,14 @@ def runs(env: dict[str, str], deployment_id: str) -> list[dict[str, Any]]:
     return api(env, "flow_runs/filter", body)
 
 
-def wait_for(what: str, check: Callable[[], T | None], limit: float = 90) -> T:
-    """Poll ``check`` once a second until it returns something true; fail after ``limit`` s."""
-    for _ in range(int(limit)):
+def wait_for(what: str, check: Callable[[], T | None], limit: float = 90, poll: float = 0.5) -> T:
+    """Poll ``check`` every ``poll`` seconds until it returns something true; fail after
+    ``limit`` seconds of waiting (the time the checks take comes on top, as a loaded machine
+    needs)."""
+    for _ in range(int(limit / poll)):
         if found := check():
             return found
-        time.sleep(1)
+        time.sleep(poll)
     pytest.fail(f"timed out waiting for {what}")
 
 
@@ -226,22 +228,23 @@ def completed(env: dict[str, str], deployment_id: str, count: int = 1) -> list[d
     return wait_for(f"{count} completed run(s) of deployment {deployment_id}", check)
 
 
-def wait_incident(db: Path | str, host: str, states: tuple[str, ...], limit: int = 90) -> Any:
+def wait_incident(db: Path | str, host: str, states: tuple[str, ...], limit: float = 90) -> Any:
     """The newest incident on ``host`` in the store ``db`` (a file or a PostgreSQL URL) once it
     is in one of ``states``."""
     from lazarus.store import Store
 
-    for _ in range(limit):
-        if not isinstance(db, Path) or db.exists():
-            store = Store(db)
-            try:
-                found = [i for i in store.recent() if i.host == host]
-            finally:
-                store.close()
-            if found and found[0].state in states:
-                return found[0]
-        time.sleep(1)
-    pytest.fail(f"no incident on {host} reached {states}")
+    def reached() -> Any:
+        if isinstance(db, Path) and not db.exists():
+            return None
+        store = Store(db)
+        try:
+            found = [i for i in store.recent() if i.host == host]
+        finally:
+            store.close()
+        return found[0] if found and found[0].state in states else None
+
+    # once a second: each look opens the store the runs write to
+    return wait_for(f"an incident on {host} in {states}", reached, limit, poll=1.0)
 
 
 def actions(db: Path | str, incident_id: int) -> list[tuple[str, str, bool]]:

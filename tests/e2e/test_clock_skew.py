@@ -7,6 +7,7 @@ playbook acts on a clock, a person fixes NTP."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Any
 
@@ -42,7 +43,7 @@ def test_skewed_clock_is_one_incident_open_while_skewed_resolved_after(
     config = variant(sb, "skew", {
         "state.path": "state/skew.db",
         "detectors.clock": {"enabled": True, "max_offset": "500ms"},
-        "detectors.resolve_after": "10s",
+        "detectors.resolve_after": "5s",
     })  # fmt: skip
     store = Store(sb.root / "state" / "skew.db")
     pids = {h.name: sb.service_pid(h.name) for h in sb.hosts}
@@ -57,8 +58,8 @@ def test_skewed_clock_is_one_incident_open_while_skewed_resolved_after(
             return any(i.symptom == "clock_skew" for i in store.recent(10))
 
         watch_until(str(config), interval=1.0, until=opened)
-        # 12 more cycles skewed (past resolve_after): still one incident, still open
-        watch_until(str(config), interval=1.0, until=lambda r: len(r.cycles) >= 12)
+        # 7 more cycles skewed (past resolve_after): still one incident, still open
+        watch_until(str(config), interval=1.0, until=lambda r: len(r.cycles) >= 7)
         found = store.recent(10)
         assert len(found) == 1, [(i.fingerprint, i.summary) for i in found]
         incident = found[0]
@@ -67,7 +68,8 @@ def test_skewed_clock_is_one_incident_open_while_skewed_resolved_after(
         )  # fmt: skip
         assert incident.state is not IncidentState.RESOLVED
         assert incident.state is not IncidentState.ESCALATED
-        assert "off by +3" in incident.summary  # ~+30 s
+        said = re.search(r"off by ([+-][0-9.]+)s", incident.summary)
+        assert said and 25 < float(said.group(1)) < 35, incident.summary  # ~+30 s (29.998 too)
         assert store.actions(incident.id) == []  # no playbook acts on a clock
 
         sb.fault(HOST, "clear")

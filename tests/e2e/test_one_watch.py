@@ -75,7 +75,12 @@ def test_three_starters_never_overlap_and_streaks_count_cycles(
         sb.fault(HOST, "kill")
         fault_at = time.time()
         skipped += [watch(str(config)) for _ in range(2)]
-        time.sleep(6)
+
+        def counted() -> bool:  # a few whole cycles since the kill, whoever ran them
+            after = [c for c in cycles.history(store, "1/1") if c.started > fault_at]
+            return sum(c.finished is not None for c in after) >= 3
+
+        _wait(counted, 60, "three cycles after the kill")
         stop.set()
         loop.join(timeout=120)
         serve.send_signal(signal.SIGINT)

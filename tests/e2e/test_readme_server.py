@@ -1,17 +1,17 @@
 """The README's "Running on a Prefect server" section, run as written.
 
-Its two marked ``sh`` blocks (the PostgreSQL set-up, then the server path) run in one bash
-script, in that order, against a throwaway PostgreSQL cluster named by PGHOST/PGPORT/PGUSER/
-PGPASSWORD, as the README says. Three things differ, each for the test machine, not for the
-reader: the port 4300 becomes a free one; `lazarus sandbox up` (fixed names, which a second
-sandbox on this machine must not take) is stood in for by the session's sandbox, seen from
-``.lazarus/sandbox`` of the script's folder with a config of its own (watching every 2 s); and
-the one config edit the README asks for in a comment (``url: env:LAZARUS_STATE_URL``) is made
-before the script.
+Its two marked ``sh`` blocks (the PostgreSQL set-up, then the server path) run in one bash script,
+in that order, against the session's PostgreSQL cluster named by PGHOST/PGPORT/PGUSER/PGPASSWORD,
+as the README says (the two databases the script creates are dropped afterwards). Three things
+differ, each for the test machine, not for the reader: the port 4300 becomes a free one; `lazarus
+sandbox up` (fixed names, which a second sandbox on this machine must not take) is stood in for by
+the session's sandbox, seen from ``.lazarus/sandbox`` of the script's folder with a config of its
+own (watching every 2 s); and the one config edit the README asks for in a comment (``url:
+env:LAZARUS_STATE_URL``) is made before the script.
 Then: the incident on web-2 resolves in the PostgreSQL store and web-2 answers again (checked on
 the host), the UI is served and points at the API it was told, and `prefect deploy --all
---prefect-file deployments/prefect.yaml` from the checkout changes none of the deployments
-`lazarus deploy` made (``remediate: false`` included). Every process is ended by its group.
+--prefect-file deployments/prefect.yaml` from the checkout changes none of the deployments `lazarus
+deploy` made (``remediate: false`` included). Every process is ended by its group.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
-import yaml
 
 from lazarus.sandbox.postgres import PostgresServer
-from tests.conftest import need_postgres
+from tests.e2e.conftest import stand_in
 from tests.e2e.prefect_server import BIN, api, end_group, free_port, wait_incident
 
 pytestmark = pytest.mark.e2e
@@ -48,21 +48,6 @@ def readme_block(name: str) -> list[str]:
     return [line for line in body.group(1).splitlines() if line.strip()]
 
 
-def _stand_in(sandbox: Any, site: Path) -> Path:
-    """``site/.lazarus/sandbox`` showing the session's sandbox, with a config of its own (its
-    store in a folder of its own) that has the README's ``state.url``."""
-    folder = site / ".lazarus" / "sandbox"
-    folder.mkdir(parents=True)
-    for entry in sandbox.root.iterdir():
-        if entry.name not in ("lazarus.yaml", "state") and entry.suffix != ".yaml":
-            (folder / entry.name).symlink_to(entry)
-    config = yaml.safe_load(sandbox.config_path.read_text())
-    config["state"]["url"] = "env:LAZARUS_STATE_URL"  # the README's one edit
-    config["watch"]["interval"] = "2s"  # the test's own: a quicker detection
-    (folder / "lazarus.yaml").write_text(yaml.safe_dump(config))
-    return folder
-
-
 def _deployments(env: dict[str, str]) -> dict[str, dict[str, Any]]:
     found = api(env, "deployments/filter", {})
     kept = {d["name"]: {k: d.get(k) for k in (*KEPT, "schedules")} for d in found}
@@ -79,19 +64,22 @@ def _schedules(deployment: dict[str, Any]) -> list[str]:
 
 
 def test_the_readme_server_path_and_its_postgresql_steps_run_as_written(
-    healthy_sandbox: Any, tmp_path: Path
+    healthy_sandbox: Any, postgres: PostgresServer, tmp_path: Path
 ) -> None:
-    need_postgres()
     sandbox = healthy_sandbox  # every fault it makes is cleared again afterwards
     port = free_port()
     site = tmp_path / "site"
-    _stand_in(sandbox, site)
+    stand_in(  # .lazarus/sandbox, with the README's one edit and a quicker detection
+        sandbox,
+        site / ".lazarus" / "sandbox",
+        {"state.url": "env:LAZARUS_STATE_URL", "watch.interval": "2s"},
+    )
     lines = [
         line.replace("4300", str(port))
         for line in readme_block("postgresql") + readme_block("server-path")
         if not line.startswith("lazarus sandbox up")
     ]
-    cluster = PostgresServer()
+    cluster = postgres
     dsn = urlsplit(cluster.dsn())
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "LAZARUS_STATE"))
@@ -147,4 +135,6 @@ def test_the_readme_server_path_and_its_postgresql_steps_run_as_written(
     finally:
         end_group(shell)  # the script, and the server and the worker it left running
         log.close()
-        cluster.stop()
+        with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+            for name in ("prefect", "lazarus"):  # what the script's createdb made
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
