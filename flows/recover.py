@@ -15,7 +15,6 @@ service and host. Call it through :func:`run_recover` to get the outcome as a wo
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -26,6 +25,7 @@ from prefect.exceptions import FailedRun
 from prefect.states import Completed, Failed, State
 
 from lazarus.config import Config
+from lazarus.cycles import holder_id
 from lazarus.diagnose.diagnosis import Diagnosis
 from lazarus.diagnose.inputs import diagnosis_inputs
 from lazarus.errors import LazarusError
@@ -111,7 +111,8 @@ def _act(
                 logger.info("incident #%d left alone: %s", incident_id, paused)
                 return Completed(name="Left alone", message=paused, data=f"paused: {paused}")
         url = flow_run_url(config)
-        owner, ttl = url or f"pid {os.getpid()}", config.playbooks.lease
+        # machine and process (a restarted serve sees it gone at once), then the run for people
+        owner, ttl = f"{holder_id()} {url}".strip(), config.playbooks.lease
         claimed, finished = store.claim(incident_id), None
         if claimed is None and (finished := take_over(store, incident_id, owner, ttl)) is not None:
             claimed = store.get(incident_id)  # its run died at a step safe to repeat

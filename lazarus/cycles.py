@@ -76,8 +76,9 @@ def _machine() -> str:
 
 
 def gone(holder: str) -> bool:
-    """Whether ``holder`` was a process of this machine that no longer runs."""
-    parts = holder.rsplit(":", 2)
+    """Whether ``holder`` (``holder_id()``, maybe followed by a space and more) was a process
+    of this machine that no longer runs."""
+    parts = holder.split(" ", 1)[0].rsplit(":", 2)
     if len(parts) != 3 or "/" not in parts[0] or parts[0] != _machine() or not parts[1].isdigit():
         return False
     try:

@@ -3,7 +3,8 @@
 A recover run holds a lease on its incident and renews it while it lives; before each step it
 records the step, whether that step may safely run again (its action is ``idempotent``) and the
 steps it finished. A run killed mid-way (``kill -9``, a lost worker, a full disk) stops
-renewing, so its lease runs out. ``reconcile`` then finds the incident still ``remediating``:
+renewing, so its lease runs out (at once when its owner was a process of this machine that is
+gone: ``lazarus serve`` restarted). ``reconcile`` then finds the incident still ``remediating``:
 
 - when the step it stopped in may run again, it hands the lease over (once): another recover
   run ``take_over``s it, skips the finished steps and runs the interrupted one and the rest, so
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from lazarus.cycles import gone
 from lazarus.model import Incident, IncidentState
 from lazarus.playbooks.guards import Guards
 from lazarus.store import Store
@@ -153,7 +155,8 @@ def reconcile(
                 (incident.id,),
             ).fetchone()
             started = incident.action_at or incident.detected_at
-            if (row is not None and row["until"] > now) or (row is None and started > now - ttl):
+            lapsed = row is not None and (row["until"] <= now or gone(row["owner"]))
+            if (row is not None and not lapsed) or (row is None and started > now - ttl):
                 continue
             if row is not None and row["owner"] == HANDED_OVER and incident.id == spare:
                 continue

@@ -103,9 +103,11 @@ STEPS = {
 }
 
 
-def _killed_at(store: Store, incident_id: int, steps: list[tuple[str, bool]]) -> None:
+def _killed_at(
+    store: Store, incident_id: int, steps: list[tuple[str, bool]], owner: str = "run-1"
+) -> None:
     """A run that went through ``steps`` (block/id, safe to repeat) and died in the last."""
-    lease = RecoveryLease(store, incident_id, "run-1", ttl=5)
+    lease = RecoveryLease(store, incident_id, owner, ttl=5)
     lease.__enter__()
     for step, repeatable in steps:
         lease.at_step(step, repeatable)
@@ -185,3 +187,21 @@ def test_an_incident_nobody_claimed_is_handed_over_once_after_a_bound(tmp_path: 
     finally:
         first.close()
         second.close()
+
+
+def test_a_lease_whose_process_on_this_machine_is_gone_lapses_at_once(store: Store) -> None:
+    """`lazarus serve` killed and started again: its recoveries are taken over at its first
+    cycle, not a lease period later; a live process's lease (this one's) is waited for."""
+    import subprocess
+    import sys
+
+    from lazarus.cycles import holder_id
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    machine = holder_id().rsplit(":", 2)[0]
+    dead, alive = _remediating(store, "web-1"), _remediating(store, "web-2")
+    run = "http://127.0.0.1:4200/runs/flow-run/1"  # what a person follows
+    _killed_at(store, dead, [("steps/hold", True)], owner=f"{machine}:{child.pid}:abcdef {run}")
+    _killed_at(store, alive, [("steps/hold", True)], owner=holder_id())
+    assert [i.id for i in reconcile(store, ttl=5).handed_over] == [dead]
