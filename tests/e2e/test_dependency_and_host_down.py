@@ -45,16 +45,17 @@ def incidents_after(sandbox: Any, name: str, after: int) -> list[Any]:
 def watch_until(
     config: Any, done: Callable[[], bool], timeout: float, each: Callable[[dict], None] = print
 ) -> int:
-    """Run watch cycles a second apart (as `lazarus serve` would) until ``done()``."""
+    """Run watch cycles on fixed ticks a second apart, as `lazarus serve` does (a cycle that
+    overruns its tick makes the next one wait for the tick after), until ``done()``."""
     from flows.watch import watch
 
-    started, cycles = time.time(), 0
+    started, first, cycles = time.time(), time.monotonic(), 0
     while time.time() - started < timeout:
         each(watch(str(config)))
         cycles += 1
         if done():
             return cycles
-        time.sleep(1.0)
+        time.sleep(1.0 - (time.monotonic() - first) % 1.0)  # to the next tick
     pytest.fail(f"not done after {cycles} watch cycles in {timeout:g}s")
 
 
@@ -144,7 +145,7 @@ def _approve_when_paused(stop: threading.Event, approved: list[str]) -> None:
             answer = {"approver": "ana", "decision": "approve", "comment": "power-cycle it"}
             resume_flow_run(run.id, run_input=answer)
             approved.append(str(run.id))
-        stop.wait(1.0)
+        stop.wait(0.5)
 
 
 def test_cut_host_is_one_host_down_page_and_comes_back_out_of_band(healthy_sandbox):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -162,10 +163,26 @@ def test_dead_notification_endpoint_never_stops_remediation(healthy_sandbox):
     )
     incident = result.incident
     assert incident is not None and incident.state == "resolved"
-    store = store_of(sb, "loop-deadchat")
-    deliveries = store.deliveries(incident.id)
-    store.close()
-    chat = [d for d in deliveries if d.receiver == "chat" and d.event == "opened"]
+
+    def chat_tries() -> tuple[list[Any], list[Any]]:
+        store = store_of(sb, "loop-deadchat")
+        try:
+            deliveries = store.deliveries(incident.id)
+        finally:
+            store.close()
+        return deliveries, [d for d in deliveries if d.receiver == "chat" and d.event == "opened"]
+
+    # The message stays in the outbox after the incident resolved: the watch goes on trying it
+    # (a quick recovery may end before its third round), bounded.
+    from flows.loop import watch_until
+
+    deadline = time.monotonic() + 120
+    watch_until(
+        str(sb.config_path.with_name("loop-deadchat.yaml")),
+        interval=1.0,
+        until=lambda _: len(chat_tries()[1]) >= 9 or time.monotonic() > deadline,
+    )
+    deliveries, chat = chat_tries()
     assert [d.attempt for d in chat][:3] == [1, 2, 3] and not any(d.ok for d in chat)
     assert all(d.error for d in chat)
     assert len(chat) % 3 == 0  # each flush that tries makes 1 + notify.retries tries
