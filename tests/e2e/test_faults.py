@@ -69,8 +69,11 @@ def test_a_recover_run_killed_mid_step_is_escalated_with_its_step_and_frees_its_
         "crash",
         {
             "state.path": "state/crash.db",
+            "watch.interval": "1s",  # the test's cycles: a lapse is seen sooner
             "playbooks.dir": str(books),
-            "playbooks.lease": "3s",
+            # short: the handed-over step waits eight lease periods for a taker before it
+            # escalates; no cycle runs while the recover run lives, so nothing reconciles it
+            "playbooks.lease": "2s",
             "playbooks.fleet_cap": 1,
             "playbooks.fleet_wait": "1s",
         },
