@@ -24,6 +24,7 @@ from lazarus.config import Config
 from lazarus.cycles import Skipped, holder_id
 from lazarus.detect.sources import log_reads
 from lazarus.incidents import asks_approval, dependencies_first, remediable
+from lazarus.playbooks.leases import awaits_taker
 from lazarus.shard import shard_config
 from lazarus.store import Store
 from tasks.changes import record_changes
@@ -141,10 +142,11 @@ def _outcome(incident_id: int, future: Future[str]) -> str:
 
 
 def _unclaimed(config_path: str, incident_id: int) -> bool:
-    """Whether no recover run has claimed the incident yet (nothing acted on it)."""
+    """Whether no recover run has claimed the incident yet (nothing acted on it), or taken
+    over its handed-over recovery (the run meant to take it over crashed first)."""
     store = open_store(load(config_path))
     try:
-        return store.get(incident_id).action_at is None
+        return store.get(incident_id).action_at is None or awaits_taker(store, incident_id)
     finally:
         store.close()
 

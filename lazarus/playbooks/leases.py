@@ -232,6 +232,16 @@ def hand_over_unclaimed(store: Store, incidents: list[Incident]) -> list[Inciden
     return handed
 
 
+def awaits_taker(store: Store, incident_id: int) -> bool:
+    """Whether the incident's recovery was handed over and no run has taken it yet."""
+    with store.transaction() as db:
+        row = db.execute(
+            "SELECT 1 FROM recovery_leases WHERE incident_id = ? AND owner = ?",
+            (incident_id, HANDED_OVER),
+        ).fetchone()
+    return row is not None
+
+
 def take_over(
     store: Store, incident_id: int, owner: str, ttl: float = LEASE_TTL
 ) -> list[str] | None:

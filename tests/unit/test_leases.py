@@ -16,6 +16,7 @@ from lazarus.playbooks.leases import (
     UNCLAIMED_WAIT,
     Reconciled,
     RecoveryLease,
+    awaits_taker,
     hand_over_unclaimed,
     reconcile,
     take_over,
@@ -124,8 +125,10 @@ def test_a_run_killed_in_a_step_safe_to_repeat_is_taken_over_once_past_its_finis
     assert [i.id for i in found.handed_over] == [incident_id] and found.escalated == []
     assert store.get(incident_id).state is IncidentState.REMEDIATING  # still being recovered
     assert reconcile(store, now=later, ttl=5) == Reconciled()  # handed over once
+    assert awaits_taker(store, incident_id)  # a taker that crashes first is started again
     takers = [take_over(store, incident_id, f"run-{n}", ttl=5) for n in (2, 3)]
     assert takers == [["steps/restart"], None]  # exactly one run takes it, past the restart
+    assert not awaits_taker(store, incident_id)
 
     # the run that takes over skips what the dead one finished and runs the rest once
     book = Playbook.model_validate(STEPS)
