@@ -34,7 +34,10 @@ def test_a_link_names_its_action_and_incident_and_verifies_until_it_expires() ->
         lambda q: {**q, "incident": ["13"]},  # another incident
         lambda q: {**q, "expires": ["9999999999"]},  # a longer life
         lambda q: {**q, "nonce": ["other"]},  # another use
-        lambda q: {**q, "sig": [q["sig"][0][:-1] + "0"]},
+        lambda q: {
+            **q,
+            "sig": [q["sig"][0][:-1] + ("1" if q["sig"][0].endswith("0") else "0")],
+        },  # one character
         lambda q: {k: v for k, v in q.items() if k != "sig"},
     ],
 )
