@@ -5,6 +5,7 @@ only grow, and a killed service's "failed N times in a row" counts cycles, not r
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
@@ -59,7 +60,7 @@ def test_three_starters_never_overlap_and_streaks_count_cycles(
     })  # fmt: skip
     store = Store(sb.root / "state" / "one-watch.db")
     log = tmp_path / "serve.log"
-    serve = _serve(config, log)
+    serve = _serve(config, log, session=True)  # its local Prefect server is in its group
     try:
         _wait(lambda: f":{serve.pid}:" in str(cycles.history(store, "1/1")), 180, "serve's cycles")
         first = log.read_text().splitlines()[0]
@@ -88,9 +89,9 @@ def test_three_starters_never_overlap_and_streaks_count_cycles(
         streak = store.streaks().get(f"probe:web@{HOST}", 0)
         history = cycles.history(store, "1/1")
     finally:
-        if serve.poll() is None:
-            serve.kill()
-            serve.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):  # whatever of it is left: none may linger
+            os.killpg(serve.pid, signal.SIGKILL)
+        serve.wait(timeout=30)
         store.close()
 
     numbers = [c.number for c in history]
