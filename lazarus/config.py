@@ -520,8 +520,8 @@ class AnomalySettings(Strict):
     smooth: int = Field(5, ge=1, description="points averaged to catch short shifts")
     season: Duration | None = Field(86400.0, description="cycle length (1d, 7d); null = none")
     warmup: int = Field(200, ge=0, description="points of a series before it may score")
-    suppress: int = Field(1024, ge=32, description="look-back of the say-it-once rule")
-    threshold: float = Field(0.05, ge=0.0, le=1.0, description="score that labels an anomaly")
+    suppress: int = Field(2048, ge=32, description="look-back of the say-it-once rule")
+    threshold: float = Field(0.025, ge=0.0, le=1.0, description="score that labels an anomaly")
     absent_after: int = Field(3, ge=1, description="cycles without a value before it is absent")
     peer: PeerSettings = Field(default_factory=PeerSettings)
     also: list[Literal["change_point", "rate_of_change", "mad", "esd"]] = Field(

@@ -13,6 +13,8 @@ series), and ``suppress`` keeps only the first point of an episode. A second, sh
 ranks the evidence's ``shift``-point mean against its own history and says it once on its own
 (weighted ``shift_weight``): a lasting shift is news even within ``suppress`` points of a larger
 spike, which the first channel would hide (see bench/README.md for what it found on NAB).
+Last, a run of consecutive scoring points is said once: a burst that climbs beats its own last
+point a little each step, and only what a point adds to the run's largest score is news.
 Before ``warmup`` points the score is 0, but the say-it-once memories already see that stretch,
 so the end of the warm-up does not look like a new episode. The default parameters were chosen
 on the *kind* of data in NAB (minutely to hourly operations metrics) and need no per-series
@@ -34,7 +36,7 @@ from lazarus.detect.calibrate import TailRank
 from lazarus.detect.clean import Carry, as_block, running, transpose_into
 from lazarus.detect.ewm import SETTLE, Ewm, MovingMean
 from lazarus.detect.seasonal import Seasonal
-from lazarus.detect.suppress import Suppressor
+from lazarus.detect.suppress import RunSuppressor, Suppressor
 
 RECORD_TOLERANCE = 1e-9  # a "record" by float rounding (a repeating cycle) is no record
 PARALLEL = 1 << 18  # points in one update from which a second thread is worth starting
@@ -48,10 +50,10 @@ class EnsembleParams:
     smooth: int = 5  # moving mean of |z| that catches short shifts
     season: int = 0  # points per period (e.g. a day); 0 = no seasonal view
     warmup: int = 200  # points of a series before its score may be non-zero
-    suppress: int = 1024  # look-back of the "say it once" rule
+    suppress: int = 2048  # look-back of the "say it once" rule
     shift: int = 20  # points the shift channel averages the evidence over
     shift_weight: float = 0.2  # what the shift channel's news is worth against a point's
-    threshold: float = 0.05  # label = score >= threshold (NAB sweeps its own: ~0.03)
+    threshold: float = 0.025  # label = score >= threshold (bench/README.md: chosen by the CV)
     chunk: int = 64  # time steps processed at once (keeps temporaries in cache)
 
 
@@ -106,6 +108,7 @@ class Ensemble:
         self.low = np.full(n_series, np.inf)
         self.count = np.zeros(n_series, dtype=np.int64)
         self.suppressor = Suppressor(n_series, p.suppress)
+        self.burst = RunSuppressor(n_series)
         self._add_shift_channel()
 
     def _add_shift_channel(self) -> None:
@@ -117,10 +120,13 @@ class Ensemble:
         self.shift_suppressor = Suppressor(self.n_series, p.suppress)
 
     def __setstate__(self, state: dict) -> None:
-        """A state pickled before the shift channel existed starts one (its history empty)."""
+        """A state pickled before the shift channel or the run rule existed starts them
+        (their memories empty)."""
         self.__dict__.update(state)
         if "shift_rank" not in state:  # its params take the shift knobs' defaults
             self._add_shift_channel()
+        if "burst" not in state:
+            self.burst = RunSuppressor(self.n_series)
 
     def update(self, values: object) -> Scores:
         """Score a ``(series x time)`` block of new points (one series may be given as 1-D)."""
@@ -147,6 +153,7 @@ class Ensemble:
                 shifted *= self.params.shift_weight
                 won = shifted > said
                 np.maximum(said, shifted, out=said)
+                said = self.burst.update(said)
                 if speaking is not None:
                     found *= speaking
                     said *= speaking

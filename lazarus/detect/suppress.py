@@ -42,7 +42,7 @@ class Suppressor:
             running(np.maximum, block)
         # Max of the `blocks` complete blocks before each block.
         maxima = np.vstack([self.done, grid[:, -1]])
-        previous = np.stack([maxima[b : b + self.blocks].max(axis=0) for b in range(n_blocks)])
+        previous = _window_maxima(maxima, self.blocks, n_blocks)
         # Max of everything before each point: the earlier blocks, then the same block so far.
         recent = np.empty_like(grid)
         recent[:, 0] = previous
@@ -56,3 +56,36 @@ class Suppressor:
         self.open = flat[total - 1].copy() if total % BLOCK else np.zeros(n)
         self.seen += t_total
         return out
+
+
+class RunSuppressor:
+    """Say a run once: within a run of consecutive points that each scored, a point keeps only
+    what it adds to the run's largest score so far. State: that score per series."""
+
+    def __init__(self, n_series: int):
+        self.top = np.zeros(n_series)
+
+    def update(self, scores: np.ndarray) -> np.ndarray:
+        """``(time x series)`` scores >= 0 -> suppressed scores."""
+        out = np.empty_like(scores)
+        for t, row in enumerate(scores):
+            np.subtract(row, self.top, out=out[t])
+            np.maximum(out[t], 0.0, out=out[t])
+            self.top = np.where(row > 0, np.maximum(self.top, row), 0.0)
+        return out
+
+
+def _window_maxima(maxima: np.ndarray, width: int, n: int) -> np.ndarray:
+    """``[maxima[b : b + width].max(axis=0) for b in range(n)]`` as one array. A watch update
+    spans a few blocks: the rows every window shares are reduced once, so a longer look-back
+    costs one more row each, not one more row per block."""
+    if n > width:
+        return np.stack([maxima[b : b + width].max(axis=0) for b in range(n)])
+    shared = maxima[n - 1 : width].max(axis=0)
+    out = np.empty((n, maxima.shape[1]))
+    for b in range(n):
+        np.maximum.reduce(maxima[b : n - 1], axis=0, initial=0.0, out=out[b])
+        np.maximum(out[b], shared, out=out[b])
+        if b:
+            np.maximum(out[b], maxima[width : width + b].max(axis=0), out=out[b])
+    return out

@@ -10,6 +10,7 @@ import numpy as np
 
 from lazarus.cli import main
 from lazarus.detect.csvfile import period_points, score_values
+from lazarus.detect.ensemble import EnsembleParams
 
 
 def write_series(path: Path, values: list[str], step: timedelta = timedelta(minutes=5)) -> None:
@@ -126,7 +127,7 @@ def test_detect_prints_each_row_the_watch_would_label_with_its_explanation(
     assert main(["detect", "--input", str(src), "--output", str(dst)]) == 0
     out = capsys.readouterr().out
     scores = [float(r[2]) for r in list(csv.reader(dst.open()))[1:]]
-    labelled = [i for i, s in enumerate(scores) if s >= 0.05]
+    labelled = [i for i, s in enumerate(scores) if s >= EnsembleParams().threshold]
     assert 1300 in labelled
     lines = [line for line in out.splitlines() if line.startswith("  ")]
     assert len(lines) == len(labelled)

@@ -46,8 +46,8 @@ def test_the_watch_replaying_a_series_labels_what_lazarus_detect_labels(tmp_path
             store.close()
         watch_labels += [a.at for a in found if a.symptom == "cpu_anomaly"]
     scores = score_values(values, stamps)
-    csv_labels = [s.timestamp() for s, v in zip(stamps, scores, strict=True) if v >= 0.05]
+    threshold = EnsembleParams().threshold  # the threshold both use
+    csv_labels = [s.timestamp() for s, v in zip(stamps, scores, strict=True) if v >= threshold]
     assert csv_labels == watch_labels
-    assert EnsembleParams().threshold == 0.05  # the threshold both use
     assert start.timestamp() + 400 * STEP.total_seconds() in watch_labels  # the spike
     assert len(watch_labels) >= 2

@@ -171,14 +171,14 @@ def test_the_second_thread_changes_no_score(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_lasting_shift_after_a_spike_is_still_news() -> None:
-    """The point channel stays quiet after a large spike (say it once over ~1,024 points); the
+    """The point channel stays quiet after a large spike (say it once over ~2,048 points); the
     shift channel, said once on its own, still reports a lasting shift 300 points later."""
     x = noise(0, 2400)
     x[1500] += 40.0
     x[1800:2000] += 4.0
-    scores = Ensemble(1, EnsembleParams(threshold=0.03)).update(x)
+    scores = Ensemble(1).update(x)
     with_shift = scores.label[0]
-    without = Ensemble(1, EnsembleParams(threshold=0.03, shift_weight=0.0)).update(x).label[0]
+    without = Ensemble(1, EnsembleParams(shift_weight=0.0)).update(x).label[0]
     assert with_shift[1500] and without[1500]
     assert with_shift[1800:1830].any()
     assert not without[1800:1830].any()
@@ -198,7 +198,7 @@ def test_an_alarm_the_shift_channel_raised_says_it_was_a_lasting_shift() -> None
     x[1800:2000] += 4.0
     # 7-hour steps: fewer than 4 points a day, so no seasonal view, as in the test above
     stamps = [datetime(2026, 1, 1) + timedelta(hours=7 * i) for i in range(len(x))]
-    labels = explain_labels(x, stamps, EnsembleParams(threshold=0.03))
+    labels = explain_labels(x, stamps)
     shift = [label for label in labels if 1800 <= label.row < 1830]
     spike = [label for label in labels if label.row == 1500]
     assert shift and "a lasting shift over the last 20 points" in shift[0].text()
@@ -206,13 +206,14 @@ def test_an_alarm_the_shift_channel_raised_says_it_was_a_lasting_shift() -> None
 
 
 def test_a_state_pickled_before_the_shift_channel_resumes() -> None:
-    """An ensemble stored by the release before the shift channel loads and keeps scoring."""
+    """An ensemble stored by the release before the shift channel (and the burst rule) loads
+    and keeps scoring."""
     import pickle
 
     x = np.random.default_rng(8).normal(0.0, 1.0, (3, 900))
     old = Ensemble(3, EnsembleParams(season=DAY))
     old.update(x[:, :500])
-    for name in ("shift_moving", "shift_rank", "shift_suppressor"):
+    for name in ("shift_moving", "shift_rank", "shift_suppressor", "burst"):
         del old.__dict__[name]
     resumed = pickle.loads(pickle.dumps(old))
     scores = resumed.update(x[:, 500:])

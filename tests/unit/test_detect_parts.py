@@ -13,7 +13,7 @@ from lazarus.detect.calibrate import TailRank, bin_of
 from lazarus.detect.clean import Carry, as_block, running, transpose_into
 from lazarus.detect.ewm import Ewm, MovingMean
 from lazarus.detect.seasonal import Seasonal
-from lazarus.detect.suppress import BLOCK, Suppressor
+from lazarus.detect.suppress import BLOCK, RunSuppressor, Suppressor
 
 
 def slices(n: int, sizes: list[int]) -> list[slice]:
@@ -48,6 +48,26 @@ def test_suppressor_matches_reference_in_any_slicing(
     s = np.array(values)
     expected = reference_suppress(s, window // BLOCK)
     sup = Suppressor(1, window)
+    got = np.concatenate([sup.update(s[part][:, None])[:, 0] for part in slices(len(s), sizes)])
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    values=st.lists(st.sampled_from([0.0, 0.0, 0.1, 0.3, 0.5]), min_size=1, max_size=60),
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=5),
+)
+def test_run_suppressor_says_each_run_once_in_any_slicing(
+    values: list[float], sizes: list[int]
+) -> None:
+    """Point by point: a point keeps what it adds to the largest score of the run of scoring
+    points just before it; a point that scored 0 ends the run."""
+    s = np.array(values)
+    expected, top = [], 0.0
+    for v in s:
+        expected.append(max(0.0, v - top))
+        top = max(top, v) if v > 0 else 0.0
+    sup = RunSuppressor(1)
     got = np.concatenate([sup.update(s[part][:, None])[:, 0] for part in slices(len(s), sizes)])
     np.testing.assert_allclose(got, expected, atol=1e-12)
 
