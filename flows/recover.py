@@ -30,6 +30,7 @@ from lazarus.diagnose.diagnosis import Diagnosis
 from lazarus.diagnose.inputs import diagnosis_inputs
 from lazarus.errors import LazarusError
 from lazarus.model import Incident, IncidentState
+from lazarus.notify.outcomes import record_outcome
 from lazarus.notify.silences import remediation_paused
 from lazarus.notify.state import NotifyState
 from lazarus.oncall import APPROVE, REJECT, approved_by, record_step
@@ -40,7 +41,7 @@ from lazarus.playbooks.runs import run_context
 from lazarus.store import Store
 from tasks.diagnose import diagnose, diagnosis_artifact
 from tasks.events import emit_incident
-from tasks.notify import notify, settle, tell_outcome
+from tasks.notify import dispatch, notify, settle
 from tasks.oncall import publish_board, publish_report
 from tasks.remediate import Approval, describe, load_playbooks, reconcile_interrupted, remediate
 from tasks.runtime import flow_run_url, label_run, load, open_store
@@ -133,7 +134,7 @@ def _act(
                 lease.at_step(where, repeatable)
 
             try:
-                final, lines = _run(
+                end, reason, lines = _run(
                     config, store, books, book, claimed, actor, url, sure,
                     at_step, bound.sleep, finished or [],
                 )  # fmt: skip
@@ -146,10 +147,13 @@ def _act(
                     expect=(IncidentState.REMEDIATING,),
                 )
                 raise
+            if decided := approved_by(store, claimed):
+                lines = [f"approval: {decided}", *lines]
+            # kept before the end shows: a watch's message that says it ended has what was done
+            record_outcome(NotifyState(store), incident_id, lines, diagnosis.text, time.time())
+            final = store.transition(incident_id, end, reason=reason)
         emit_incident(final, final.state.value)
-        if decided := approved_by(store, final):
-            lines = [f"approval: {decided}", *lines]
-        settle(tell_outcome(config, final, lines, diagnosis.text))  # with its group
+        settle(dispatch(config))  # the outcome goes with its group's message, when that is due
         _artifacts(store, final)
         publish_board(config)
         if final.state == IncidentState.RESOLVED:
@@ -222,8 +226,9 @@ def _run(
     at_step: Callable[[str, bool], None],
     sleep: Callable[[float], None],
     finished: list[str],
-) -> tuple[Incident, list[str]]:
-    """The playbook's run and the incident's end: resolved only when its verify passed."""
+) -> tuple[IncidentState, str, list[str]]:
+    """The playbook's run, and how its incident ends (state, reason, the steps' lines):
+    resolved only when its verify passed."""
 
     def request_approval(lines: list[str]) -> None:
         settle(notify(config, incident, "approval", flow_run_url=url, actions=lines))
@@ -255,13 +260,11 @@ def _run(
                 skip=finished,
             )
     except LazarusError as exc:  # a guard said no, before anything ran
-        reason = f"{book.name} not run: {type(exc).__name__}: {exc}"
-        return store.transition(incident.id, IncidentState.ESCALATED, reason=reason), []
+        return IncidentState.ESCALATED, f"{book.name} not run: {type(exc).__name__}: {exc}", []
     lines = [f"{s.block}/{s.id}: {'ok' if s.ok else 'FAILED'}: {s.detail}" for s in result.steps]
     if result.status == "resolved":
-        reason = f"{book.name}: every step and verify passed"
-        return store.transition(incident.id, IncidentState.RESOLVED, reason=reason), lines
-    return store.transition(incident.id, IncidentState.ESCALATED, reason=_why(result)), lines
+        return IncidentState.RESOLVED, f"{book.name}: every step and verify passed", lines
+    return IncidentState.ESCALATED, _why(result), lines
 
 
 def _why(result: PlaybookResult) -> str:

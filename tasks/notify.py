@@ -1,11 +1,11 @@
 """Notify: group, mute and escalate alerts in the store, then deliver each message as a task.
 
 ``dispatch`` (the watch flow) files every active incident as a firing alert and claims what is
-due: grouped messages, escalation pages, silence reminders. ``tell_outcome`` (the recover flow)
-records a recovery's end for its group's next message; ``notify`` sends one incident's news that
-waits for no group at once (a person's ack, a plan waiting for approval, a playbook's report).
-Deliveries are submitted, not awaited, so a dead receiver retrying with backoff never holds up
-remediation; ``settle`` collects the outcomes.
+due: grouped messages, escalation pages, silence reminders (a recovery's end goes with its
+group's next message: the recover flow keeps its outcome first). ``notify`` sends one
+incident's news that waits for no group at once (a person's ack, a plan waiting for approval,
+a playbook's report). Deliveries are submitted, not awaited, so a dead receiver retrying with
+backoff never holds up remediation; ``settle`` collects the outcomes.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from lazarus.notify.announce import incident_notifications
 from lazarus.notify.escalation import AckInput, acknowledge
 from lazarus.notify.links import Reach
 from lazarus.notify.message import render
-from lazarus.notify.outcomes import record_outcome
 from lazarus.notify.send import attempt
 from lazarus.notify.state import Alert, Notification, NotifyState
 from lazarus.oncall_web import signer_for, silence_for
@@ -73,18 +72,6 @@ def dispatch(config: Config, *, now: float | None = None) -> list[PrefectFuture[
     finally:
         store.close()
     return _submit(config, due)
-
-
-def tell_outcome(
-    config: Config, incident: Incident, lines: Sequence[str], diagnosis: str = ""
-) -> list[PrefectFuture[None]]:
-    """A recovery's end (resolved or escalated) for its group's next message, sent when due."""
-    store = open_store(config)
-    try:
-        record_outcome(NotifyState(store), incident.id, lines, diagnosis, time.time())
-    finally:
-        store.close()
-    return dispatch(config)
 
 
 def reach_for(config: Config) -> Reach:

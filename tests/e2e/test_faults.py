@@ -50,7 +50,7 @@ def _wait(what: str, check: Any, limit: float = 90.0) -> Any:
 
 
 def test_a_recover_run_killed_mid_step_is_escalated_with_its_step_and_frees_its_slot(
-    healthy_sandbox: Any, tmp_path: Path
+    healthy_sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect.settings import PREFECT_API_URL
 
@@ -128,8 +128,22 @@ def test_a_recover_run_killed_mid_step_is_escalated_with_its_step_and_frees_its_
         assert [a.action for a in store.actions(incident.id)][-1] == "reconcile"
         _wait("the page about it", lambda: [m for m in sb.mail() if "steps/pause" in str(m)])
 
-        # nothing blocks a person's next run: the fleet slot (cap 1) is free again
+        # nothing blocks a person's next run: the fleet slot (cap 1) is free again; what it
+        # did is kept before the incident shows resolved, so no message says so without it
+        kept: list[list[str]] = []
+        transition = Store.transition
+
+        def spy(self: Store, incident_id: int, to: IncidentState, **kw: Any) -> Any:
+            if to is IncidentState.RESOLVED:
+                row = self._db.execute(
+                    "SELECT lines FROM notify_outcomes WHERE incident_id = ?", (incident_id,)
+                ).fetchone()
+                kept.append(json.loads(row[0]) if row else [])
+            return transition(self, incident_id, to, **kw)
+
+        monkeypatch.setattr(Store, "transition", spy)
         assert run_recover(incident.id, str(config), playbook="restart-now") == "resolved"
+        assert len(kept) == 1 and any(line.startswith("steps/") for line in kept[0]), kept
         assert sb.health("web-2") == 200  # checked on the host, not through Lazarus
     finally:
         store.close()

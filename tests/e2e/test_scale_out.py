@@ -95,11 +95,6 @@ def _ids(stdout: str) -> dict[str, str]:
     return dict(zip(names, ids, strict=False))
 
 
-def _logs(env: dict[str, str], run_id: str) -> list[str]:
-    body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "limit": 200}
-    return [log["message"] for log in api(env, "logs/filter", body)]
-
-
 def _new_final(env: dict[str, str], deployment_id: str, earlier: set[str]) -> dict[str, Any] | None:
     """The deployment's run that is not in ``earlier``, once it has finished."""
     new = [r for r in runs(env, deployment_id) if r["id"] not in earlier]
@@ -240,10 +235,9 @@ def test_two_workers_two_shards_one_killed_mid_playbook_each_incident_handled_on
         )
         assert extra["state_type"] == "COMPLETED", extra["state_name"]
         assert actions(db, finished.id) == before
-        wait_for(
-            "the skip in the extra run's log",
-            lambda: [m for m in _logs(server, extra["id"]) if "another run has it" in m],
-        )
+        # why, in its final state (its logs reach a loaded server in batches, or not at all)
+        assert extra["state_name"] == "Left alone", extra["state"]
+        assert "another run has it" in extra["state"]["message"], extra["state"]
 
         # the dead worker's runs are marked Crashed once their heartbeats stop; every other
         # recover run completed
