@@ -133,6 +133,9 @@ def run_cycles(
             if not until(report):
                 time.sleep(max(0.0, start + tick * every - time.monotonic()))
         recoveries.close()  # the stretch ends when its recover runs did
+    except KeyboardInterrupt:  # a person stops it: its recover runs get a grace, not their bound
+        recoveries.stop()
+        raise
     finally:
         if store is not None:
             store.close()

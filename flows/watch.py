@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from contextvars import copy_context
 
 from prefect import flow, get_run_logger
@@ -42,6 +42,7 @@ from tasks.runtime import load, open_store
 from tasks.switch import auto_remediation
 
 PARALLEL_RECOVERIES = 8
+STOP_GRACE = 30.0  # seconds an interrupted loop waits for its recover runs before it leaves them
 START_WAIT = 30.0  # a run slower than this to claim no longer holds the next ones back
 log = logging.getLogger(__name__)
 
@@ -59,10 +60,13 @@ class Recoveries:
     the next begins. Started together, their writes met on the Prefect server's SQLite, which
     answered ``503`` to all but one, and Prefect's client retried each 2-10 s later: seconds
     before any restart (bench/README.md).
+
+    Each runs on a daemon thread, so a process that is told to stop (``stop``) is not held
+    until its runs' bounds: one left behind keeps its lease, and the next start takes it over.
     """
 
     def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(PARALLEL_RECOVERIES, thread_name_prefix="lazarus-recover")
+        self._slots = threading.BoundedSemaphore(PARALLEL_RECOVERIES)
         self._runs: dict[int, Future[str]] = {}
         self._args: dict[int, tuple[str, float]] = {}  # what each was started with, for a retry
         self._retried: set[int] = set()
@@ -75,9 +79,19 @@ class Recoveries:
                 self._submit(i)
 
     def _submit(self, incident_id: int) -> None:
-        self._runs[incident_id] = self._pool.submit(
-            copy_context().run, self._run, incident_id, *self._args[incident_id]
-        )
+        future: Future[str] = Future()
+        context, args = copy_context(), self._args[incident_id]
+
+        def body() -> None:
+            with self._slots:
+                future.set_running_or_notify_cancel()
+                try:
+                    future.set_result(context.run(self._run, incident_id, *args))
+                except BaseException as exc:  # the run's own error, for ``ended`` to log
+                    future.set_exception(exc)
+
+        self._runs[incident_id] = future
+        threading.Thread(target=body, name=f"lazarus-recover-{incident_id}", daemon=True).start()
 
     def _run(self, incident_id: int, config_path: str, timeout: float) -> str:
         """One recover run, started once the one before it claimed (``START_WAIT`` at most)."""
@@ -129,8 +143,20 @@ class Recoveries:
         while self._runs:
             wait(list(self._runs.values()))
             out += self.ended()
-        self._pool.shutdown()
         return out
+
+    def stop(self, grace: float = STOP_GRACE) -> list[int]:
+        """Give the runs still going ``grace`` seconds to end (a person stopping the process);
+        the incidents of those that did not, left to the next start."""
+        if going := [i for i, f in self._runs.items() if not f.done()]:
+            log.warning("stopping: waiting up to %g s for the recover runs of #%s",
+                        grace, ", #".join(map(str, going)))  # fmt: skip
+            wait([self._runs[i] for i in going], timeout=grace)
+        left = [i for i, f in self._runs.items() if not f.done()]
+        if left:
+            log.warning("stopping: the recover runs of #%s are left to the next start",
+                        ", #".join(map(str, left)))  # fmt: skip
+        return left
 
 
 def _outcome(incident_id: int, future: Future[str]) -> str:

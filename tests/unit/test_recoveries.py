@@ -60,3 +60,27 @@ def test_runs_start_one_after_another_each_once_the_one_before_claimed(
     claim[2].set()
     assert recoveries.close() == ["resolved", "resolved"]
     assert events == ["start 1", "claimed 1", "start 2", "claimed 2"]
+
+
+def test_a_stop_gives_the_runs_a_grace_then_leaves_them_to_the_next_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C on `lazarus serve` held the process until every run's bound (10 min by default)."""
+    release, quick = threading.Event(), threading.Event()
+
+    def fake_recover(incident_id: int, config_path: str, **options: object) -> str:
+        (quick if incident_id == 2 else release).wait(10)
+        return "resolved"
+
+    monkeypatch.setattr(watch, "run_recover", fake_recover)
+    recoveries = watch.Recoveries()
+    recoveries.start([1], "lazarus.yaml", timeout=60.0)
+    assert recoveries.stop(grace=0.2) == [1]  # still going after its grace
+    (thread,) = [t for t in threading.enumerate() if t.name == "lazarus-recover-1"]
+    assert thread.daemon  # the process may end without it; its lease tells the next start
+    release.set()
+    assert recoveries.close() == ["resolved"]
+
+    recoveries.start([2], "lazarus.yaml", timeout=60.0)
+    threading.Timer(0.1, quick.set).start()
+    assert recoveries.stop(grace=10) == []  # it ended within the grace
