@@ -220,7 +220,11 @@ class Sandbox:
             if pid is None:
                 raise SandboxError(f"{host}: the service is not running, nothing to kill")
             os.kill(pid, signal.SIGKILL)
-            _proc.wait_for(lambda: not _proc.alive(pid), 5.0, interval=0.05)
+            # done once supervisord, too, no longer reports it (it learns of the death a moment
+            # after the process is gone)
+            _proc.wait_for(
+                lambda: not _proc.alive(pid) and self.service_pid(host) != pid, 5.0, interval=0.05
+            )
         elif mode == "clear" and self.service_pid(host) is None:
             self._start_service(h)
         elif mode in ("hang", "error", "clear"):

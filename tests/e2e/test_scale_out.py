@@ -249,9 +249,10 @@ def test_two_workers_two_shards_one_killed_mid_playbook_each_incident_handled_on
 
         # the survivor serves the pool, and each recover run was started by exactly one worker
         assert survivor.name in _online(server)
-        run_ids = {r["id"] for r in recovers}
+        # (a run the dead worker set Pending may have died before that worker logged it)
+        run_ids = {r["id"] for r in recovers if r["id"] not in crashed} | {killed_run}
         started = wait_for("the workers' logs of the recover runs", lambda: _started(pool, run_ids))
         for r in recovers:
             by = [w for (w, run), n in started.items() if run == r["id"] for _ in range(n)]
-            assert len(by) == 1, (r["name"], by)
+            assert len(by) == 1 if r["id"] in run_ids else len(by) <= 1, (r["name"], by)
         assert {w for (w, run) in started if run in crashed} == {dead.name}
