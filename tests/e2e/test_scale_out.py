@@ -101,16 +101,15 @@ def _new_final(env: dict[str, str], deployment_id: str, earlier: set[str]) -> di
     return new[0] if new and new[0]["state_type"] in FINAL else None
 
 
-def _started(workers: list[Worker], ids: set[str]) -> Counter[tuple[str, str]] | None:
-    """How often each worker started each flow run (its submissions less those the server
-    aborted because the other worker had it), once every run in ``ids`` appears there."""
+def _started(workers: list[Worker]) -> Counter[tuple[str, str]]:
+    """How often each worker started each flow run, as far as its log says so far (its
+    submissions less those the server aborted because the other worker had it)."""
     seen: Counter[tuple[str, str]] = Counter()
     for w in workers:
         text = w.log.read_text()
         seen.update((w.name, run) for run in SUBMITTING.findall(text))
         seen.subtract((w.name, run) for run in ABORTED.findall(text))
-    seen = +seen  # only positive counts: runs this worker really started
-    return seen if ids <= {run for _, run in seen} else None
+    return +seen  # only positive counts: runs this worker really started
 
 
 def _online(env: dict[str, str]) -> set[str]:
@@ -213,7 +212,7 @@ def test_two_workers_two_shards_one_killed_mid_playbook_each_incident_handled_on
         handed = [a for a in actions(db, taken) if a[0] == "reconcile"]
         assert handed == [("reconcile", "lazarus", True)], handed  # taken over, no person needed
 
-        by_survivor = _started(pool, set()) or Counter()
+        by_survivor = _started(pool)
         for shard in range(SHARDS):  # each shard's watch ran to completion; only the dead
             watch = ids[f"watch-{shard}"]  # worker's runs crashed, as Prefect was told (one
             # it had set Pending may have died before its worker logged it)
@@ -247,12 +246,13 @@ def test_two_workers_two_shards_one_killed_mid_playbook_each_incident_handled_on
         assert all(r["state_type"] == "COMPLETED" for r in recovers if r["id"] not in crashed)
         assert len(recovers) - len(crashed) >= len(victims) + 1
 
-        # the survivor serves the pool, and each recover run was started by exactly one worker
+        # the survivor serves the pool. Each recover run ran once: Prefect counts a run's starts
+        # in run_count, and a run both workers started would count 2 (the workers' logs are no
+        # proof either way: a loaded server's log batches arrive late). None that the dead
+        # worker lost was started again by the survivor.
         assert survivor.name in _online(server)
-        # (a run the dead worker set Pending may have died before that worker logged it)
-        run_ids = {r["id"] for r in recovers if r["id"] not in crashed} | {killed_run}
-        started = wait_for("the workers' logs of the recover runs", lambda: _started(pool, run_ids))
         for r in recovers:
-            by = [w for (w, run), n in started.items() if run == r["id"] for _ in range(n)]
-            assert len(by) == 1 if r["id"] in run_ids else len(by) <= 1, (r["name"], by)
-        assert {w for (w, run) in started if run in crashed} == {dead.name}
+            ran = 1 if r["id"] not in crashed or r["id"] == killed_run else r["run_count"]
+            assert r["run_count"] == ran <= 1, (r["name"], r["state_type"], r["run_count"])
+        by_survivor = _started(pool)
+        assert not [run for run in crashed if by_survivor[(survivor.name, run)]], crashed
