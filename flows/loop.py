@@ -119,8 +119,10 @@ def run_cycles(
                 logger.exception("watch %s: the cycle failed: %s", key, exc)
                 for sent in WATCHDOG.failed(config, exc, probe=partial(_failing, config)):
                     logger.error("watch %s: page to %s: %s", key, sent.receiver, sent.error or "ok")
-            if isinstance(got, Skipped) and 0 < got.wait < every / 2:
-                time.sleep(got.wait)  # another starter's cycle just began: ours follows it
+            if isinstance(got, Skipped) and 0 < got.wait < every:
+                # another starter's cycle just began, or its lease lapses before our next tick
+                # (its holder stopped renewing: died): ours follows at once
+                time.sleep(got.wait + 0.05)
                 continue
             if isinstance(got, Skipped):
                 report.skipped += 1

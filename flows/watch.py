@@ -206,7 +206,8 @@ def watch(
 ) -> dict[str, int]:
     """One cycle over the fleet (or shard ``shard`` of ``shards``) now; returns its counts, or
     ``{"skipped": 1}`` when another watch holds the shard. Less than half an interval after the
-    last cycle began, it waits for that half: a streak counts cycles, not runs.
+    last cycle began, it waits for that half: a streak counts cycles, not runs; when the
+    holder's lease lapses within an interval (it stopped renewing: died), it waits for that.
 
     ``remediate`` false: new incidents are left to the automation ``lazarus deploy`` creates.
     """
@@ -227,9 +228,9 @@ def watch(
                 counts["resolved"] += outcomes.count("resolved")
                 counts["escalated"] += outcomes.count("escalated")
                 return counts
-            if not got.wait:
+            if not 0 < got.wait < config.watch.interval:  # a live holder's: not ours to wait
                 break
-            time.sleep(got.wait)
+            time.sleep(got.wait + 0.05)
         get_run_logger().info("watch %s skipped: %s", key, got.reason)
         return {"skipped": 1}
     finally:

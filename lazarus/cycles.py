@@ -8,6 +8,10 @@ a deployment's run, a person's ``lazarus watch``), in one process or many, never
 The holder renews its lease while it runs; a holder that died stops renewing and its lease
 expires, so the next starter takes over; a holder that was a process on this machine and is
 gone (``kill -9`` of ``lazarus serve``, then a restart) is known dead at once, without the wait.
+A lease lasts 1.5 intervals (``lease_ttl``): a starter told "still runs" learns when it lapses
+(``Skipped.wait``) and tries again then, so a watch whose machine died is replaced within two
+intervals. A holder may leave a note for whoever takes over from it (``note``: its Prefect slot's
+lease, so the successor frees that slot instead of waiting out Prefect's minute).
 A cycle that raised (a crash, Ctrl-C) is released, not finished: ``finished`` means its stages
 all ran, so its streaks moved. Cycle numbers only grow. The SQL is plain, so the table moves
 to PostgreSQL with the rest of the store.
@@ -32,22 +36,36 @@ from lazarus.store import Store
 log = logging.getLogger(__name__)
 
 KEEP = 2000  # cycles of history kept per shard: a few hours at a 5 s interval
+# The shortest lease, for short intervals: renewed every third of it, at most one store write
+# per 2 s per shard, and a holder whose renewals stall for 4 s (a loaded machine, a slow store)
+# still keeps its shard.
+LEASE_FLOOR = 6.0
+
+
+def lease_ttl(interval: float) -> float:
+    """How long a cycle's lease lasts unrenewed: 1.5 intervals (never under ``LEASE_FLOOR``).
+    Renewed every third of it, a live holder keeps a whole interval of slack; a dead one's
+    shard is taken when it lapses, by a starter that waits for exactly that: within two
+    intervals of the death."""
+    return max(LEASE_FLOOR, 1.5 * interval)
 
 
 @dataclass(frozen=True)
 class Cycle:
-    """A granted cycle: its number in the shard's sequence, who holds it, when it began."""
+    """A granted cycle: its number in the shard's sequence, who holds it, when it began, and
+    the note a predecessor that never finished left (``note``), for its successor to clean up."""
 
     shard: str
     number: int
     holder: str
     started: float
+    left: str = ""
 
 
 @dataclass(frozen=True)
 class Skipped:
-    """A cycle that was due but not granted, why (for the log), and when one may begin when
-    the last began too recently (0: not known, another cycle still runs)."""
+    """A cycle that was due but not granted, why (for the log), and in how many seconds one
+    may begin: the last began too recently, or another's lease lapses then unless renewed."""
 
     reason: str
     wait: float = 0.0
@@ -59,6 +77,7 @@ class CycleRecord:
     number: int
     holder: str
     started: float
+    expires: float
     finished: float | None
 
 
@@ -97,18 +116,19 @@ def begin(
     now = time.time() if now is None else now
     with store.transaction() as db:
         last = db.execute(
-            "SELECT cycle, holder, started, expires, finished FROM watch_cycles"
+            "SELECT cycle, holder, started, expires, finished, note FROM watch_cycles"
             " WHERE shard = ? ORDER BY cycle DESC LIMIT 1",
             (shard,),
         ).fetchone()
-        number = 1
+        number, left = 1, ""
         if last is not None:
             number = last["cycle"] + 1
             dead = last["finished"] is None and gone(last["holder"])
             if last["finished"] is None and last["expires"] > now and not dead:
                 return Skipped(
                     f"cycle {last['cycle']} still runs ({last['holder']},"
-                    f" began {now - last['started']:.1f}s ago)"
+                    f" began {now - last['started']:.1f}s ago)",
+                    wait=last["expires"] - now,
                 )
             if now - last["started"] < min_gap and not dead:
                 return Skipped(
@@ -117,6 +137,7 @@ def begin(
                     wait=last["started"] + min_gap - now,
                 )
             if last["finished"] is None:
+                left = last["note"] or ""
                 log.warning(
                     "cycle %d of %s by %s never finished (it failed or its holder died)",
                     last["cycle"],
@@ -131,7 +152,16 @@ def begin(
         db.execute(
             "DELETE FROM watch_cycles WHERE shard = ? AND cycle <= ?", (shard, number - KEEP)
         )
-    return Cycle(shard, number, holder, now)
+    return Cycle(shard, number, holder, now, left)
+
+
+def note(store: Store, cycle: Cycle, text: str) -> None:
+    """Leave ``text`` on the cycle for a successor, should this one never finish."""
+    with store.transaction() as db:
+        db.execute(
+            "UPDATE watch_cycles SET note = ? WHERE shard = ? AND cycle = ? AND holder = ?",
+            (text, cycle.shard, cycle.number, cycle.holder),
+        )
 
 
 def renew(store: Store, cycle: Cycle, ttl: float, now: float | None = None) -> bool:
@@ -172,11 +202,11 @@ def history(store: Store, shard: str) -> list[CycleRecord]:
     """The shard's recent cycles, oldest first."""
     with store.transaction() as db:
         found = db.execute(
-            "SELECT shard, cycle, holder, started, finished FROM watch_cycles"
+            "SELECT shard, cycle, holder, started, expires, finished FROM watch_cycles"
             " WHERE shard = ? ORDER BY cycle",
             (shard,),
         ).fetchall()
-    return [CycleRecord(r[0], r[1], r[2], r[3], r[4]) for r in found]
+    return [CycleRecord(r[0], r[1], r[2], r[3], r[4], r[5]) for r in found]
 
 
 @contextmanager

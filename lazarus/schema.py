@@ -236,8 +236,12 @@ ALTER TABLE recovery_leases ADD COLUMN resumable INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE recovery_leases ADD COLUMN takeovers INTEGER NOT NULL DEFAULT 0
 """
 
+# Version 6: what a watch cycle leaves for whoever takes its shard over should it die
+# (lazarus.cycles.note: its Prefect slot's lease, freed by the successor).
+_CYCLE_NOTE = "ALTER TABLE watch_cycles ADD COLUMN note TEXT NOT NULL DEFAULT ''"
+
 # Version n is MIGRATIONS[n - 1]: statements separated by ";".
-MIGRATIONS: tuple[str, ...] = (_CORE, _FEATURES, _ONCALL, _OUTBOX, _TAKEOVER)
+MIGRATIONS: tuple[str, ...] = (_CORE, _FEATURES, _ONCALL, _OUTBOX, _TAKEOVER, _CYCLE_NOTE)
 
 
 def statements(script: str) -> list[str]:

@@ -1,29 +1,41 @@
 """One watch per shard at a time: the store's cycle lease, and on a Prefect server also a global
-concurrency limit of one slot, held with a lease that Prefect renews while the cycle runs and
-frees when its holder dies.
+concurrency limit of one slot, held with a lease that Prefect renews while the cycle runs.
 
 The store decides (it works with or without a server, across processes and machines); the
-server's limit makes the rule visible where operators look, in the UI's concurrency page.
+server's limit makes the rule visible where operators look, in the UI's concurrency page. A
+cycle leaves its slot's lease id in the store (``cycles.note``): a watch whose machine died
+cannot free its slot, and Prefect would keep it taken for its shortest lease, a minute, so
+whoever the store lets take the shard over frees it by that id instead of waiting.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+# prefect.concurrency.sync.concurrency is made of these, and hides the lease id we must keep
+from prefect.concurrency._leases import maintain_concurrency_lease
+from prefect.concurrency._sync import acquire_concurrency_slots_with_lease
 from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
-from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists
 from prefect.settings import PREFECT_API_URL
 
 from lazarus import cycles
 from lazarus.store import Store
 
+log = logging.getLogger(__name__)
 SERVER_LEASE_MIN = 60.0  # Prefect's shortest slot lease
 _made: set[str] = set()
+
+
+class _Taken(Exception):
+    """The server's slot is another's: the store's cycle is given back, not finished."""
 
 
 def limit_name(shard: str) -> str:
@@ -38,9 +50,28 @@ def _ensure_limit(name: str) -> None:
     _made.add(name)
 
 
+def _acquire(name: str, duration: float) -> UUID | None:
+    """The slot's lease id, or None when another holds the slot."""
+    try:
+        got = acquire_concurrency_slots_with_lease(
+            [name], 1, max_retries=0, lease_duration=duration, strict=True, suppress_warnings=True
+        )
+    except ConcurrencySlotAcquisitionError:
+        return None
+    return got.lease_id
+
+
+def _release(lease: str | UUID) -> None:
+    """Free a slot by its lease id (a lease Prefect already let lapse is no error)."""
+    with get_client(sync_client=True) as client:
+        client.release_concurrency_slots_with_lease(UUID(str(lease)))
+
+
 @contextmanager
-def server_slot(shard: str, ttl: float) -> Iterator[bool]:
-    """Hold the shard's one slot on the Prefect server; False when another watch has it.
+def server_slot(store: Store, got: cycles.Cycle, ttl: float) -> Iterator[bool]:
+    """Hold the shard's one slot on the Prefect server for the cycle ``got``; False when another
+    watch has it. The slot a dead predecessor left taken (``got.left``) is freed first: the
+    store granted this cycle, so that one is over.
 
     Without ``PREFECT_API_URL`` (Prefect's local server lives only in this process) it is
     always True: the store's lease is then the only rule, and enough.
@@ -48,18 +79,23 @@ def server_slot(shard: str, ttl: float) -> Iterator[bool]:
     if not PREFECT_API_URL.value():
         yield True
         return
-    name = limit_name(shard)
+    name = limit_name(got.shard)
     _ensure_limit(name)
-    stack = ExitStack()
-    try:
-        stack.enter_context(
-            concurrency(name, max_retries=0, lease_duration=max(ttl, SERVER_LEASE_MIN), strict=True)
-        )
-    except ConcurrencySlotAcquisitionError:
+    duration = max(ttl, SERVER_LEASE_MIN)
+    lease = _acquire(name, duration)
+    if lease is None and got.left:
+        log.warning("watch %s: freeing the Prefect slot its dead holder left", got.shard)
+        _release(got.left)
+        lease = _acquire(name, duration)
+    if lease is None:
         yield False
         return
-    with stack:
-        yield True
+    cycles.note(store, got, str(lease))
+    try:
+        with maintain_concurrency_lease(lease, duration, suppress_warnings=True):
+            yield True
+    finally:
+        _release(lease)
 
 
 @contextmanager
@@ -67,10 +103,17 @@ def watch_cycle(
     store: Store, shard: str, holder: str, *, interval: float
 ) -> Iterator[cycles.Cycle | cycles.Skipped]:
     """The next cycle of ``shard``, or why it is skipped: the store's lease, then the server's."""
-    ttl = max(30.0, 3 * interval)
-    with cycles.hold(store, shard, holder, min_gap=interval / 2, ttl=ttl) as got:
-        if isinstance(got, cycles.Skipped):
-            yield got
-            return
-        with server_slot(shard, ttl) as free:
-            yield got if free else cycles.Skipped("the Prefect server's watch slot is taken")
+    ttl = cycles.lease_ttl(interval)
+    try:
+        with cycles.hold(store, shard, holder, min_gap=interval / 2, ttl=ttl) as got:
+            if isinstance(got, cycles.Skipped):
+                yield got
+                return
+            with server_slot(store, got, ttl) as free:
+                if not free:
+                    if got.left:  # its slot is still to free: the next cycle tries again
+                        cycles.note(store, got, got.left)
+                    raise _Taken
+                yield got
+    except _Taken:
+        yield cycles.Skipped("the Prefect server's watch slot is taken")

@@ -1,7 +1,9 @@
 """One watch at a time, whatever starts it. Three starters on one config at once: `lazarus serve`
 as a user runs it (no Prefect server: it says so and starts its local one), a second watch loop
 in this process, and a person's `lazarus watch` runs. Their cycles never overlap, the numbers
-only grow, and a killed service's "failed N times in a row" counts cycles, not runs."""
+only grow, and a killed service's "failed N times in a row" counts cycles, not runs. A `lazarus
+serve` killed mid-cycle is replaced by another (as on another machine) within two intervals,
+and one killed mid-playbook has its recovery taken over when it is started again."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import itertools
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +27,9 @@ from tests.e2e.conftest import variant
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
 HOST = "web-3"
+# what a loaded 2-core machine may add to a takeover: the survivor's wake-up and its store
+# write after the lease lapsed (idle: under 0.1 s)
+SLACK = 2.0
 
 
 def _serve(config: Path, log: Path, session: bool = False) -> subprocess.Popen:
@@ -186,3 +192,100 @@ def test_serve_killed_mid_playbook_takes_its_recovery_over_after_a_restart(
     assert [a for a in actions if a[0] == "ssh.restart"] == [("ssh.restart", "restart", True)]
     assert ("reconcile", "steps/hold", True) in actions  # handed over at the wait
     assert "taking over" in (tmp_path / "serve-2.log").read_text()
+
+
+def _machine(proc: subprocess.Popen) -> str:
+    """The holder prefix (lazarus.cycles.holder_id) of the serve `unshare` forked: its own PID
+    namespace makes it another machine as far as the leases can tell."""
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    _wait(lambda: children.read_text().split(), 30, "unshare's child")
+    child = int(children.read_text().split()[0])
+    return f"{socket.gethostname()}/{os.stat(f'/proc/{child}/ns/pid').st_ino}:"
+
+
+def test_a_watch_whose_machine_dies_mid_cycle_is_replaced_within_two_intervals(
+    healthy_sandbox: Any, tmp_path: Path
+) -> None:
+    """Two `lazarus serve` on one store and one Prefect server, as two machines would run them
+    (each in a PID namespace and a working directory of its own: neither can see whether the
+    other's process runs). kill -9 of the one in a cycle: the other takes the shard when that
+    cycle's lease lapses (1.5 intervals), frees the Prefect slot the dead one held, and runs
+    the shard's cycles from there, never two at once."""
+    from prefect.settings import PREFECT_API_URL
+
+    from lazarus import cycles
+    from lazarus.store import Store
+
+    sb, every = healthy_sandbox, 4.0
+    config = variant(sb, "two-machines", {
+        "state.path": "state/two-machines.db",
+        "watch.interval": f"{every:g}s",
+        "recovery.enabled": False,
+        "detectors.probe_failures": 1000,
+        "inventory.services.0.probe.timeout": 2.5,  # a hung service: every cycle lasts 2.5 s
+    })  # fmt: skip
+    sb.fault(HOST, "hang")
+    store = Store(sb.root / "state" / "two-machines.db")
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    serves: dict[str, tuple[subprocess.Popen, Path]] = {}
+    try:
+        for name in ("machine-a", "machine-b"):
+            (tmp_path / name).mkdir()
+            log = tmp_path / name / "serve.log"
+            proc = subprocess.Popen(
+                ["unshare", "--pid", "--fork", "--kill-child",
+                 sys.executable, "-m", "lazarus.cli", "serve", "-c", str(config)],
+                stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, cwd=tmp_path / name,
+                start_new_session=True,
+            )  # fmt: skip
+            serves[_machine(proc)] = (proc, log)
+
+        def running() -> cycles.CycleRecord | None:
+            """A cycle of ours holding the Prefect slot (its lease id noted), begun under 1.5 s
+            ago: over a second of its 2.5 s is left to kill it in."""
+            with store.transaction() as db:
+                row = db.execute(
+                    "SELECT cycle, note FROM watch_cycles WHERE shard = '1/1'"
+                    " ORDER BY cycle DESC LIMIT 1"
+                ).fetchone()
+            last = cycles.history(store, "1/1")[-1] if row and row["note"] else None
+            ours = last is not None and last.holder.startswith(tuple(serves))
+            fresh = last is not None and last.finished is None and time.time() - last.started < 1.5
+            return last if ours and fresh and last.number == row["cycle"] else None
+
+        _wait(running, 180, "a cycle to run")  # both serves start meanwhile
+        killed = running()
+        while killed is None:  # its start took this poll too long: the next one
+            time.sleep(0.05)
+            killed = running()
+        dead = next(m for m in serves if killed.holder.startswith(m))
+        os.killpg(serves[dead][0].pid, signal.SIGKILL)
+        died = time.time()
+        serves[dead][0].wait(timeout=30)
+        (survivor,) = set(serves) - {dead}
+
+        def after() -> list[cycles.CycleRecord]:
+            return [c for c in cycles.history(store, "1/1") if c.number > killed.number]
+
+        _wait(lambda: sum(c.finished is not None for c in after()) >= 2, 60, "the survivor")
+        history = [c for c in cycles.history(store, "1/1") if c.number >= killed.number]
+        survivor_log = serves[survivor][1].read_text()
+    finally:
+        for proc, _ in serves.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+        store.close()
+
+    lost, taken = history[0], history[1]
+    assert lost.finished is None  # killed mid-cycle, not between two
+    assert all(c.holder.startswith(survivor) for c in history[1:]), history
+    # the shard was replaced within two intervals of the death, once the lease had lapsed
+    took = taken.started - died
+    print(f"taken over {took:.2f} s after the kill (lease {cycles.lease_ttl(every):g} s)")
+    assert lost.expires <= taken.started <= died + 2 * every + SLACK, (died, history)
+    # and ran the whole cycle, the dead one's Prefect slot freed (not skipped for it)
+    assert taken.finished is not None, history
+    assert "freeing the Prefect slot its dead holder left" in survivor_log, survivor_log
+    for before, later in itertools.pairwise(history[1:]):  # never two at once
+        assert later.started >= (before.finished or before.expires), (before, later)

@@ -23,7 +23,7 @@ def test_a_cycle_due_while_another_runs_is_skipped(tmp_path: Path) -> None:
     second = cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=30, now=106.0)
     assert isinstance(first, Cycle) and first.number == 1
     assert isinstance(second, Skipped) and "cycle 1 still runs (a," in second.reason
-    assert second.wait == 0
+    assert second.wait == 24.0  # when its lease lapses, unless renewed meanwhile
     cycles.finish(store, first, now=107.0)
     third = cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=30, now=107.5)
     assert isinstance(third, Cycle) and third.number == 2
@@ -46,6 +46,27 @@ def test_a_dead_holders_lease_expires_and_numbers_keep_growing(tmp_path: Path) -
     taken = cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=30, now=131.0)
     assert isinstance(taken, Cycle) and taken.number == 2
     assert not cycles.renew(store, Cycle("1/1", 1, "a", 100.0), 30, now=132.0)
+
+
+def test_a_lease_lasts_an_interval_and_a_half_never_under_the_floor() -> None:
+    """A standby that waits for the lapse replaces a dead holder within two intervals."""
+    assert cycles.lease_ttl(5) == 7.5 and cycles.lease_ttl(60) == 90
+    assert cycles.lease_ttl(1) == cycles.LEASE_FLOOR
+
+
+def test_a_dead_holders_note_goes_to_its_successor_only(tmp_path: Path) -> None:
+    """What a holder leaves (its Prefect slot's lease) reaches whoever takes over from it when
+    it never finished; a finished cycle freed what it held itself."""
+    store = _store(tmp_path)
+    dead = cycles.begin(store, "1/1", "a", min_gap=2.5, ttl=7.5, now=100.0)
+    assert isinstance(dead, Cycle) and dead.left == ""
+    cycles.note(store, dead, "lease-1")
+    taken = cycles.begin(store, "1/1", "b", min_gap=2.5, ttl=7.5, now=108.0)
+    assert isinstance(taken, Cycle) and taken.left == "lease-1"
+    cycles.note(store, taken, "lease-2")
+    cycles.finish(store, taken, now=109.0)
+    after = cycles.begin(store, "1/1", "a", min_gap=2.5, ttl=7.5, now=111.0)
+    assert isinstance(after, Cycle) and after.left == ""
 
 
 def test_shards_have_their_own_sequences(tmp_path: Path) -> None:
