@@ -33,6 +33,7 @@ CONFIG = {
         "escalation": [{"levels": [{"receiver": "pager", "after": "5m"}]}],
         "maintenance": [{"name": "always", "schedule": "* * * * *", "duration": "2m",
                          "matchers": ['service="batch"']}],
+        "retries": 0,  # nothing answers on port 9: a retry would only wait
     },
 }  # fmt: skip
 
