@@ -95,8 +95,8 @@ def explain_labels(
         scores = cohort.update(series[:, i : i + 1])[0]
         value = float(series[0, i])
         why = before.why(0, value, "1 day")
-        if scores.lasting[0, 0]:
-            why = why.lasting(spec.params.shift)
+        if points := scores.lasting_over(0, 0):
+            why = why.lasting(points)
         out.append(Label(int(rows[i]), value, float(scores.score[0, 0]), why))
         start = i + 1
     return out

@@ -233,8 +233,8 @@ class _Cycle:
                 at, value = fresh[key][labelled[0]]
                 score = float(scores.score[col, labelled[0]])
                 why = before.why(col, value, self._season_text(rows[key].series))
-                if scores.lasting[col, labelled[0]]:
-                    why = why.lasting(cohort.ensemble.params.shift)
+                if points := scores.lasting_over(col, labelled[0]):
+                    why = why.lasting(points)
                 self.said.add(key)
                 self.anomalies.append(self._unusual(key, rows[key], at, value, score, why))
             for name, labels in extra.items():

@@ -12,7 +12,9 @@ must agree: on NAB this beat taking the largest by 5 points, mostly fewer false 
 series), and ``suppress`` keeps only the first point of an episode. A second, shift channel
 ranks the evidence's ``shift``-point mean against its own history and says it once on its own
 (weighted ``shift_weight``): a lasting shift is news even within ``suppress`` points of a larger
-spike, which the first channel would hide (see bench/README.md for what it found on NAB).
+spike, which the first channel would hide (see bench/README.md for what it found on NAB). A
+third, drift channel does the same over ``drift`` points: a slow change whose every 20-point
+stretch looks ordinary.
 Last, a run of consecutive scoring points is said once: a burst that climbs beats its own last
 point a little each step, and only what a point adds to the run's largest score is news.
 Before ``warmup`` points the score is 0, but the say-it-once memories already see that stretch,
@@ -34,7 +36,7 @@ import numpy as np
 from lazarus.config import AnomalySettings
 from lazarus.detect.calibrate import TailRank
 from lazarus.detect.clean import Carry, as_block, running, transpose_into
-from lazarus.detect.ewm import SETTLE, Ewm, MovingMean
+from lazarus.detect.ewm import SETTLE, Ewm, MovingMean, RunningMean
 from lazarus.detect.seasonal import Seasonal
 from lazarus.detect.suppress import RunSuppressor, Suppressor
 
@@ -52,7 +54,8 @@ class EnsembleParams:
     warmup: int = 200  # points of a series before its score may be non-zero
     suppress: int = 2048  # look-back of the "say it once" rule
     shift: int = 20  # points the shift channel averages the evidence over
-    shift_weight: float = 0.2  # what the shift channel's news is worth against a point's
+    shift_weight: float = 0.2  # what a shift channel's news is worth against a point's
+    drift: int = 200  # points the drift channel averages the evidence over (a slow change)
     threshold: float = 0.025  # label = score >= threshold (bench/README.md: chosen by the CV)
     chunk: int = 64  # time steps processed at once (keeps temporaries in cache)
 
@@ -76,14 +79,42 @@ def params_for(series: str, settings: Sequence[AnomalySettings], interval: float
 class Scores:
     """Per point, ``(series x time)``, float32: ``evidence`` is the mean of the two largest
     surprises in [0, 1]; ``score`` keeps only what beats the recent maximum of the evidence (the
-    first point of an episode) or of the shift channel's surprise (weighted ``shift_weight``),
-    and ``label`` is ``score >= threshold``; ``lasting`` marks where the shift channel gave the
-    score (a lasting shift, which the alarm's explanation says)."""
+    first point of an episode) or of a shift channel's surprise (weighted ``shift_weight``),
+    and ``label`` is ``score >= threshold``; ``lasting`` is 0 where the point channel gave the
+    score, else the shift channel's number (from 1), whose width ``widths[lasting - 1]`` the
+    alarm's explanation says (a lasting shift over that many points)."""
 
     score: np.ndarray
     evidence: np.ndarray
     label: np.ndarray
     lasting: np.ndarray
+    widths: tuple[int, ...] = ()
+
+    def lasting_over(self, series: int, t: int) -> int:
+        """Points of the lasting shift that gave point ``t`` its score (0: the point itself)."""
+        k = int(self.lasting[series, t])
+        return self.widths[k - 1] if k else 0
+
+
+class LastingChannel:
+    """The evidence's mean over ``width`` points, ranked against its own faded history and said
+    once on its own: a spike does not hide a later lasting shift of that length. The mean is
+    ranked as a sum per ``per`` points (the shift's width): one spike's share of a long window
+    then stays above the ranks' floor (0.01), instead of crossing it points later as a new
+    record that pages again."""
+
+    def __init__(self, n_series: int, width: int, memory: int, suppress: int, per: int):
+        self.width = width
+        self.per = per
+        self.moving = RunningMean(n_series, width)
+        self.rank = TailRank(n_series, memory=memory)
+        self.suppressor = Suppressor(n_series, suppress)
+
+    def surprise(self, evidence: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        means = self.moving.update(evidence)
+        if self.width != self.per:
+            means *= self.width / self.per
+        return self.rank.update(means, valid)
 
 
 class Ensemble:
@@ -109,22 +140,22 @@ class Ensemble:
         self.count = np.zeros(n_series, dtype=np.int64)
         self.suppressor = Suppressor(n_series, p.suppress)
         self.burst = RunSuppressor(n_series)
-        self._add_shift_channel()
+        self.channels = [self._channel(p.shift), self._channel(p.drift)]
 
-    def _add_shift_channel(self) -> None:
-        """The shift channel: the evidence's ``shift``-point mean, ranked against its own
-        history and said once on its own, so a spike does not hide a later lasting shift."""
+    def _channel(self, width: int) -> LastingChannel:
         p = self.params
-        self.shift_moving = MovingMean(self.n_series, p.shift)
-        self.shift_rank = TailRank(self.n_series, memory=p.span)
-        self.shift_suppressor = Suppressor(self.n_series, p.suppress)
+        return LastingChannel(self.n_series, width, p.span, p.suppress, per=p.shift)
 
     def __setstate__(self, state: dict) -> None:
-        """A state pickled before the shift channel or the run rule existed starts them
-        (their memories empty)."""
+        """A state pickled before the shift and drift channels or the run rule existed starts
+        what it lacks (memories empty) and carries the shift channel it kept."""
+        old = [state.pop(f"shift_{part}", None) for part in ("moving", "rank", "suppressor")]
         self.__dict__.update(state)
-        if "shift_rank" not in state:  # its params take the shift knobs' defaults
-            self._add_shift_channel()
+        if "channels" not in state:
+            shift = self._channel(self.params.shift)
+            if old[1] is not None:
+                shift.moving, shift.rank, shift.suppressor = old
+            self.channels = [shift, self._channel(self.params.drift)]
         if "burst" not in state:
             self.burst = RunSuppressor(self.n_series)
 
@@ -137,7 +168,7 @@ class Ensemble:
         # points then fits within 3x the input with the shift channel's state beside it.
         score = np.empty(block.shape, dtype=np.float32)
         evidence = np.empty(block.shape, dtype=np.float32)
-        lasting = np.empty(block.shape, dtype=bool)
+        lasting = np.empty(block.shape, dtype=np.uint8)
         # numpy frees the GIL inside its loops, so a second core can take the seasonal view.
         parallel = self.seasonal is not None and block.size >= PARALLEL
         with ThreadPoolExecutor(1) if parallel else nullcontext() as helper:
@@ -146,13 +177,15 @@ class Ensemble:
                 # One time step per contiguous row: every detector below steps through time.
                 part = block[:, start:stop]
                 raw = transpose_into(np.empty(part.shape[::-1]), part)
-                found, shifted, speaking = self._rows(raw, helper)
+                found, valid, speaking = self._rows(raw, helper)
                 # The say-it-once memory also sees the warm-up: its end is not a fresh episode.
                 said = self.suppressor.update(found)
-                shifted = self.shift_suppressor.update(shifted)
-                shifted *= self.params.shift_weight
-                won = shifted > said
-                np.maximum(said, shifted, out=said)
+                won = np.zeros(said.shape, dtype=np.uint8)
+                for k, channel in enumerate(self.channels, 1):  # one channel's rows at a time
+                    shifted = channel.suppressor.update(channel.surprise(found, valid))
+                    shifted *= self.params.shift_weight
+                    won[shifted > said] = k
+                    np.maximum(said, shifted, out=said)
                 said = self.burst.update(said)
                 if speaking is not None:
                     found *= speaking
@@ -160,14 +193,15 @@ class Ensemble:
                 transpose_into(evidence[:, start:stop], found)
                 transpose_into(score[:, start:stop], said)
                 transpose_into(lasting[:, start:stop], won)
-        return Scores(score, evidence, score >= self.params.threshold, lasting)
+        widths = tuple(channel.width for channel in self.channels)
+        return Scores(score, evidence, score >= self.params.threshold, lasting, widths)
 
     def _rows(
         self, raw: np.ndarray, helper: ThreadPoolExecutor | None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """Evidence for ``(time x series)`` raw rows, the shift channel's surprise, and where
-        the warm-up is over (None: everywhere). ``helper`` (if any) runs the seasonal view on a
-        second thread."""
+        """Evidence for ``(time x series)`` raw rows, where a row is a real value (not a gap),
+        and where the warm-up is over (None: everywhere). ``helper`` (if any) runs the seasonal
+        view on a second thread."""
         rows, valid = self.carry.fill(raw)
         before = self.count
         whole = bool(valid.all())
@@ -195,8 +229,7 @@ class Ensemble:
         top1 += top2
         top1 *= 0.5
         np.clip(top1, 0.0, 1.0, out=top1)
-        shifted = self.shift_rank.update(self.shift_moving.update(top1), valid)
-        return top1, shifted, speaking
+        return top1, valid, speaking
 
     def _seasonal(self, rows: np.ndarray, valid: np.ndarray, steps: np.ndarray) -> np.ndarray:
         """Surprise of the smoothed seasonal residual z."""

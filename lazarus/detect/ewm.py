@@ -153,3 +153,31 @@ class MovingMean:
             out = (sums[k + j + 1] - sums[k + j + 1 - n]) / n[:, None]
         self.filled = min(self.filled + t, k)
         return out
+
+
+class RunningMean:
+    """Mean of the last ``width`` values per series for a long window: a ring of the values
+    (float32, as the evidence it averages) and their running sum, so a point costs O(1) and the
+    state is the ring alone (``MovingMean`` re-sums its carried tail on every update)."""
+
+    def __init__(self, n_series: int, width: int):
+        self.ring = np.zeros((width, n_series), dtype=np.float32)
+        self.total = np.zeros(n_series)
+        self.seen = 0
+
+    def update(self, rows: np.ndarray) -> np.ndarray:
+        width = len(self.ring)
+        out = np.empty(rows.shape)
+        # In parts of at most ``width`` rows: the value a width back is then always in the ring.
+        for start in range(0, len(rows), width):
+            part = rows[start : start + width].astype(np.float32)
+            slots = (self.seen + np.arange(len(part))) % width
+            sums = part - self.ring[slots].astype(np.float64)
+            sums[0] += self.total  # first, so any slicing adds in the same order
+            running(np.add, sums)
+            self.total = sums[-1].copy()
+            self.ring[slots] = part
+            counts = np.minimum(self.seen + np.arange(1, len(part) + 1), width)
+            np.divide(sums, counts[:, None], out=out[start : start + len(part)])
+            self.seen += len(part)
+        return out

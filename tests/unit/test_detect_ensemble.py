@@ -188,6 +188,20 @@ def test_a_lasting_shift_after_a_spike_is_still_news() -> None:
     assert not scores.lasting[0, 1500]
 
 
+def test_a_slow_climb_after_a_spike_is_news_on_the_drift_channel() -> None:
+    """A climb over 600 points after a large spike: no point and no 20 points beat the spike's
+    surprise, so the point and shift channels stay quiet; the 200-point mean is news, once."""
+    x = noise(5, 2800)
+    x[1500] += 40.0
+    x[1800:2400] += np.linspace(0.0, 12.0, 600)
+    scores = Ensemble(1).update(x)
+    without = Ensemble(1, EnsembleParams(drift=20)).update(x)  # two 20-point channels
+    found = np.flatnonzero(scores.label[0, 1501:]) + 1501
+    assert not without.label[0, 1501:].any()
+    assert len(found) == 1 and 1800 <= found[0] < 2400
+    assert scores.lasting_over(0, int(found[0])) == 200
+
+
 def test_an_alarm_the_shift_channel_raised_says_it_was_a_lasting_shift() -> None:
     from datetime import datetime, timedelta
 
@@ -205,19 +219,38 @@ def test_an_alarm_the_shift_channel_raised_says_it_was_a_lasting_shift() -> None
     assert spike and "lasting" not in spike[0].text()
 
 
-def test_a_state_pickled_before_the_shift_channel_resumes() -> None:
+def test_a_state_pickled_before_the_lasting_channels_resumes() -> None:
     """An ensemble stored by the release before the shift channel (and the burst rule) loads
-    and keeps scoring."""
+    and keeps scoring; one stored with the shift channel only keeps it and starts the drift
+    channel."""
     import pickle
 
     x = np.random.default_rng(8).normal(0.0, 1.0, (3, 900))
-    old = Ensemble(3, EnsembleParams(season=DAY))
-    old.update(x[:, :500])
-    for name in ("shift_moving", "shift_rank", "shift_suppressor", "burst"):
-        del old.__dict__[name]
-    resumed = pickle.loads(pickle.dumps(old))
-    scores = resumed.update(x[:, 500:])
-    assert scores.score.shape == (3, 400) and np.isfinite(scores.score).all()
+    current = Ensemble(3, EnsembleParams(season=DAY))
+    current.update(x[:, :500])
+    shift = current.channels[0]
+    state = {k: v for k, v in current.__dict__.items() if k not in ("channels", "burst")}
+    kept_shift = state | {
+        "burst": current.burst,
+        "shift_moving": shift.moving,
+        "shift_rank": shift.rank,
+        "shift_suppressor": shift.suppressor,
+    }
+    for previous in (state, kept_shift):
+        resumed = pickle.loads(pickle.dumps(_stored(previous)))
+        scores = resumed.update(x[:, 500:])
+        assert scores.score.shape == (3, 400) and np.isfinite(scores.score).all()
+        assert [c.width for c in resumed.channels] == [20, 200]
+    resumed = pickle.loads(pickle.dumps(_stored(kept_shift)))
+    np.testing.assert_array_equal(resumed.channels[0].rank.above, shift.rank.above)
+    assert resumed.channels[0].rank.above.any() and not resumed.channels[1].rank.above.any()
+
+
+def _stored(state: dict) -> Ensemble:
+    """An ensemble as an older release pickled it: only the attributes in ``state``."""
+    ensemble = Ensemble.__new__(Ensemble)
+    ensemble.__dict__.update(state)
+    return ensemble
 
 
 def test_a_rank_history_kept_at_16_bins_a_decade_carries_over() -> None:

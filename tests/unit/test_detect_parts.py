@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from lazarus.detect.calibrate import BLOCK as RANK_BLOCK
 from lazarus.detect.calibrate import TailRank, bin_of
 from lazarus.detect.clean import Carry, as_block, running, transpose_into
-from lazarus.detect.ewm import Ewm, MovingMean
+from lazarus.detect.ewm import Ewm, MovingMean, RunningMean
 from lazarus.detect.seasonal import Seasonal
 from lazarus.detect.suppress import BLOCK, RunSuppressor, Suppressor
 
@@ -128,6 +128,16 @@ def test_moving_mean_matches_numpy_in_any_slicing() -> None:
     got = np.concatenate([mm.update(x[part]) for part in slices(100, [1, 7, 3])])
     expected = [x[max(0, t - 4) : t + 1].mean() for t in range(100)]
     np.testing.assert_allclose(got[:, 0], expected)
+
+
+def test_running_mean_matches_numpy_and_any_slicing_bit_for_bit() -> None:
+    x = np.random.default_rng(1).random((700, 3)).astype(np.float32).astype(float)
+    whole = RunningMean(3, 200).update(x)
+    parts = RunningMean(3, 200)
+    sliced = np.concatenate([parts.update(x[part]) for part in slices(700, [1, 64, 250, 3])])
+    np.testing.assert_array_equal(sliced, whole)
+    expected = [x[max(0, t - 199) : t + 1].mean(axis=0) for t in range(700)]
+    np.testing.assert_allclose(whole, expected, rtol=1e-9)
 
 
 @settings(max_examples=20, deadline=None)
