@@ -238,6 +238,8 @@ def test_operator_recovers_and_approves_in_the_prefect_ui(
     try:
         with worker(server, tmp_path):
             incident = wait_incident(db, host, ("open", "notified"))
+            # the second incident's fault: the watch opens it while the operator works below
+            sandbox.fault(sandbox.hosts[1].name, "kill")
             name = _start_recover(page, incident)
             # the run pauses before the rollback; nothing has changed yet
             state = page.locator(".state-badge").first
@@ -276,9 +278,9 @@ def test_operator_recovers_and_approves_in_the_prefect_ui(
 def _rejected_run_fails(
     page: Any, env: dict[str, str], config: Path, sandbox: Any, releases: Path
 ) -> None:
-    """A second incident, its run rejected from a shell: the UI shows it Failed, with why."""
+    """A second incident (its service killed once the first opened), its run rejected from a
+    shell: the UI shows it Failed, with why."""
     host = sandbox.hosts[1].name
-    sandbox.fault(host, "kill")
     incident = wait_incident(sandbox.root / STATE, host, ("open", "notified"))
     run_deployment(env, "recover/recover", incident_id=incident.id)
     for _ in range(60):
