@@ -53,9 +53,15 @@ PROACTIVE_MIN = 10.0  # Prefect's shortest window for a proactive trigger
 CRASH_AUTOMATION = "lazarus: crash runs whose worker died"
 HEARTBEAT = 30  # seconds between flow run heartbeats (Prefect's shortest)
 TAG = "lazarus"  # on every deployment, so its runs carry it
-# A late watch cycle is worth nothing once the next is due: skip it rather than build a backlog.
+# A late watch cycle is worth nothing once the next is due: skip it rather than build a backlog
+# (a worker that starts late finds a dozen due runs: cancelled, not a process each). A run whose
+# worker died after setting it Pending frees the slot after Prefect's shortest grace, a minute,
+# not its default five; one that died Running is crashed by CRASH_AUTOMATION.
+SLOT_GRACE = 60
 ONE_WATCH_AT_A_TIME = ConcurrencyLimitConfig(
-    limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW
+    limit=1,
+    collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW,
+    grace_period_seconds=SLOT_GRACE,
 )
 
 
@@ -218,6 +224,7 @@ class _Deployer:
             entry["concurrency_limit"] = {
                 "limit": concurrency_limit.limit,
                 "collision_strategy": concurrency_limit.collision_strategy.value,
+                "grace_period_seconds": concurrency_limit.grace_period_seconds,
             }
         entry.update(tags=[TAG], work_pool={"name": self.pool, "job_variables": job_variables})
         self.declared.append(entry)

@@ -26,7 +26,7 @@ from prefect.exceptions import MissingContextError
 
 from flows.watch import Recoveries, cycle, shard_key, take_over_interrupted
 from lazarus.config import Config
-from lazarus.cycles import Skipped, holder_id
+from lazarus.cycles import LeaseLost, Skipped, holder_id
 from lazarus.notify.deadman import Watchdog
 from lazarus.remote.pool import shared_executor
 from lazarus.sources.probes import check_all, instances
@@ -108,11 +108,16 @@ def run_cycles(
                     if not isinstance(got, Skipped):
                         take_over_interrupted(config, config_path, store, remediate, recoveries)
                         counts = cycle(
-                            config, config_path, got.number, shard, shards, remediate, recoveries
-                        )
+                            config, config_path, got.number, shard, shards, remediate, recoveries,
+                            got.check,
+                        )  # fmt: skip
                         report.cycles.append(got.number)
                         _log_cycle(key, counts)
                 WATCHDOG.completed()
+            except LeaseLost as exc:  # another watch has the shard: not a failure to page
+                got = None
+                report.skipped += 1
+                logger.warning("watch %s: %s", key, exc)
             except Exception as exc:  # logged and paged: the next tick tries again
                 got = None
                 report.failed += 1

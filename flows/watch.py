@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, wait
 from contextvars import copy_context
 
@@ -21,7 +21,7 @@ from prefect.utilities.annotations import quote
 
 from flows.recover import claimed_hook, run_recover
 from lazarus.config import Config
-from lazarus.cycles import Skipped, holder_id
+from lazarus.cycles import LeaseLost, Skipped, holder_id
 from lazarus.detect.sources import log_reads
 from lazarus.incidents import asks_approval, dependencies_first, remediable
 from lazarus.playbooks.leases import awaits_taker
@@ -217,12 +217,17 @@ def watch(
     recoveries = Recoveries()
     try:
         for _ in range(2):
-            with watch_cycle(store, key, holder, interval=config.watch.interval) as got:
-                if not isinstance(got, Skipped):
-                    take_over_interrupted(config, config_path, store, remediate, recoveries)
-                    counts = cycle(
-                        config, config_path, got.number, shard, shards, remediate, recoveries
-                    )
+            try:
+                with watch_cycle(store, key, holder, interval=config.watch.interval) as got:
+                    if not isinstance(got, Skipped):
+                        take_over_interrupted(config, config_path, store, remediate, recoveries)
+                        counts = cycle(
+                            config, config_path, got.number, shard, shards, remediate,
+                            recoveries, got.check,
+                        )  # fmt: skip
+            except LeaseLost as exc:  # another watch has the shard now: this run's part is done
+                got = Skipped(str(exc))
+                break
             if not isinstance(got, Skipped):  # the cycle's lease is free: the next may begin
                 outcomes = recoveries.close()
                 counts["resolved"] += outcomes.count("resolved")
@@ -264,9 +269,11 @@ def cycle(
     shards: int,
     remediate: bool,
     recoveries: Recoveries,
+    check: Callable[[], None] = lambda: None,
 ) -> dict[str, int]:
     """The stages of cycle ``number``, each a task run of the calling flow run; the recover runs
-    it starts go on in ``recoveries`` after it returns."""
+    it starts go on in ``recoveries`` after it returns. ``check`` raises once the cycle's lease
+    may be another's (lazarus.cycles.Cycle.check): before each stage that writes or sends."""
     config = shard_config(config, shard, shards)
     # quoted: Prefect would otherwise walk the whole fleet's config before every task starts
     fleet = quote(config)
@@ -284,8 +291,10 @@ def cycle(
     logs = collect_logs(fleet)
     reads = collected.reads + log_reads(logs)  # a source failing N cycles: source_down
     changed.result()  # before diagnosis: a release switched this cycle is on record
+    check()
     anomalies = detect(fleet, seen, sampled, down, reads) + log_anomalies(fleet, logs)
     anomalies += check_databases(fleet)
+    check()
     found = correlate(fleet, anomalies, seen, down, reads)
     outcomes = recoveries.ended()  # runs started by earlier cycles
     if found.opened and remediate and auto_remediation():  # first: messages go out meanwhile
@@ -296,6 +305,7 @@ def cycle(
         recoveries.start(automatic, config_path, config.playbooks.timeout)
         for incident in (i for i in acting if asks_approval(books, i)):
             recover_detached(incident.id, config_path)  # a person may take minutes to answer
+    check()
     deliveries = dispatch(config)  # grouped, muted, escalated: tasks.notify
     publish_board(config)  # the live incident board (tasks.oncall)
     emit_all(found.opened, "opened")

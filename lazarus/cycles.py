@@ -12,7 +12,10 @@ A lease lasts 1.5 intervals (``lease_ttl``): a starter told "still runs" learns 
 (``Skipped.wait``) and tries again then, so a watch whose machine died is replaced within two
 intervals. A holder may leave a note for whoever takes over from it (``note``: its Prefect slot's
 lease, so the successor frees that slot instead of waiting out Prefect's minute).
-A cycle that raised (a crash, Ctrl-C) is released, not finished: ``finished`` means its stages
+A holder that could not renew in time (a stalled machine, a store it cannot reach) may have been
+replaced: its cycle stops at its next stage (``Cycle.check`` raises ``LeaseLost``), so two
+cycles of a shard never act at once. A cycle that raised (a crash, Ctrl-C) is released, not
+finished: ``finished`` means its stages
 all ran, so its streaks moved. Cycle numbers only grow. The SQL is plain, so the table moves
 to PostgreSQL with the rest of the store.
 """
@@ -28,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lazarus.errors import LazarusError
 from lazarus.store import Store
@@ -50,16 +53,27 @@ def lease_ttl(interval: float) -> float:
     return max(LEASE_FLOOR, 1.5 * interval)
 
 
+class LeaseLost(LazarusError):
+    """This cycle's lease lapsed unrenewed: another watch may have the shard now."""
+
+
 @dataclass(frozen=True)
 class Cycle:
     """A granted cycle: its number in the shard's sequence, who holds it, when it began, and
-    the note a predecessor that never finished left (``note``), for its successor to clean up."""
+    the note a predecessor that never finished left (``note``), for its successor to clean up.
+    ``lost`` is set once its lease may be another's (``hold``)."""
 
     shard: str
     number: int
     holder: str
     started: float
     left: str = ""
+    lost: threading.Event = field(default_factory=threading.Event, compare=False, repr=False)
+
+    def check(self) -> None:
+        """Raise ``LeaseLost`` when the lease may be another's: call it before a stage acts."""
+        if self.lost.is_set():
+            raise LeaseLost(f"cycle {self.number} of {self.shard} lost its lease: it stops here")
 
 
 @dataclass(frozen=True)
@@ -220,7 +234,9 @@ def hold(
     clock: Callable[[], float] = time.time,
 ) -> Iterator[Cycle | Skipped]:
     """Take a cycle and keep its lease alive (renewed every ``ttl / 3``) until the block ends:
-    finished when the block completes, released when it raises."""
+    finished when the block completes, released when it raises. Once a renewal finds the lease
+    taken, or none succeeded for ``ttl`` (by this machine's clock, from the last that did), the
+    cycle is marked lost (``Cycle.check``)."""
     got = begin(store, shard, holder, min_gap=min_gap, ttl=ttl, now=clock())
     if isinstance(got, Skipped):
         yield got
@@ -228,6 +244,7 @@ def hold(
     done = threading.Event()
 
     def keep_alive() -> None:
+        renewed = time.monotonic()
         while not done.wait(ttl / 3):
             try:
                 held = renew(store, got, ttl, clock())
@@ -235,8 +252,11 @@ def hold(
                 log.warning(
                     "could not renew the lease of cycle %d of %s: %s", got.number, shard, exc
                 )
-                continue
+                held = time.monotonic() - renewed < ttl
+            else:
+                renewed = time.monotonic() if held else renewed
             if not held:
+                got.lost.set()
                 log.error("lost the lease of cycle %d of %s", got.number, shard)
                 return
 

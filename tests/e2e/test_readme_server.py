@@ -36,7 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MARK = "<!-- tested verbatim by tests/e2e/test_readme_server.py: {} -->"
 # what a deployment is, as `lazarus deploy` makes it and `prefect deploy` re-applies it
 KEPT = ("entrypoint", "path", "parameters", "tags", "job_variables", "pull_steps",
-        "work_pool_name", "concurrency_limit", "global_concurrency_limit")  # fmt: skip
+        "work_pool_name", "concurrency_limit", "concurrency_options",
+        "global_concurrency_limit")  # fmt: skip
 
 
 def readme_block(name: str) -> list[str]:

@@ -172,3 +172,36 @@ def test_a_holder_process_gone_from_this_machine_is_taken_over_at_once(tmp_path:
     for holder, expect in ((alive, Skipped), (elsewhere, Skipped), (dead, Cycle)):
         cycles.begin(store, holder, holder, min_gap=2.5, ttl=30, now=100.0)
         assert isinstance(cycles.begin(store, holder, "b", min_gap=2.5, ttl=30, now=101.0), expect)
+
+
+def test_a_holder_replaced_while_it_stalled_stops_at_its_next_stage(tmp_path: Path) -> None:
+    """A lease that lapsed under a live holder (its renewals stalled) and was taken: the holder
+    learns at its next renewal, and its cycle stops before it acts again."""
+    import time
+
+    store = _store(tmp_path)
+    lost = pytest.raises(cycles.LeaseLost, match="cycle 1 of 1/1 lost its lease")
+    with lost, cycles.hold(store, "1/1", "a", min_gap=0.0, ttl=0.3) as got:
+        assert isinstance(got, Cycle)
+        got.check()  # still ours
+        later = cycles.begin(store, "1/1", "b", min_gap=0.0, ttl=30, now=time.time() + 1)
+        assert isinstance(later, Cycle) and later.number == 2  # b saw it lapsed
+        assert got.lost.wait(2)
+        got.check()
+    assert [c.holder for c in cycles.history(store, "1/1")] == ["a", "b"]
+
+
+def test_renewals_failing_for_a_whole_lease_mark_the_cycle_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _store(tmp_path)
+
+    def down(*args: object, **kwargs: object) -> bool:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(cycles, "renew", down)
+    with cycles.hold(store, "1/1", "a", min_gap=0.0, ttl=0.3) as got:
+        assert isinstance(got, Cycle)
+        assert got.lost.wait(2)
+        with pytest.raises(cycles.LeaseLost):
+            got.check()
