@@ -4,7 +4,8 @@ Per series it runs, causally and with O(new points) state:
 
 - EWMA/EWMV z of the level (``ewm``) and its 5-point moving mean (a short shift, not one spike);
 - the seasonal residual z (``seasonal``), when a period is given;
-- records: a value above every earlier one (or below), worth ``log10(k + 1) / 4`` after k points.
+- records: a value above every earlier one (or below), worth ``log10(k) / 4`` after k points, at
+  most ``log10(span) / 4``, what the rarest value of a faded rank is worth.
 
 Each feature is ranked against the series' own history, fading over ``span`` points
 (``calibrate``), the evidence of a point is the mean of its two largest surprises (two views
@@ -245,8 +246,9 @@ class Ensemble:
         top1: np.ndarray,
         top2: np.ndarray,
     ) -> None:
-        """Fold the surprise of new all-time highs and lows, ``log10(points so far) / 4``, into
-        the running top two.
+        """Fold the surprise of new all-time highs and lows, ``log10(points so far) / 4`` up to
+        ``log10(span) / 4``, into the running top two. The cap is the ranks' own (they fade over
+        ``span``): a record on a long series is worth no more than on one ``span`` points long.
 
         A value counts as a record only if it beats the old one by more than float rounding.
         Records are rare, so only the points that beat the old extreme at all are looked at.
@@ -280,7 +282,7 @@ class Ensemble:
             n = before[s] + t + 1 if count is None else count[t, s]
             record &= np.isfinite(old) & (n > SETTLE)
             t, s = t[record], s[record]
-            surprise = np.log10(n[record]) / 4.0
+            surprise = np.log10(np.minimum(n[record], self.params.span)) / 4.0
             high = top1[t, s]
             top2[t, s] = np.maximum(top2[t, s], np.minimum(high, surprise))
             top1[t, s] = np.maximum(high, surprise)

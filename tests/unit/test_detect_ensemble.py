@@ -188,6 +188,18 @@ def test_a_lasting_shift_after_a_spike_is_still_news() -> None:
     assert not scores.lasting[0, 1500]
 
 
+def test_a_record_is_worth_no_more_than_the_rarest_faded_rank() -> None:
+    """After ``span`` points a record's surprise stops growing with the series' length, as the
+    ranks (faded over ``span``) do: a long series' records do not outweigh its ranks."""
+    for span, seen, worth in ((100, 1000, 0.5), (10_000, 1000, np.log10(1001) / 4)):
+        ensemble = Ensemble(1, EnsembleParams(span=span))
+        ensemble.update(noise(0, seen))
+        top1, top2 = np.zeros((1, 1)), np.zeros((1, 1))
+        ones = np.ones((1, 1), dtype=bool)
+        ensemble._records(np.array([[1e3]]), ones, ensemble.count, None, top1, top2)
+        assert np.isclose(top1[0, 0], worth)
+
+
 def test_a_slow_climb_after_a_spike_is_news_on_the_drift_channel() -> None:
     """A climb over 600 points after a large spike: no point and no 20 points beat the spike's
     surprise, so the point and shift channels stay quiet; the 200-point mean is news, once."""
