@@ -211,6 +211,7 @@ def test_a_watch_whose_machine_dies_mid_cycle_is_replaced_within_two_intervals(
     other's process runs). kill -9 of the one in a cycle: the other takes the shard when that
     cycle's lease lapses (1.5 intervals), frees the Prefect slot the dead one held, and runs
     the shard's cycles from there, never two at once."""
+    import httpx
     from prefect.settings import PREFECT_API_URL
 
     from lazarus import cycles
@@ -253,7 +254,17 @@ def test_a_watch_whose_machine_dies_mid_cycle_is_replaced_within_two_intervals(
             fresh = last is not None and last.finished is None and time.time() - last.started < 1.5
             return last if ours and fresh and last.number == row["cycle"] else None
 
-        _wait(running, 180, "a cycle to run")  # both serves start meanwhile
+        def looping() -> bool:  # both serves' loops are flow runs on the server: both watch
+            found = httpx.post(
+                f"{env['PREFECT_API_URL']}/flow_runs/filter",
+                json={"flow_runs": {"state": {"type": {"any_": ["RUNNING"]}}}},
+                timeout=10,
+            ).json()
+            paths = [r["parameters"].get("config_path", "") for r in found]
+            return sum(path.endswith(config.name) for path in paths) >= 2
+
+        _wait(looping, 180, "both serves' loops")
+        _wait(running, 60, "a cycle to run")
         killed = running()
         while killed is None:  # its start took this poll too long: the next one
             time.sleep(0.05)
