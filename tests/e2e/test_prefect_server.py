@@ -3,8 +3,8 @@
 Deploy twice (same deployment ids, the same two automations), switch auto-remediation off, kill a
 sandbox service: the scheduled watch opens the incident and the automation's recover run leaves
 it alone; a person's recover runs (dry, then real) resolve it. Switched on, the next incident is
-recovered by the automation alone. Its watch deployment paused, the dead-man's automation runs
-the deadman deployment, which pages. Everything stopped by process group.
+recovered by the automation alone. Its watch deployment paused (once that incident opened), the
+dead-man's automation runs the deadman deployment, which pages. Everything stopped by process group.
 """
 
 from __future__ import annotations
@@ -92,13 +92,16 @@ def test_deploy_schedule_automation_and_manual_recover(
         # switched on: the next incident is recovered by the automation alone
         assert lazarus(server, "auto-remediation", "on").returncode == 0
         sandbox.fault(second_host, "kill")
-        healed = wait_incident(db, second_host, ("resolved", "escalated"), limit=120)
-        assert healed.state == "resolved", healed.reason
-        assert ("ssh.restart", "automation", True) in actions(db, healed.id)
-        # the dead-man's switch: watch runs stop completing -> one deadman run pages
+        opened = ("open", "notified", "remediating", "resolved", "escalated")
+        wait_incident(db, second_host, opened, limit=120)
+        # the dead-man's switch: watch runs stop completing -> one deadman run pages; the
+        # watch is paused now, so its silence runs out while the automation's recover run goes on
         before = len([r for r in runs(server, ids[4]) if r["state_type"] == "COMPLETED"])
         paused = f"{server['PREFECT_API_URL']}/deployments/{ids[0]}/pause_deployment"
         assert httpx.post(paused, timeout=10).status_code < 300
+        healed = wait_incident(db, second_host, ("resolved", "escalated"), limit=120)
+        assert healed.state == "resolved", healed.reason
+        assert ("ssh.restart", "automation", True) in actions(db, healed.id)
         completed(server, ids[4], count=before + 1)
         wait_for(
             "the dead-man's page",
