@@ -108,11 +108,24 @@ def _machine() -> str:
         return socket.gethostname()
 
 
+def _parts(holder: str) -> list[str]:
+    """``holder_id()``'s machine, process and random part (a holder may add a space and more);
+    fewer than three parts for a holder named otherwise."""
+    parts = holder.split(" ", 1)[0].rsplit(":", 2)
+    return parts if len(parts) == 3 and "/" in parts[0] else []
+
+
+def elsewhere(holder: str, other: str) -> bool:
+    """Whether two holders are known to run on two machines (or process namespaces)."""
+    mine, theirs = _parts(holder), _parts(other)
+    return bool(mine and theirs) and mine[0] != theirs[0]
+
+
 def gone(holder: str) -> bool:
     """Whether ``holder`` (``holder_id()``, maybe followed by a space and more) was a process
     of this machine that no longer runs."""
-    parts = holder.split(" ", 1)[0].rsplit(":", 2)
-    if len(parts) != 3 or "/" not in parts[0] or parts[0] != _machine() or not parts[1].isdigit():
+    parts = _parts(holder)
+    if not parts or parts[0] != _machine() or not parts[1].isdigit():
         return False
     try:
         os.kill(int(parts[1]), 0)
@@ -126,7 +139,13 @@ def gone(holder: str) -> bool:
 def begin(
     store: Store, shard: str, holder: str, *, min_gap: float, ttl: float, now: float | None = None
 ) -> Cycle | Skipped:
-    """Take the next cycle of ``shard`` for ``holder``, or say why not."""
+    """Take the next cycle of ``shard`` for ``holder``, or say why not.
+
+    A cycle begins ``min_gap`` after the last began, or twice that when the last one's holder
+    runs on another machine: two loops on two machines (a standby ``lazarus serve``) each
+    ticking on the interval would otherwise interleave their cycles at twice its rate, and
+    ``probe_failures`` would count failures twice as fast. One machine's loop, or a worker's
+    runs, keep the shorter gap for a late tick."""
     now = time.time() if now is None else now
     with store.transaction() as db:
         last = db.execute(
@@ -144,11 +163,12 @@ def begin(
                     f" began {now - last['started']:.1f}s ago)",
                     wait=last["expires"] - now,
                 )
-            if now - last["started"] < min_gap and not dead:
+            gap = 2 * min_gap if elsewhere(last["holder"], holder) else min_gap
+            if now - last["started"] < gap and not dead:
                 return Skipped(
                     f"cycle {last['cycle']} began {now - last['started']:.1f}s ago"
-                    f" (less than {min_gap:g}s)",
-                    wait=last["started"] + min_gap - now,
+                    f" (less than {gap:g}s)",
+                    wait=last["started"] + gap - now,
                 )
             if last["finished"] is None:
                 left = last["note"] or ""

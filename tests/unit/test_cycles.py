@@ -38,6 +38,24 @@ def test_two_starts_0_3_s_apart_are_one_cycle(tmp_path: Path) -> None:
     assert isinstance(again, Skipped) and abs(again.wait - 2.2) < 1e-9
 
 
+def test_a_loop_on_another_machine_waits_a_whole_gap_more(tmp_path: Path) -> None:
+    """Two serve loops on two machines, ticking at different phases, keep one cycle per
+    interval between them (min_gap is half the interval): the standby's tick 2.6 s after the
+    active one's cycle began is skipped; a tick from the active loop's machine is not."""
+    store = _store(tmp_path)
+    active, standby, sibling = "m1/7:10:aaaaaa", "m2/7:10:bbbbbb", "m1/7:11:cccccc"
+    first = cycles.begin(store, "1/1", active, min_gap=2.5, ttl=30, now=100.0)
+    assert isinstance(first, Cycle)
+    cycles.finish(store, first, now=101.0)
+    early = cycles.begin(store, "1/1", standby, min_gap=2.5, ttl=30, now=102.6)
+    assert isinstance(early, Skipped) and abs(early.wait - 2.4) < 1e-9, early
+    same = cycles.begin(store, "1/1", sibling, min_gap=2.5, ttl=30, now=102.6)
+    assert isinstance(same, Cycle) and same.number == 2
+    cycles.finish(store, same, now=103.0)
+    later = cycles.begin(store, "1/1", standby, min_gap=2.5, ttl=30, now=107.6)
+    assert isinstance(later, Cycle) and later.number == 3
+
+
 def test_a_dead_holders_lease_expires_and_numbers_keep_growing(tmp_path: Path) -> None:
     store = _store(tmp_path)
     dead = cycles.begin(store, "1/1", "a", min_gap=2.5, ttl=30, now=100.0)
