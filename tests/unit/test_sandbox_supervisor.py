@@ -49,7 +49,8 @@ def sock(tmp_path: Path) -> Iterator[Path]:
     path = tmp_path / "supervisor.sock"
     server = _Supervisord(str(path))
     server.register_function(_info, "supervisor.getProcessInfo")
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for the next one (0.5 s by default, at every teardown)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield path
