@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY = 1_000_000  # an Alertmanager batch of ~1,000 alerts; anything bigger is refused (413)
 REQUEST_TIMEOUT = 10.0  # seconds a client may take to send its request
+SHUTDOWN_POLL = 0.1  # seconds between shutdown checks, so stop() returns at once (default 0.5)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,10 @@ class WebServer:
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, name="lazarus-web", daemon=True
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL},
+            name="lazarus-web",
+            daemon=True,
         )
         self._thread.start()
         log.info("serving %s on %s", sorted(p for _, p in self._routes), self.url)
