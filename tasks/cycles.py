@@ -42,23 +42,34 @@ def limit_name(shard: str) -> str:
     return "lazarus-watch-" + shard.replace("/", "-of-")
 
 
-def _ensure_limit(name: str) -> None:
-    if name in _made:
+def _ensure_limit(name: str, again: bool = False) -> None:
+    """Create the limit once per server (a name made on another server proves nothing here);
+    ``again`` once the server said it has none (deleted in the UI, a new database)."""
+    made = f"{PREFECT_API_URL.value()} {name}"
+    if made in _made and not again:
         return
     with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
         client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-    _made.add(name)
+    _made.add(made)
 
 
 def _acquire(name: str, duration: float) -> UUID | None:
-    """The slot's lease id, or None when another holds the slot."""
-    try:
-        got = acquire_concurrency_slots_with_lease(
-            [name], 1, max_retries=0, lease_duration=duration, strict=True, suppress_warnings=True
-        )
-    except ConcurrencySlotAcquisitionError:
-        return None
-    return got.lease_id
+    """The slot's lease id, or None when another holds the slot. A limit the server lost is
+    made again: taken for "held", it skipped every cycle for good (the watch went blind)."""
+    _ensure_limit(name)
+    for again in (False, True):
+        try:
+            got = acquire_concurrency_slots_with_lease(
+                [name], 1, max_retries=0, lease_duration=duration, strict=True,
+                suppress_warnings=True,
+            )  # fmt: skip
+        except ConcurrencySlotAcquisitionError as exc:
+            if exc.__cause__ is not None or again:  # refused (423) or failed: not ours
+                return None
+            _ensure_limit(name, again=True)  # no cause: the server has no such limit
+            continue
+        return got.lease_id
+    return None
 
 
 def _release(lease: str | UUID) -> None:
@@ -80,7 +91,6 @@ def server_slot(store: Store, got: cycles.Cycle, ttl: float) -> Iterator[bool]:
         yield True
         return
     name = limit_name(got.shard)
-    _ensure_limit(name)
     duration = max(ttl, SERVER_LEASE_MIN)
     lease = _acquire(name, duration)
     if lease is None and got.left:

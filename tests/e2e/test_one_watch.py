@@ -300,3 +300,29 @@ def test_a_watch_whose_machine_dies_mid_cycle_is_replaced_within_two_intervals(
     assert "freeing the Prefect slot its dead holder left" in survivor_log, survivor_log
     for before, later in itertools.pairwise(history[1:]):  # never two at once
         assert later.started >= (before.finished or before.expires), (before, later)
+
+
+def test_a_watch_slot_the_server_lost_is_made_again(tmp_path: Path) -> None:
+    """The shard's Prefect limit deleted behind the watch's back (in the UI, a new server
+    database) is made again at the next cycle, whose slot it then holds: once, the watch took
+    the missing limit for a held slot and skipped every cycle for good (seen in CI)."""
+    from prefect.client.orchestration import get_client
+
+    from lazarus.cycles import Cycle
+    from lazarus.store import Store
+    from tasks.cycles import limit_name, watch_cycle
+
+    store = Store(tmp_path / "state.db")
+    try:
+        with watch_cycle(store, "1/1", "h", interval=1.0) as got:
+            assert isinstance(got, Cycle)
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(limit_name("1/1"))
+        time.sleep(0.6)  # half an interval after the last cycle began
+        with watch_cycle(store, "1/1", "h", interval=1.0) as got:
+            assert isinstance(got, Cycle), got
+            with get_client(sync_client=True) as client:
+                limit = client.read_global_concurrency_limit_by_name(limit_name("1/1"))
+            assert limit.active_slots == 1
+    finally:
+        store.close()
