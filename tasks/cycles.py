@@ -16,22 +16,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from uuid import UUID
 
-from prefect.client.orchestration import get_client
+import httpx
+from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.client.schemas.responses import ConcurrencyLimitWithLeaseResponse
 
-# prefect.concurrency.sync.concurrency is made of these, and hides the lease id we must keep
+# Prefect renews a slot's lease in a thread of its own; its public `concurrency()` would too, but it
+# acquires through a per-process singleton whose client stays bound to the first server it met
 from prefect.concurrency._leases import maintain_concurrency_lease
-from prefect.concurrency._sync import acquire_concurrency_slots_with_lease
-from prefect.concurrency.asyncio import ConcurrencySlotAcquisitionError
 from prefect.exceptions import ObjectAlreadyExists
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 
 from lazarus import cycles
 from lazarus.store import Store
 
 log = logging.getLogger(__name__)
 SERVER_LEASE_MIN = 60.0  # Prefect's shortest slot lease
-_made: set[str] = set()
+SERVER_TIMEOUT = 5.0  # a server slower than this is taken for down: the store's lease rules alone
+_down: set[str] = set()  # servers found down here: an outage is logged once, not each cycle
 
 
 class _Taken(Exception):
@@ -42,40 +44,51 @@ def limit_name(shard: str) -> str:
     return "lazarus-watch-" + shard.replace("/", "-of-")
 
 
-def _ensure_limit(name: str, again: bool = False) -> None:
-    """Create the limit once per server (a name made on another server proves nothing here);
-    ``again`` once the server said it has none (deleted in the UI, a new database)."""
-    made = f"{PREFECT_API_URL.value()} {name}"
-    if made in _made and not again:
-        return
-    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
-        client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-    _made.add(made)
+@contextmanager
+def _client() -> Iterator[SyncPrefectClient]:
+    """A client of the current server that answers within ``SERVER_TIMEOUT``, never retrying: a
+    cycle must not wait out Prefect's back-off (a minute) while its shard goes unwatched."""
+    with (
+        temporary_settings({PREFECT_CLIENT_MAX_RETRIES: 0}),
+        get_client(httpx_settings={"timeout": SERVER_TIMEOUT}, sync_client=True) as client,
+    ):
+        yield client
 
 
-def _acquire(name: str, duration: float) -> UUID | None:
-    """The slot's lease id, or None when another holds the slot. A limit the server lost is
-    made again: taken for "held", it skipped every cycle for good (the watch went blind)."""
-    _ensure_limit(name)
-    for again in (False, True):
+def _acquire(client: SyncPrefectClient, name: str, duration: float) -> UUID | None:
+    """The slot's lease id, or None when another holds the slot. A limit the server does not
+    have (never made, deleted in the UI, a new database) is made, then asked for again."""
+    for _ in range(2):
         try:
-            got = acquire_concurrency_slots_with_lease(
-                [name], 1, max_retries=0, lease_duration=duration, strict=True,
-                suppress_warnings=True,
-            )  # fmt: skip
-        except ConcurrencySlotAcquisitionError as exc:
-            if exc.__cause__ is not None or again:  # refused (423) or failed: not ours
+            response = client.increment_concurrency_slots_with_lease(
+                [name], 1, "concurrency", duration
+            )
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code == 423:  # Locked: the one slot is held
                 return None
-            _ensure_limit(name, again=True)  # no cause: the server has no such limit
-            continue
-        return got.lease_id
-    return None
+            raise
+        got = ConcurrencyLimitWithLeaseResponse.model_validate(response.json())
+        if got.limits:
+            return got.lease_id
+        with contextlib.suppress(ObjectAlreadyExists):  # another watch made it just now
+            client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    raise RuntimeError(f"the Prefect server made no limit {name!r}")
 
 
-def _release(lease: str | UUID) -> None:
+def _release(client: SyncPrefectClient, lease: str | UUID) -> None:
     """Free a slot by its lease id (a lease Prefect already let lapse is no error)."""
-    with get_client(sync_client=True) as client:
-        client.release_concurrency_slots_with_lease(UUID(str(lease)))
+    client.release_concurrency_slots_with_lease(UUID(str(lease)))
+
+
+def _server_down(url: str, exc: Exception) -> None:
+    """Log an outage once: the store's lease still keeps one watch per shard, so cycles go on."""
+    if url not in _down:
+        _down.add(url)
+        log.warning(
+            "the Prefect server at %s did not answer for the watch slot (%s); the state store's"
+            " lease alone keeps one watch per shard until it does",
+            url, exc,
+        )  # fmt: skip
 
 
 @contextmanager
@@ -84,19 +97,31 @@ def server_slot(store: Store, got: cycles.Cycle, ttl: float) -> Iterator[bool]:
     watch has it. The slot a dead predecessor left taken (``got.left``) is freed first: the
     store granted this cycle, so that one is over.
 
-    Without ``PREFECT_API_URL`` (Prefect's local server lives only in this process) it is
-    always True: the store's lease is then the only rule, and enough.
+    True without a slot when the server is not there: without ``PREFECT_API_URL`` (Prefect's local
+    server lives only in this process), or when it is down. The store's lease is the rule that
+    decides; the server's slot only shows it where operators look, and a watch that skipped its
+    cycles while Prefect was down would leave the fleet unwatched.
     """
-    if not PREFECT_API_URL.value():
+    url = PREFECT_API_URL.value()
+    if not url:
         yield True
         return
     name = limit_name(got.shard)
     duration = max(ttl, SERVER_LEASE_MIN)
-    lease = _acquire(name, duration)
-    if lease is None and got.left:
-        log.warning("watch %s: freeing the Prefect slot its dead holder left", got.shard)
-        _release(got.left)
-        lease = _acquire(name, duration)
+    try:
+        with _client() as client:
+            lease = _acquire(client, name, duration)
+            if lease is None and got.left:
+                log.warning("watch %s: freeing the Prefect slot its dead holder left", got.shard)
+                _release(client, got.left)
+                lease = _acquire(client, name, duration)
+    except (httpx.HTTPError, RuntimeError) as exc:
+        _server_down(url, exc)
+        yield True
+        return
+    if url in _down:
+        _down.discard(url)
+        log.warning("the Prefect server at %s answers again: watch slots are held there", url)
     if lease is None:
         yield False
         return
@@ -105,7 +130,16 @@ def server_slot(store: Store, got: cycles.Cycle, ttl: float) -> Iterator[bool]:
         with maintain_concurrency_lease(lease, duration, suppress_warnings=True):
             yield True
     finally:
-        _release(lease)
+        _free(url, lease)
+
+
+def _free(url: str, lease: UUID) -> None:
+    """Give the slot back at the cycle's end; a server gone meanwhile lets it lapse on its own."""
+    try:
+        with _client() as client:
+            _release(client, lease)
+    except httpx.HTTPError as exc:
+        _server_down(url, exc)
 
 
 @contextmanager

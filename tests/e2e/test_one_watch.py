@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import re
 import signal
@@ -323,6 +324,43 @@ def test_a_watch_slot_the_server_lost_is_made_again(tmp_path: Path) -> None:
             assert isinstance(got, Cycle), got
             with get_client(sync_client=True) as client:
                 limit = client.read_global_concurrency_limit_by_name(limit_name("1/1"))
+            assert limit.active_slots == 1
+    finally:
+        store.close()
+
+
+def test_a_prefect_server_that_is_down_never_stops_the_watch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prefect down (here: nothing listens at its address) costs the watch its slot in the UI,
+    not its cycles: the store's lease still keeps one watch per shard. Once the server answers,
+    the next cycle holds its slot there, not on the server the process asked first (CI hung
+    when every cycle went to a server that had gone, and was skipped)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from lazarus.cycles import Cycle
+    from lazarus.store import Store
+    from tasks.cycles import limit_name, watch_cycle
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{free.getsockname()[1]}/api"
+    shard = "2/7"  # a shard no other test has asked any server about in this process
+    store = Store(tmp_path / "state.db")
+    caplog.set_level(logging.WARNING, logger="tasks.cycles")
+    try:
+        with temporary_settings({PREFECT_API_URL: dead}):
+            for _ in range(2):
+                with watch_cycle(store, shard, "h", interval=0.2) as got:
+                    assert isinstance(got, Cycle), got
+                time.sleep(0.1)
+        said = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
+        assert len(said) == 1 and dead in said[0], said  # once per outage, not once per cycle
+        with watch_cycle(store, shard, "h", interval=0.2) as got:
+            assert isinstance(got, Cycle), got
+            with get_client(sync_client=True) as client:
+                limit = client.read_global_concurrency_limit_by_name(limit_name(shard))
             assert limit.active_slots == 1
     finally:
         store.close()
