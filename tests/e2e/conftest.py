@@ -19,17 +19,45 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+_harness: list[str] = []  # the session's Prefect test server's URL, once it runs
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One Prefect test server for the session; heartbeats off, as they only slow flows here."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
     from prefect.testing.utilities import prefect_test_harness
 
     with (
         temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
         prefect_test_harness(server_startup_timeout=120),
     ):
+        _harness.append(PREFECT_API_URL.value())
         yield
+        _harness.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_watch_slot_outlives_its_test() -> Iterator[None]:
+    """Watch slots a test left taken on the session's Prefect test server are freed (by deleting
+    their limits, which the next watch makes again). That server runs no lease reaper (Prefect
+    runs none in its ephemeral mode), so a slot a killed `lazarus serve` held would stay taken
+    for the rest of the session and every later watch on that shard would skip its cycles; a
+    real `prefect server start` frees it when its lease lapses."""
+    yield
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if not _harness or PREFECT_API_URL.value() != _harness[0]:  # not on the session's server
+        return
+    with get_client(sync_client=True) as client:
+        for limit in client.read_global_concurrency_limits(limit=200):
+            if limit.name.startswith("lazarus-watch-") and limit.active_slots:
+                client.delete_global_concurrency_limit_by_name(limit.name)
 
 
 @pytest.fixture(scope="module")
