@@ -162,10 +162,11 @@ class Sandbox:
     def host_dir(self, name: str) -> Path:
         return self.root / "hosts" / name
 
-    def service_pid(self, host: str) -> int | None:
-        """PID of the host's web service as supervisord reports it; None when not running."""
+    def service_pid(self, host: str, started: bool = False) -> int | None:
+        """PID of the host's web service as supervisord reports it; None when not running
+        (``started``: nor still starting, lazarus.sandbox.supervisor.program_pid)."""
         sock = self.host_dir(self.host(host).name) / files.SUPERVISOR_SOCK
-        return supervisor.program_pid(sock, files.SERVICE)
+        return supervisor.program_pid(sock, files.SERVICE, started=started)
 
     def health(self, host: str) -> int | None:
         """HTTP status of the host's /health (1 s timeout); None when nothing answers."""
@@ -219,6 +220,11 @@ class Sandbox:
             pid = self.service_pid(host)
             if pid is None:
                 raise SandboxError(f"{host}: the service is not running, nothing to kill")
+            # killed in its first second (startsecs), supervisord would start it again: wait
+            pid = (
+                _proc.wait_for(lambda: self.service_pid(host, started=True), 5.0, interval=0.05)
+                or pid
+            )
             os.kill(pid, signal.SIGKILL)
             # done once supervisord, too, no longer reports it (it learns of the death a moment
             # after the process is gone)

@@ -39,9 +39,13 @@ class _UnixTransport(xmlrpc.client.Transport):
         return _UnixConnection(self._path, self._timeout)
 
 
-def program_pid(sock: Path, program: str, timeout: float = 10.0) -> int | None:
+def program_pid(
+    sock: Path, program: str, timeout: float = 10.0, *, started: bool = False
+) -> int | None:
     """The PID of supervisord's ``program`` (as ``supervisorctl pid`` prints it); None when it
     does not run, supervisord does not know it, or supervisord does not answer in ``timeout``.
+    ``started``: None too while it is still starting (its ``startsecs``): one killed then is a
+    failed start, which supervisord starts again, not a process that died.
 
     ``sock`` is resolved first: seen through a linked folder its path may pass the 108 bytes a
     socket's path may have; the path supervisord bound fits."""
@@ -53,5 +57,7 @@ def program_pid(sock: Path, program: str, timeout: float = 10.0) -> int | None:
         return None
     finally:
         transport.close()
-    pid = info.get("pid", 0) if isinstance(info, dict) else 0
+    if not isinstance(info, dict) or (started and info.get("statename") != "RUNNING"):
+        return None
+    pid = info.get("pid", 0)
     return pid if isinstance(pid, int) and pid > 0 else None

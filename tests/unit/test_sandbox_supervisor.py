@@ -35,7 +35,8 @@ class _Supervisord(
 
 
 PROGRAMS = {"web": {"name": "web", "statename": "RUNNING", "pid": 4242},
-            "db": {"name": "db", "statename": "STOPPED", "pid": 0}}  # fmt: skip
+            "db": {"name": "db", "statename": "STOPPED", "pid": 0},
+            "api": {"name": "api", "statename": "STARTING", "pid": 4343}}  # fmt: skip
 
 
 def _info(name: str) -> dict[str, Any]:
@@ -64,6 +65,13 @@ def test_a_running_program_has_its_pid_and_a_stopped_or_unknown_one_none(sock: P
     assert program_pid(sock, "web") == 4242
     assert program_pid(sock, "db") is None  # supervisord says pid 0 for what does not run
     assert program_pid(sock, "nope") is None
+
+
+def test_a_program_still_starting_has_its_pid_but_is_not_started(sock: Path) -> None:
+    """Killed within its ``startsecs``, supervisord would start it again: not yet killable."""
+    assert program_pid(sock, "api") == 4343
+    assert program_pid(sock, "api", started=True) is None
+    assert program_pid(sock, "web", started=True) == 4242
 
 
 def test_a_socket_seen_through_a_long_linked_path_is_reached(sock: Path, tmp_path: Path) -> None:
