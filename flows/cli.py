@@ -30,6 +30,25 @@ def prefect_environment(home: Path | None = None) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
+# The local server (a subprocess of this one: no UI, nobody else reaches it) records no task
+# runs and keeps no events. Their writes, fed by every cycle's task runs, met each recover run's
+# creation on its SQLite, which Prefect 3.9 reads before it writes: "database is locked", a 503
+# its client retried 2, 4, 8, 16 and 32 s later, then gave up; the recover run started a minute
+# late or crashed (seen in CI: two minutes before a killed service was restarted). Without
+# them, none in 40 runs created beside a busy loop (bench-style, 1.1 s each, was 1-15 s).
+LOCAL_SERVER = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_ENABLED": "false",
+}
+
+
+def local_server_environment() -> None:
+    """Settings of Prefect's local server for a command that runs flows on it (``LOCAL_SERVER``);
+    one set in the environment stays."""
+    for name, value in LOCAL_SERVER.items():
+        os.environ.setdefault(name, value)
+
+
 def need_server(command: str) -> None:
     """Refuse, in one line, to run ``command`` without a Prefect server to keep what it does."""
     if not os.environ.get("PREFECT_API_URL"):
@@ -101,6 +120,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     prefect_environment(args.dir / "prefect")
+    local_server_environment()
     from flows.demo import run_demo
 
     return run_demo(args.dir, hosts=args.hosts, fault=args.fault, keep=args.keep)
@@ -115,6 +135,7 @@ def _serve(args: argparse.Namespace) -> int:
     else:
         config = load(args)
         prefect_environment(config.path(config.state.path).parent / "prefect")
+        local_server_environment()
     from flows.serve import serve_flows
 
     serve_flows(path)

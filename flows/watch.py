@@ -44,6 +44,10 @@ from tasks.switch import auto_remediation
 PARALLEL_RECOVERIES = 8
 STOP_GRACE = 30.0  # seconds an interrupted loop waits for its recover runs before it leaves them
 START_WAIT = 30.0  # a run slower than this to claim no longer holds the next ones back
+# times a run that crashed before its claim is started again, at the next cycle: each crash
+# is another burst of 503s from the Prefect server's SQLite, so waiting for the incident's
+# unclaimed hand-over (two lease periods, 2 min by default) would only leave the fault longer
+RESTARTS = 3
 log = logging.getLogger(__name__)
 
 
@@ -69,7 +73,7 @@ class Recoveries:
         self._slots = threading.BoundedSemaphore(PARALLEL_RECOVERIES)
         self._runs: dict[int, Future[str]] = {}
         self._args: dict[int, tuple[str, float]] = {}  # what each was started with, for a retry
-        self._retried: set[int] = set()
+        self._restarts: dict[int, int] = {}
         self._gate = threading.Lock()  # held by the run that is starting
 
     def start(self, incident_ids: Iterable[int], config_path: str, timeout: float) -> None:
@@ -117,23 +121,25 @@ class Recoveries:
     def ended(self) -> list[str]:
         """The outcome words of the runs that ended since the last call. A run that crashed
         before it claimed its incident (a Prefect server answering 503 under load) is started
-        once more; one that crashed again, or after its claim, is ``crashed`` (logged with its
-        traceback; its recover run shows it, and the incident says where it stopped)."""
+        again at once, up to ``RESTARTS`` times; one that crashed after its claim, or too often,
+        is ``crashed``. Every crash is logged with its incident and traceback; its recover run
+        shows it, and the incident says where it stopped."""
         out = []
         for incident_id, future in list(self._runs.items()):
             if not future.done():
                 continue
             del self._runs[incident_id]
             outcome = _outcome(incident_id, future)
-            config_path = self._args[incident_id][0]
-            again = outcome == "crashed" and incident_id not in self._retried
+            config_path, restarts = self._args[incident_id][0], self._restarts.get(incident_id, 0)
+            again = outcome == "crashed" and restarts < RESTARTS
             if again and _unclaimed(config_path, incident_id):
-                log.warning("the recover run of #%d crashed before acting: again", incident_id)
-                self._retried.add(incident_id)
+                log.warning("the recover run of #%d crashed before acting: started again (%d/%d)",
+                            incident_id, restarts + 1, RESTARTS)  # fmt: skip
+                self._restarts[incident_id] = restarts + 1
                 self._submit(incident_id)
                 continue
             del self._args[incident_id]
-            self._retried.discard(incident_id)
+            self._restarts.pop(incident_id, None)
             out.append(outcome)
         return out
 
@@ -160,9 +166,11 @@ class Recoveries:
 
 
 def _outcome(incident_id: int, future: Future[str]) -> str:
+    """The run's outcome word, or ``crashed``: whatever it raised (a ``BaseException`` too,
+    such as a cancellation) is logged with its incident here, never raised into the cycle."""
     try:
         return future.result()
-    except Exception:
+    except BaseException:
         log.exception("the recover run of incident #%d crashed", incident_id)
         return "crashed"
 
@@ -193,7 +201,10 @@ def recover_detached(incident_id: int, config_path: str) -> threading.Thread:
 
     def run() -> None:
         with settings:
-            run_recover(incident_id, config_path, actor="automation")
+            try:
+                run_recover(incident_id, config_path, actor="automation")
+            except Exception:  # no cycle collects this one: said here, with its incident
+                log.exception("the recover run of incident #%d crashed", incident_id)
 
     thread = threading.Thread(target=run, name=f"recover-{incident_id}", daemon=True)
     thread.start()
