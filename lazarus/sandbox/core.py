@@ -217,14 +217,12 @@ class Sandbox:
             if self.service_pid(host) is not None:
                 self.fault(host, "kill")
         elif mode == "kill":
+            # killed in its first second (startsecs), supervisord would start it again: wait
+            if self.service_pid(host) is not None:
+                _proc.wait_for(lambda: self.service_pid(host, started=True), 5.0, interval=0.05)
             pid = self.service_pid(host)
             if pid is None:
                 raise SandboxError(f"{host}: the service is not running, nothing to kill")
-            # killed in its first second (startsecs), supervisord would start it again: wait
-            pid = (
-                _proc.wait_for(lambda: self.service_pid(host, started=True), 5.0, interval=0.05)
-                or pid
-            )
             os.kill(pid, signal.SIGKILL)
             # done once supervisord, too, no longer reports it (it learns of the death a moment
             # after the process is gone)
