@@ -2,9 +2,10 @@
 
 The bundle holds the incident, the other incidents whose onset falls in a window around it
 (default 10 minutes before to 2 minutes after: causes start first, slower detectors fire a
-little later), the state of the service's peer hosts, log lines, and the changes made before
-onset. Logs and changes are optional inputs: plain ``(host, service, line)`` tuples or the
-mined templates of :meth:`lazarus.logmine.LogSignals.top_templates`; changes from a release
+little later) and that still failed when it began, the state of the service's peer hosts, log
+lines, and the changes made before onset that its target has not come through healthy since.
+Logs and changes are optional inputs: plain ``(host, service, line)`` tuples or the mined
+templates of :meth:`lazarus.logmine.LogSignals.top_templates`; changes from a release
 or config source when one is configured, none otherwise.
 """
 
@@ -16,7 +17,7 @@ from typing import NamedTuple
 
 from lazarus.config import Config
 from lazarus.logmine.signals import TemplateActivity
-from lazarus.model import Incident
+from lazarus.model import Incident, IncidentState
 from lazarus.store import Store
 
 BEFORE_S = 600.0
@@ -76,6 +77,25 @@ def _line(item: tuple[str, str, str] | TemplateActivity) -> LogLine:
     return LogLine(*item)
 
 
+def failing_before(config: Config) -> float:
+    """How long before its detection an incident's target may have been failing: the probes
+    that failed in a row, and the cycle before them."""
+    return config.watch.interval * (config.detectors.probe_failures + 1)
+
+
+def _healed_before(other: Incident, began: float) -> bool:
+    """``other`` resolved before this incident's target could have begun failing: a dependency
+    restarted minutes ago, a disk cleaned, explains nothing about a fault now."""
+    return other.state is IncidentState.RESOLVED and (other.closed_at or began) < began
+
+
+def _healed_after(own: Incident, at: float, onset: float) -> bool:
+    """An earlier incident of the same target resolved after a change made at ``at``: the
+    target came through healthy since (a bad release rolled back), so a new fault is not that
+    change's."""
+    return own.state is IncidentState.RESOLVED and at <= (own.closed_at or 0.0) <= onset
+
+
 def gather(
     store: Store,
     config: Config,
@@ -90,8 +110,13 @@ def gather(
     active = store.active()
     seen = {i.id: i for i in [*store.recent(HISTORY), *active] if i.id != incident.id}
     onset = incident.detected_at
+    began = onset - failing_before(config)
     related = sorted(
-        (i for i in seen.values() if onset - before_s <= i.detected_at <= onset + after_s),
+        (
+            i
+            for i in seen.values()
+            if onset - before_s <= i.detected_at <= onset + after_s and not _healed_before(i, began)
+        ),
         key=lambda i: (i.detected_at, i.id),
     )
     symptoms: dict[str, list[str]] = {}
@@ -108,7 +133,12 @@ def gather(
         if h.name != incident.host
     )
     kept = [_line(item) for item in lines][-MAX_LINES:]
-    earlier = [c for c in changes if onset - before_s <= c.at <= onset]
+    own = [i for i in seen.values() if i.target == incident.target]
+    earlier = [
+        c
+        for c in changes
+        if onset - before_s <= c.at <= onset and not any(_healed_after(i, c.at, onset) for i in own)
+    ]
     return Evidence(
         incident,
         tuple(related),

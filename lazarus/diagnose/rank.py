@@ -10,7 +10,8 @@ the same cause add up without passing 1. The findings and their ``p``:
     earliest onset (the root of a cascade); only 0.3 when it began after this incident.
 ``host_fault`` (target: the host)
     ``n`` other services failing on the same host in the window: ``min(0.4 + 0.15 n, 0.8)``;
-    a host-level incident (no service) there: 0.9.
+    a host-level incident (no service) there: 0.9, or 0.4 when a statistical detector raised
+    it (it has a ``series`` label: a metric looked unusual, not a host fault one can name).
 ``service_wide`` (target: the service)
     at least half of the service's other hosts fail too: ``0.3 + 0.4 * fraction``.
 signature causes (``oom``, ``disk_full``, ``dependency_refused``, ``fd_exhausted``, ...)
@@ -46,6 +47,9 @@ from lazarus.diagnose.signatures import Signature
 from lazarus.model import Incident
 
 EXAMPLES = 3  # matching lines quoted per signature
+# A host metric's anomaly (disk_used_ratio a hair above its record) weighs no more than a
+# fault confined to the target: it must not outrank a release switched just before onset.
+STATISTICAL_HOST_P = 0.4
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,8 @@ def _host(ev: Evidence) -> Iterator[_Support]:
     same = [i for i in ev.related if i.host == incident.host and i.service != incident.service]
     onset = incident.detected_at
     for other in (i for i in same if not i.service):
-        yield _Support("host_fault", incident.host, 0.9, f"host-level: {_onset(other, onset)}")
+        p = STATISTICAL_HOST_P if "series" in other.labels else 0.9
+        yield _Support("host_fault", incident.host, p, f"host-level: {_onset(other, onset)}")
     services = sorted({i.service for i in same if i.service})
     if services:
         facts = "; ".join(_onset(i, onset) for i in same if i.service)

@@ -166,7 +166,7 @@ def test_a_recovery_runs_beside_the_loop_and_ends_at_its_bound(
         return done or time.monotonic() > give_up
 
     injector = threading.Thread(target=second_fault, daemon=True)
-    give_up = time.monotonic() + 150
+    give_up = time.monotonic() + 240  # a recover run that starts late still ends (Recoveries)
     sb.fault("web-1", "kill")
     injector.start()
     try:
@@ -190,3 +190,66 @@ def test_a_recovery_runs_beside_the_loop_and_ends_at_its_bound(
     assert actions[0] == ("ssh.restart", True), actions
     assert sb.health("web-2") == 200
     assert sb.service_pid("web-1") is None
+
+
+AFTER = [("web-3", "bad-release"), ("web-3", "kill")]
+
+
+def test_each_fault_after_a_healed_one_is_diagnosed_afresh(healthy_sandbox: Any) -> None:
+    """Drills one after another, as `lazarus sandbox fault` runs them: web-3's bad release,
+    rolled back; then web-3's service killed. The release already rolled back is not blamed
+    for the kill (a rollback from v1 has nowhere to go: escalated): each fault is recovered by
+    its own playbook and resolved. tests/unit/test_diagnose_rank.py covers a healed
+    dependency's incident the same way."""
+    from flows.drill import warm_up
+    from flows.loop import watch_until
+    from lazarus.config import load_config
+    from lazarus.diagnose.evidence import failing_before
+
+    sb = healthy_sandbox
+    config = variant(sb, "afresh", {"state.path": "state/afresh.db", "watch.interval": "1s"})
+    settle = failing_before(load_config(config)) + 0.5  # the last fault is past doubt
+    warm_up(config, cycles=1)
+    store = store_of(sb, "afresh")
+    healed = {
+        "bad-release": lambda host: os.readlink(sb.releases_dir(host) / "current") == "v1",
+        "kill": lambda host: sb.health(host) == 200,
+    }
+    marks: list[int] = []  # the newest incident id before each fault
+    give_up = time.monotonic() + 240  # a recover run that starts late still ends (Recoveries)
+
+    def phase(_: Any) -> bool:
+        """Inject the next fault once the last one healed (checked on the host) and its
+        incidents ended a moment ago; done after the last."""
+        if marks:
+            host, mode = AFTER[len(marks) - 1]
+            found = [i for i in store.recent(20) if i.id > marks[-1]]
+            ended = found and all(i.closed_at for i in found) and healed[mode](host)
+            if not ended or time.time() - max(i.closed_at for i in found) < settle:
+                return time.monotonic() > give_up
+            if len(marks) == len(AFTER):
+                return True
+        marks.append(max((i.id for i in store.recent(1)), default=0))
+        sb.fault(*AFTER[len(marks) - 1])
+        return False
+
+    try:
+        watch_until(str(config), interval=1.0, until=phase)
+        seen = store.recent(40)
+        ran = [[i for i in seen if lo < i.id and (hi is None or i.id <= hi)]
+               for lo, hi in zip(marks, [*marks[1:], None], strict=True)]  # fmt: skip
+        actions = {i.id: [(a.action, a.ok) for a in store.actions(i.id)] for p in ran for i in p}
+    finally:
+        store.close()
+    assert len(marks) == len(AFTER), f"stuck after {AFTER[len(marks) - 1]}: {ran[-1]}"
+    assert all(i.state == "resolved" for p in ran for i in p), [
+        (i.id, i.reason) for p in ran for i in p
+    ]
+    (release, kill) = ran
+    assert [i.reason.split(":")[0] for i in release] == ["bad-release"], release
+    assert [i.reason.split(":")[0] for i in kill] == ["service-down"], kill
+    done = {action for action, ok in actions[kill[0].id] if ok}
+    assert "ssh.restart" in done and "release.rollback" not in done, actions
+    # the faults gone, as the hosts say: the good release, every service answering
+    assert os.readlink(sb.releases_dir("web-3") / "current") == "v1"
+    assert {h.name: sb.health(h.name) for h in sb.hosts} == {h.name: 200 for h in sb.hosts}

@@ -12,7 +12,7 @@ import pytest
 from lazarus.config import Config
 from lazarus.diagnose import Change, DependencyGraph, diagnose
 from lazarus.logmine import LogSignals
-from lazarus.model import Anomaly, Incident
+from lazarus.model import Anomaly, Incident, IncidentState
 from lazarus.store import Store
 
 T0 = 1_800_000_000.0
@@ -258,3 +258,31 @@ def test_same_evidence_same_ranking_and_a_readable_report(store: Store) -> None:
     assert "| 1 | `dependency_down` | orders-db | 0.90 |" in report
     assert "- peer web-2: healthy" in report
     assert "\n" not in first.text
+
+
+def test_what_healed_before_the_incident_began_is_no_cause_of_it(store: Store) -> None:
+    """A dependency restarted minutes ago, and a release its service was since rolled back
+    from (an incident of the same target resolved after it), explain nothing about a new fault."""
+    db = fail(store, "orders-db", "db-1", at=-120)
+    store.transition(db.id, IncidentState.RESOLVED, at=T0 - 110)
+    earlier = fail(store, "api", "web-1", at=-60)
+    store.transition(earlier.id, IncidentState.RESOLVED, at=T0 - 50)
+    api = fail(store, "api", "web-1", at=0)
+    changes = [Change(T0 - 65, "api", "release", "api 2.4.1 -> 2.5.0", "web-1")]
+    diagnosis = diagnose(store, SHOP, api, changes=changes)
+    assert names(diagnosis) == [("local_fault", "api@web-1")]
+    # still failing when it began (resolved within the probes' failing streak): a cause
+    store.transition(fail(store, "orders-db", "db-1", at=-20).id, IncidentState.RESOLVED, at=T0 - 1)
+    assert names(diagnose(store, SHOP, api))[0] == ("dependency_down", "orders-db")
+
+
+def test_a_host_metric_that_only_looked_unusual_does_not_outrank_a_release(store: Store) -> None:
+    series = {"series": 'disk_used_ratio{host="web-1"}'}
+    odd = Anomaly("web-1", "", "disk_used_ratio_anomaly", "warning", "0.1355", T0 - 200, series)
+    store.open_incident(odd)
+    api = fail(store, "api", "web-1", at=0)
+    changes = [Change(T0 - 5, "api", "release", "api 2.4.1 -> 2.5.0", "web-1")]
+    assert names(diagnose(store, SHOP, api, changes=changes))[:2] == [
+        ("bad_release", "api"),
+        ("host_fault", "web-1"),
+    ]
