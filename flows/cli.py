@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import sys
 from pathlib import Path
 
 from lazarus.commands import UsageError, add_config, add_json, config_path, load
@@ -138,6 +140,10 @@ def _serve(args: argparse.Namespace) -> int:
         local_server_environment()
     from flows.serve import serve_flows
 
+    # SIGTERM (kill, systemd, supervisord) ends serve as Ctrl-C does, through Python's exit:
+    # that stops Prefect's local server, a process of its own. Prefect's engine passes the
+    # signal on to this handler; the default one ended serve alone and left that server running.
+    signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
     serve_flows(path)
     return 0
 

@@ -43,6 +43,14 @@ def _serve(config: Path, log: Path, session: bool = False) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _wait(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -91,8 +99,9 @@ def test_three_starters_never_overlap_and_streaks_count_cycles(
         _wait(counted, 60, "three cycles after the kill")
         stop.set()
         loop.join(timeout=120)
-        serve.send_signal(signal.SIGINT)
+        serve.send_signal(signal.SIGTERM)  # as kill, systemd and supervisord stop it
         serve.wait(timeout=60)
+        _wait(lambda: not _group_alive(serve.pid), 10, "serve's local Prefect server to stop")
         streak = store.streaks().get(f"probe:web@{HOST}", 0)
         history = cycles.history(store, "1/1")
     finally:
@@ -113,7 +122,7 @@ def test_three_starters_never_overlap_and_streaks_count_cycles(
     assert ours or any("skipped" in s for s in skipped), (holders, skipped)
     # Counted per cycle, never per run: every cycle finished after the kill counted, and at most
     # one more than those begun (one begun just before may have probed it down too). The cycle
-    # SIGINT cuts short is released, not finished: it may not have reached detection.
+    # SIGTERM cuts short is released, not finished: it may not have reached detection.
     begun = [c for c in history if c.started > fault_at]
     finished = sum(c.finished is not None for c in begun)
     assert finished <= streak <= len(begun) + 1, (streak, finished, len(begun), numbers)
