@@ -330,11 +330,7 @@ def test_a_watch_slot_the_server_lost_is_made_again(tmp_path: Path) -> None:
         with get_client(sync_client=True) as client:
             client.delete_global_concurrency_limit_by_name(limit_name(shard))
         time.sleep(0.6)  # half an interval after the last cycle began
-        with watch_cycle(store, shard, "h", interval=1.0) as got:
-            assert isinstance(got, Cycle), got
-            with get_client(sync_client=True) as client:
-                limit = client.read_global_concurrency_limit_by_name(limit_name(shard))
-            assert limit.active_slots == 1
+        _holds_its_slot(store, shard, interval=1.0)
     finally:
         store.close()
 
@@ -346,12 +342,11 @@ def test_a_prefect_server_that_is_down_never_stops_the_watch(
     not its cycles: the store's lease still keeps one watch per shard. Once the server answers,
     the next cycle holds its slot there, not on the server the process asked first (CI hung
     when every cycle went to a server that had gone, and was skipped)."""
-    from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from lazarus.cycles import Cycle
     from lazarus.store import Store
-    from tasks.cycles import limit_name, watch_cycle
+    from tasks.cycles import watch_cycle
 
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
@@ -367,10 +362,20 @@ def test_a_prefect_server_that_is_down_never_stops_the_watch(
                 time.sleep(0.1)
         said = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
         assert len(said) == 1 and dead in said[0], said  # once per outage, not once per cycle
-        with watch_cycle(store, shard, "h", interval=0.2) as got:
-            assert isinstance(got, Cycle), got
-            with get_client(sync_client=True) as client:
-                limit = client.read_global_concurrency_limit_by_name(limit_name(shard))
-            assert limit.active_slots == 1
+        _holds_its_slot(store, shard, interval=0.2)
     finally:
         store.close()
+
+
+def _holds_its_slot(store: Any, shard: str, interval: float) -> None:
+    """The shard's next cycle runs, holding the one slot of its limit on the session's server."""
+    from prefect.client.orchestration import get_client
+
+    from lazarus.cycles import Cycle
+    from tasks.cycles import limit_name, watch_cycle
+
+    with watch_cycle(store, shard, "h", interval=interval) as got:
+        assert isinstance(got, Cycle), got
+        with get_client(sync_client=True) as client:
+            limit = client.read_global_concurrency_limit_by_name(limit_name(shard))
+        assert limit.active_slots == 1
