@@ -227,3 +227,45 @@ def test_cut_host_is_one_host_down_page_and_comes_back_out_of_band(healthy_sandb
     firing = [m for m in sb.mail()[mails_before:] if "FIRING" in str(m.get("subject", ""))]
     assert len([m for m in firing if "host_down" in m["subject"]]) == 1, firing
     assert not [m for m in firing if "service_down" in m["subject"]], firing
+
+
+def test_a_dependant_killed_while_its_database_is_down_is_started_once_it_is_back(
+    healthy_sandbox,
+):
+    """`db-stop` on web-1 and `kill` on web-2 at once: web-2's diagnosis ranks the database
+    first, and dependency-down waits for it; nothing answering on web-2 (its process gone),
+    the playbook then starts it, instead of checking a dead service for 30 s and escalating."""
+    from flows.drill import warm_up
+
+    sb = healthy_sandbox
+    if sb.database is None:
+        pytest.skip("the sandbox has no PostgreSQL (apt-get install postgresql-15)")
+    name = "dep-kill"
+    config = variant(sb, name, {"state.path": f"state/{name}.db", "watch.interval": "1s"})
+    warm_up(config, cycles=1)
+    others = {h.name: sb.service_pid(h.name) for h in sb.hosts if h.name != "web-2"}
+    before = newest_id(sb, name)
+    sb.fault(sb.database.host, "db-stop")
+    sb.fault("web-2", "kill")
+
+    def all_ended() -> bool:
+        found = incidents_after(sb, name, before)
+        return len(found) >= 4 and all(i.state in ENDED for i in found)
+
+    watch_until(config, all_ended, timeout=150)
+    found = {i.target: i for i in incidents_after(sb, name, before)}
+    assert {t: i.state for t, i in found.items()} == {t: "resolved" for t in found}, [
+        i.reason for i in found.values()
+    ]
+    killed = found["web@web-2"]
+    assert (killed.symptom, killed.reason.split(":")[0]) == ("service_down", "dependency-down")
+    store = store_of(sb, name)
+    try:
+        steps = [(a.action, a.ok) for a in store.actions(killed.id)]
+    finally:
+        store.close()
+    assert steps[:2] == [("dependency.healthy", True), ("ssh.restart", True)], steps
+    # as the hosts say: the database answers, every service too; only web-2's was started
+    assert pg_isready(sb) and sb.service_pid("web-2") is not None
+    assert {h.name: sb.health(h.name) for h in sb.hosts} == {h.name: 200 for h in sb.hosts}
+    assert {h: sb.service_pid(h) for h in others} == others
