@@ -77,15 +77,21 @@ def pg_isready(sandbox: Any) -> bool:
     return done.returncode == 0
 
 
-def test_stopped_database_is_restarted_on_its_host_and_its_dependants_heal(healthy_sandbox):
+def database_drill(sandbox: Any, name: str) -> Any:
+    """A config with a store of its own and 1 s cycles, warmed up; skipped without PostgreSQL."""
     from flows.drill import warm_up
 
-    sb = healthy_sandbox
-    if sb.database is None:
+    if sandbox.database is None:
         pytest.skip("the sandbox has no PostgreSQL (apt-get install postgresql-15)")
-    name = "dep-db"
-    config = variant(sb, name, {"state.path": f"state/{name}.db", "watch.interval": "1s"})
+    config = variant(sandbox, name, {"state.path": f"state/{name}.db", "watch.interval": "1s"})
     warm_up(config, cycles=1)
+    return config
+
+
+def test_stopped_database_is_restarted_on_its_host_and_its_dependants_heal(healthy_sandbox):
+    sb = healthy_sandbox
+    name = "dep-db"
+    config = database_drill(sb, name)
     web_pids = {h.name: sb.service_pid(h.name) for h in sb.hosts}
     db_pid = postgres_pid(sb)
     before = newest_id(sb, name)
@@ -235,14 +241,9 @@ def test_a_dependant_killed_while_its_database_is_down_is_started_once_it_is_bac
     """`db-stop` on web-1 and `kill` on web-2 at once: web-2's diagnosis ranks the database
     first, and dependency-down waits for it; nothing answering on web-2 (its process gone),
     the playbook then starts it, instead of checking a dead service for 30 s and escalating."""
-    from flows.drill import warm_up
-
     sb = healthy_sandbox
-    if sb.database is None:
-        pytest.skip("the sandbox has no PostgreSQL (apt-get install postgresql-15)")
     name = "dep-kill"
-    config = variant(sb, name, {"state.path": f"state/{name}.db", "watch.interval": "1s"})
-    warm_up(config, cycles=1)
+    config = database_drill(sb, name)
     others = {h.name: sb.service_pid(h.name) for h in sb.hosts if h.name != "web-2"}
     before = newest_id(sb, name)
     sb.fault(sb.database.host, "db-stop")
