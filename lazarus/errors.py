@@ -21,6 +21,7 @@ Callers catch the level they care about; retries key off the tree, never off mes
     ├── DeliveryError(receiver)               a notification was not accepted
     ├── Throttled                             a safety limit refused to act
     └── ApprovalRejected                      a person (or a timeout) said no
+        └── ClearedMeanwhile                  the fault cleared while a person was asked
 """
 
 from __future__ import annotations
@@ -122,3 +123,8 @@ class Throttled(LazarusError):
 
 class ApprovalRejected(LazarusError):
     """A destructive step was not approved (rejected, or the approval timed out)."""
+
+
+class ClearedMeanwhile(ApprovalRejected):
+    """The symptom cleared while a destructive step waited for approval: nothing to approve,
+    and the playbook goes straight to its verify steps."""

@@ -18,7 +18,7 @@ from prefect.input import RunInput
 from pydantic import Field
 
 from lazarus.config import Config
-from lazarus.errors import ConfigError
+from lazarus.errors import ClearedMeanwhile, ConfigError
 from lazarus.incidents import hosts_down, remediable
 from lazarus.model import Incident
 from lazarus.notify.silences import remediation_paused
@@ -40,6 +40,7 @@ from lazarus.store import Store
 from tasks.events import emit_incident
 from tasks.notify import dispatch, settle
 from tasks.switch import auto_remediation
+from tasks.withdraw import withdrawn_once_cleared
 
 MAX_ANSWERS = 5  # answers by people who may not approve, before the run gives up asking
 
@@ -174,27 +175,33 @@ def remediate(
         request_approval(lines)
         form = Approval.with_initial_data(description=plan_markdown(book, incident, lines))
         deadline = time.monotonic() + book.approval.timeout
-        for attempt in range(MAX_ANSWERS):
-            left = int(deadline - time.monotonic())
-            if left <= 0:
-                break
-            try:
-                answer = pause_flow_run(
-                    wait_for_input=form,
-                    timeout=left,
-                    poll_interval=2,
-                    key=f"approve-{incident.id}-{step.id}-{attempt}",
-                )
-            except FlowPauseTimeout:
-                break
-            if book.approval.approvers and answer.approver not in book.approval.approvers:
-                allowed = ", ".join(book.approval.approvers)
-                logger.error("%s may not approve (approvers: %s): asking again",
-                             answer.approver, allowed)  # fmt: skip
-                continue
-            on_decision(answer)
-            logger.info("approval: %s by %s (%s)", answer.decision, answer.approver, answer.comment)
-            return answer.decision == "approve"
+        with withdrawn_once_cleared(ctx) as cleared:
+            for attempt in range(MAX_ANSWERS):
+                left = int(deadline - time.monotonic())
+                if left <= 0:
+                    break
+                try:
+                    answer = pause_flow_run(
+                        wait_for_input=form,
+                        timeout=left,
+                        poll_interval=2,
+                        key=f"approve-{incident.id}-{step.id}-{attempt}",
+                    )
+                except FlowPauseTimeout:
+                    break
+                if cleared.is_set():
+                    said = f"step {step.id!r} not run: the symptom cleared while it waited"
+                    logger.info("%s: %s for approval", book.name, said)
+                    raise ClearedMeanwhile(said + " for approval")
+                if book.approval.approvers and answer.approver not in book.approval.approvers:
+                    allowed = ", ".join(book.approval.approvers)
+                    logger.error("%s may not approve (approvers: %s): asking again",
+                                 answer.approver, allowed)  # fmt: skip
+                    continue
+                on_decision(answer)
+                logger.info("approval: %s by %s (%s)",
+                            answer.decision, answer.approver, answer.comment)  # fmt: skip
+                return answer.decision == "approve"
         logger.error("no approval within %gs: %s aborted", book.approval.timeout, book.name)
         return False
 

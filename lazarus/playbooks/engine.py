@@ -15,6 +15,7 @@ from typing import Any, Literal
 from lazarus.errors import (
     ActionError,
     ApprovalRejected,
+    ClearedMeanwhile,
     ConfigError,
     LazarusError,
     TransientError,
@@ -233,6 +234,8 @@ def run(book: Playbook, ctx: StepContext, hooks: Hooks | None = None) -> Playboo
     approved = [False]
     try:
         _run_block(book, "steps", list(book.steps), ctx, hooks, result, done, approved)
+    except ClearedMeanwhile as exc:  # nothing left to do but to check it stays cleared
+        result.steps.append(StepOutcome("steps", "approval", True, str(exc), 0))
     except ApprovalRejected as exc:
         result.status, result.error = "rejected", str(exc)
         return result

@@ -135,34 +135,11 @@ def test_stopped_database_is_restarted_on_its_host_and_its_dependants_heal(healt
     assert not any("escalated" in m.lower() for m in mails), "a false escalation was mailed"
 
 
-def _approve_when_paused(stop: threading.Event, approved: list[str]) -> None:
-    """Answer the host-unreachable approval form as a person would, through Prefect's API."""
-    from prefect import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
-    from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
-    from prefect.client.schemas.objects import StateType
-    from prefect.flow_runs import resume_flow_run
-
-    paused = FlowRunFilter(state=FlowRunFilterState(type=StateTypes(any_=[StateType.PAUSED])))
-    while not stop.is_set():
-        with get_client(sync_client=True) as client:
-            runs = client.read_flow_runs(flow_run_filter=paused)
-        for run in runs:
-            answer = {"approver": "ana", "decision": "approve", "comment": "power-cycle it"}
-            resume_flow_run(run.id, run_input=answer)
-            approved.append(str(run.id))
-        stop.wait(0.5)
-
-
-def test_cut_host_is_one_host_down_page_and_comes_back_out_of_band(healthy_sandbox):
-    from flows.drill import warm_up
-    from lazarus.sandbox import _proc
-
-    sb = healthy_sandbox
-    cut = sb.hosts[1]  # not the database's host: only the cut host's own service fails
-    name = "host-down"
-    config = variant(
-        sb,
+def _host_down_config(sandbox: Any, name: str) -> Any:
+    """The sandbox config watching every second, with SSH metrics, one group per host and the
+    README's inhibit rule (a host that is down silences its services' pages)."""
+    return variant(
+        sandbox,
         name,
         {
             "state.path": f"state/{name}.db",
@@ -178,6 +155,40 @@ def test_cut_host_is_one_host_down_page_and_comes_back_out_of_band(healthy_sandb
             ],
         },
     )
+
+
+def _paused_runs() -> list[Any]:
+    """The flow runs that wait for an answer on the session's Prefect server."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState
+    from prefect.client.schemas.filters import FlowRunFilterStateType as StateTypes
+    from prefect.client.schemas.objects import StateType
+
+    paused = FlowRunFilter(state=FlowRunFilterState(type=StateTypes(any_=[StateType.PAUSED])))
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_run_filter=paused)
+
+
+def _approve_when_paused(stop: threading.Event, approved: list[str]) -> None:
+    """Answer the host-unreachable approval form as a person would, through Prefect's API."""
+    from prefect.flow_runs import resume_flow_run
+
+    while not stop.is_set():
+        for run in _paused_runs():
+            answer = {"approver": "ana", "decision": "approve", "comment": "power-cycle it"}
+            resume_flow_run(run.id, run_input=answer)
+            approved.append(str(run.id))
+        stop.wait(0.5)
+
+
+def test_cut_host_is_one_host_down_page_and_comes_back_out_of_band(healthy_sandbox):
+    from flows.drill import warm_up
+    from lazarus.sandbox import _proc
+
+    sb = healthy_sandbox
+    cut = sb.hosts[1]  # not the database's host: only the cut host's own service fails
+    name = "host-down"
+    config = _host_down_config(sb, name)
     warm_up(config, cycles=1)
     others = {h.name: sb.service_pid(h.name) for h in sb.hosts if h.name != cut.name}
     before = newest_id(sb, name)
@@ -233,6 +244,60 @@ def test_cut_host_is_one_host_down_page_and_comes_back_out_of_band(healthy_sandb
     firing = [m for m in sb.mail()[mails_before:] if "FIRING" in str(m.get("subject", ""))]
     assert len([m for m in firing if "host_down" in m["subject"]]) == 1, firing
     assert not [m for m in firing if "service_down" in m["subject"]], firing
+
+
+def test_a_cut_host_back_before_anyone_approved_its_reboot_is_resolved_unrebooted(
+    healthy_sandbox,
+):
+    """Nobody answers the reboot's approval (as under `lazarus serve` alone, where nobody can),
+    and the host's link is mended meanwhile: the wait ends within seconds, nothing is rebooted,
+    and the incident is resolved, not escalated once `approval.timeout` (15 min) ran out."""
+    from flows.drill import warm_up
+    from lazarus.sandbox import _proc
+
+    sb = healthy_sandbox
+    cut = sb.hosts[1]
+    name = "host-back"
+    config = _host_down_config(sb, name)
+    warm_up(config, cycles=1)
+    before = newest_id(sb, name)
+    mails_before = len(sb.mail())
+    sb.fault(cut.name, "partition")
+    mended = threading.Event()
+
+    def mend_once_asked() -> None:  # the reboot asks; mend the link instead of answering
+        for _ in range(300):
+            if _paused_runs():
+                sb.fault(cut.name, "heal")
+                mended.set()
+                return
+            time.sleep(0.5)
+
+    mender = threading.Thread(target=mend_once_asked, daemon=True)
+    mender.start()
+
+    def ended() -> bool:
+        found = [i for i in incidents_after(sb, name, before) if i.symptom == "host_down"]
+        return bool(found) and all(i.state in ENDED for i in found)
+
+    try:
+        watch_until(config, ended, timeout=150)
+    finally:
+        mender.join(timeout=1)
+    assert mended.is_set(), "the reboot never asked for approval"
+    host_down = [i for i in incidents_after(sb, name, before) if i.symptom == "host_down"]
+    assert [(i.host, i.state) for i in host_down] == [(cut.name, "resolved")], host_down
+    store = store_of(sb, name)
+    try:
+        actions = [a.action for a in store.actions(host_down[0].id)]
+    finally:
+        store.close()
+    assert "host.reboot" not in actions and "symptom.cleared" in actions, actions
+    assert not _paused_runs()  # the wait was answered, not left paused
+    # checked without Lazarus: the host answers, its service never stopped
+    assert _proc.ssh_banner(cut.address, cut.ssh_port) and sb.health(cut.name) == 200
+    mails = [str(m) for m in sb.mail()[mails_before:]]
+    assert not any("escalated" in m.lower() for m in mails), "a false escalation was mailed"
 
 
 def test_a_dependant_killed_while_its_database_is_down_is_started_once_it_is_back(

@@ -27,6 +27,7 @@ from lazarus.playbooks import (
     run_guarded,
     select,
 )
+from lazarus.playbooks.schema import StepBase
 from lazarus.store import Store
 
 ROOT = Path(__file__).parents[2]
@@ -536,6 +537,30 @@ def test_destructive_step_asks_once_and_rejection_stops_before_it() -> None:
     )
     assert result.status == "rejected" and asked == ["reboot"]
     assert [s.id for s in result.steps] == ["tell"]
+
+
+def test_a_fault_cleared_while_asking_skips_the_rest_and_is_verified() -> None:
+    """The approval wait ended because the symptom cleared: the asked-for step and those after it
+    never run, the verify steps decide, and a pass resolves (no rejection, no escalation)."""
+    from lazarus.errors import ClearedMeanwhile
+
+    def cleared(step: StepBase, planned: object) -> bool:
+        raise ClearedMeanwhile(f"step {step.id!r} not run: the symptom cleared")
+
+    executor = FakeExecutor()
+    b = book(
+        [
+            {"id": "reboot", "action": "host.reboot"},
+            {"id": "tell", "action": "notify", "with": {"message": "m"}},
+        ],
+        verify=[{"id": "v", "action": "symptom.cleared", "with": {"within": "2s"}}],
+    )
+    told: list[str] = []
+    host_down = incident("host_down", service="")  # its probe: SSH answers (the fake's does)
+    result = run(b, ctx(executor, host_down, notify=told.append), Hooks(approve=cleared))
+    assert result.status == "resolved", result.error
+    assert [(s.block, s.id) for s in result.steps] == [("steps", "approval"), ("verify", "v")]
+    assert "the symptom cleared" in result.steps[0].detail and told == []
 
 
 def test_always_and_an_unsure_diagnosis_ask_before_the_first_step() -> None:
